@@ -1,0 +1,7 @@
+//! Wire types, codecs and pure logic shared by the rt server and clients.
+//!
+//! Nothing here does I/O: no sockets, no tokio. Each module is named after the
+//! protocol it speaks.
+
+pub mod sse;
+pub mod ticker;

@@ -1,0 +1,107 @@
+//! Server configuration: every flag of `rt-server`, with its default.
+//!
+//! Each app keeps its own settings in its module (`ticker::TickerConfig`, …)
+//! and they are flattened in here, so `--help` lists them all.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::ticker::TickerConfig;
+
+const EXAMPLES: &str = "\
+Examples:
+  rt-server                                  serve on 127.0.0.1:8080, data in the user's data dir
+  rt-server --bind 0.0.0.0:9000              listen on every interface, port 9000
+  rt-server --data :memory: --seed 42        throwaway store, reproducible simulated market
+  rt-server --poll-ms 2000                   ask ticker clients to poll every 2 s
+  rt-server --static-dir static              serve the browser pages from disk (page development)
+  rt-server --quotes-url 'http://quotes.internal/v1/{symbol}'
+                                             take quotes from an upstream HTTP provider
+  RUST_LOG=rt_server=debug rt-server         verbose logs";
+
+/// `rt-server` settings.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "rt-server",
+    version,
+    about = "rt: one real-time server for the stock ticker, drawing board, Q&A board and collaborative editor",
+    after_help = EXAMPLES
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// SQLite data file; `:memory:` for a throwaway run. Default: rt.db in the
+    /// user's data directory.
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
+
+    /// fsync every commit, so acknowledged writes survive power loss too
+    /// (they always survive a crash of the process).
+    #[arg(long)]
+    pub fsync: bool,
+
+    /// Serve the browser pages from this directory instead of the copies
+    /// built into the binary.
+    #[arg(long, value_name = "DIR")]
+    pub static_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub ticker: TickerConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::parse_from(["rt-server"])
+    }
+}
+
+impl Config {
+    /// Defaults for a test server: ephemeral port on loopback, in-memory store.
+    pub fn for_tests() -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data: Some(PathBuf::from(":memory:")),
+            ..Config::default()
+        }
+    }
+
+    /// The data file to open.
+    pub fn data_path(&self) -> PathBuf {
+        match &self.data {
+            Some(p) => p.clone(),
+            None => default_data_path(),
+        }
+    }
+}
+
+/// `rt.db` in the platform's data directory (XDG on Linux), or the current
+/// directory when none is known.
+pub fn default_data_path() -> PathBuf {
+    directories::ProjectDirs::from("", "", "rt")
+        .map(|d| d.data_dir().join("rt.db"))
+        .unwrap_or_else(|| PathBuf::from("rt.db"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let c = Config::default();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.ticker.poll_ms, 5000);
+        assert!(c.data.is_none());
+        assert!(c.data_path().ends_with("rt.db"));
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Config::command().debug_assert();
+    }
+}

@@ -1,0 +1,118 @@
+//! rt-server: one listener for four real-time apps.
+//!
+//! - the stock ticker (`GET /?symbol=`, `/ticker/stream`), [`ticker`]
+//! - the browser pages (`/`, `/ticker/`, …), [`web`]
+//!
+//! [`app`] builds the router (tests drive it on port 0); [`run`] serves it
+//! until shutdown; [`spawn`] does both in the background.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod root;
+pub mod state;
+pub mod stats;
+pub mod store;
+pub mod ticker;
+pub mod web;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+pub use state::AppState;
+
+/// The whole HTTP surface on one router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(root::root))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/favicon.ico", get(root::favicon))
+        .merge(ticker::routes())
+        .fallback(root::pages)
+        .with_state(state)
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` resolves or the state's
+/// token is cancelled, then stops every stream and waits for connection tasks
+/// to flush their close frames.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let token = state.shutdown.clone();
+    let tasks = state.tasks.clone();
+    // Small frames must not wait for delayed ACKs (Nagle is on by default).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "set_nodelay failed");
+        }
+    });
+    let signal = {
+        let token = token.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = token.cancelled() => {}
+            }
+            tracing::info!("shutting down");
+            // Streams end on the token; plain graceful shutdown would wait on
+            // them forever.
+            token.cancel();
+        }
+    };
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .await?;
+    tasks.close();
+    tasks.wait().await;
+    Ok(())
+}
+
+/// A server running in the background (tests, the TUI's embedded server).
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    handle: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// `http://addr`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server and waits until it has.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.state.shutdown.cancel();
+        match self.handle.await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+/// Binds `config.bind`, builds the state and serves in a background task.
+pub async fn spawn(config: Config) -> anyhow::Result<Server> {
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+    let addr = listener.local_addr()?;
+    let state = AppState::new(config).await?;
+    let handle = tokio::spawn(run(listener, state.clone(), std::future::pending()));
+    Ok(Server {
+        addr,
+        state,
+        handle,
+    })
+}

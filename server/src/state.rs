@@ -1,0 +1,54 @@
+//! What every handler can reach: configuration, the store, the owners of
+//! each app's shared state, counters, and the shutdown signal.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::stats::Stats;
+use crate::store::{Durability, Store, StoreError};
+use crate::ticker::Ticker;
+use crate::web::Pages;
+
+/// Cloneable handles; cloning is cheap.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub stats: Arc<Stats>,
+    pub pages: Pages,
+    /// Cancelled when the server shuts down: long-lived streams end on it.
+    pub shutdown: CancellationToken,
+    /// Connection tasks that must finish (close frames flushed) before exit.
+    pub tasks: TaskTracker,
+    pub ticker: Ticker,
+}
+
+impl AppState {
+    /// Opens the store and starts each app's owner task.
+    pub async fn new(config: Config) -> Result<AppState, StoreError> {
+        let durability = if config.fsync {
+            Durability::PowerLoss
+        } else {
+            Durability::Process
+        };
+        let store = Store::open(&config.data_path(), durability)?;
+        let shutdown = CancellationToken::new();
+        let pages = match &config.static_dir {
+            Some(dir) => Pages::Dir(dir.clone()),
+            None => Pages::Embedded,
+        };
+        let ticker = Ticker::start(&config.ticker, shutdown.clone());
+        Ok(AppState {
+            config: Arc::new(config),
+            store,
+            stats: Arc::new(Stats::default()),
+            pages,
+            shutdown,
+            tasks: TaskTracker::new(),
+            ticker,
+        })
+    }
+}

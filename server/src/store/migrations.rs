@@ -1,0 +1,75 @@
+//! Versioned schema. Each migration has a unique name and runs once, in list
+//! order; the names applied are recorded in the file. A file holding a name
+//! this build does not know was written by a newer rt and is refused.
+//!
+//! Append new migrations at the end; never edit or reorder a landed one.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// One schema step.
+pub struct Migration {
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration this build knows, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    name: "0001-meta",
+    sql: "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+}];
+
+pub(super) fn apply(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS rt_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL);",
+    )
+    .map_err(corrupt)?;
+    let applied: Vec<String> = {
+        let mut stmt = conn
+            .prepare("SELECT name FROM rt_migrations ORDER BY rowid")
+            .map_err(corrupt)?;
+        stmt.query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(corrupt)?
+    };
+    if let Some(unknown) = applied
+        .iter()
+        .find(|name| !MIGRATIONS.iter().any(|m| m.name == name.as_str()))
+    {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            migration: unknown.clone(),
+        });
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    for m in MIGRATIONS {
+        if applied.iter().any(|a| a == m.name) {
+            continue;
+        }
+        let run = || -> rusqlite::Result<()> {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(m.sql)?;
+            tx.execute(
+                "INSERT INTO rt_migrations(name, applied_at) VALUES (?1, ?2)",
+                rusqlite::params![m.name, now],
+            )?;
+            tx.commit()
+        };
+        run().map_err(|source| StoreError::Migration {
+            name: m.name,
+            source,
+        })?;
+        tracing::info!(migration = m.name, "applied schema migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+// Starts a real rt-server process on an ephemeral loopback port for one test
+// file, and stops it afterwards.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import fs from 'node:fs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** The rt-server binary under test: $RT_SERVER_BIN, else target/debug. */
+export function serverBin() {
+  const bin = process.env.RT_SERVER_BIN ?? path.join(root, 'target/debug/rt-server');
+  if (!fs.existsSync(bin)) {
+    throw new Error(`rt-server binary not found at ${bin}: run cargo build first or set RT_SERVER_BIN`);
+  }
+  return bin;
+}
+
+/** The rt-tui binary: $RT_TUI_BIN, else target/debug. */
+export function tuiBin() {
+  const bin = process.env.RT_TUI_BIN ?? path.join(root, 'target/debug/rt-tui');
+  if (!fs.existsSync(bin)) {
+    throw new Error(`rt-tui binary not found at ${bin}: run cargo build first or set RT_TUI_BIN`);
+  }
+  return bin;
+}
+
+/**
+ * Starts rt-server with `args` (an in-memory store and port 0 unless given)
+ * and resolves once it prints its URL.
+ * @returns {Promise<{url: string, port: number, proc: import('node:child_process').ChildProcess, stop: () => Promise<void>, kill: (signal?: string) => Promise<void>}>}
+ */
+export async function startServer(args = []) {
+  const full = [...args];
+  if (!full.includes('--bind')) full.push('--bind', '127.0.0.1:0');
+  if (!full.includes('--data')) full.push('--data', ':memory:');
+  const proc = spawn(serverBin(), full, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+  });
+  let stderr = '';
+  proc.stderr.on('data', (d) => {
+    stderr += d;
+    if (process.env.RT_TEST_VERBOSE) process.stderr.write(d);
+  });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`rt-server did not start in 10 s:\n${stderr}`)), 10_000);
+    const lines = createInterface({ input: proc.stdout });
+    lines.once('line', (line) => {
+      clearTimeout(timer);
+      const m = /(http:\/\/\S+?)\/?$/.exec(line);
+      if (m) resolve(m[1]);
+      else reject(new Error(`unexpected first line from rt-server: ${line}`));
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`rt-server exited with ${code} before serving:\n${stderr}`));
+    });
+  });
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  const kill = async (signal = 'SIGTERM') => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    await exited;
+  };
+  return { url, port: Number(new URL(url).port), proc, stop: () => kill('SIGTERM'), kill };
+}

@@ -1,0 +1,1 @@
+//! Network clients for the rt protocols, used by the `rt-tui` binary.
