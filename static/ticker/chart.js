@@ -138,10 +138,12 @@ export class PriceChart {
     ctx.textBaseline = 'alphabetic';
     ctx.fillStyle = muted;
     ctx.textAlign = 'left';
-    ctx.fillText(timeFmt.format(t0), x0, h - 8);
-    if (t1 !== t0) {
+    const start = timeFmt.format(t0);
+    const end = timeFmt.format(t1);
+    ctx.fillText(start, x0, h - 8);
+    if (end !== start) {
       ctx.textAlign = 'right';
-      ctx.fillText(timeFmt.format(t1), x1, h - 8);
+      ctx.fillText(end, x1, h - 8);
     }
 
     const colour = last >= first ? cssVar('--up', '#0f7a3a') : cssVar('--down', '#b3261e');
