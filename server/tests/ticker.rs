@@ -300,16 +300,19 @@ async fn tracked_symbols_are_bounded() {
 // ---------------------------------------------------------------------------
 // Upstream provider
 
+/// Every request the fake provider got: path and arrival time.
+type Hits = Arc<Mutex<Vec<(String, Instant)>>>;
+
 /// A local quote provider that records every request it gets.
 struct FakeUpstream {
     addr: SocketAddr,
-    hits: Arc<Mutex<Vec<(String, Instant)>>>,
+    hits: Hits,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl FakeUpstream {
     async fn start() -> FakeUpstream {
-        let hits: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+        let hits: Hits = Arc::default();
         let app = axum::Router::new()
             .route("/{mode}/{symbol}", get(fake_quote))
             .with_state(hits.clone());
@@ -349,7 +352,7 @@ impl Drop for FakeUpstream {
 }
 
 async fn fake_quote(
-    State(hits): State<Arc<Mutex<Vec<(String, Instant)>>>>,
+    State(hits): State<Hits>,
     Path((mode, symbol)): Path<(String, String)>,
 ) -> axum::response::Response {
     let n = {

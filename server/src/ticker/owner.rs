@@ -179,6 +179,9 @@ pub(crate) struct Owner {
     next_stamp: u64,
     next_event_id: u64,
     in_flight: usize,
+    /// Every evictable symbol was in use at the last attempt; cleared on the
+    /// next tick.
+    full: bool,
     /// For fetch tasks to report back; weak so the queue closes when every
     /// handle is gone.
     commands: mpsc::WeakSender<Command>,
@@ -206,6 +209,7 @@ impl Owner {
             next_stamp: 0,
             next_event_id: 1,
             in_flight: 0,
+            full: false,
             commands,
         }
     }
@@ -287,9 +291,9 @@ impl Owner {
 
     /// Makes sure `symbol` is tracked and marks it as just requested.
     fn track(&mut self, symbol: &Symbol) -> Result<(), Full> {
-        let stamp = self.next_stamp;
         if let Some(entry) = self.entries.get_mut(symbol) {
             if let Some(old) = entry.stamp {
+                let stamp = self.next_stamp;
                 self.next_stamp += 1;
                 entry.stamp = Some(stamp);
                 if let Some(s) = self.lru.remove(&old) {
@@ -301,6 +305,8 @@ impl Owner {
         if self.lru.len() >= self.settings.max_symbols {
             self.evict_one()?;
         }
+        // Taken after eviction, which re-stamps the symbols it skips.
+        let stamp = self.next_stamp;
         self.next_stamp += 1;
         let source = match &self.settings.upstream {
             None => Source::Simulated(Box::new(Series::new(
@@ -324,18 +330,43 @@ impl Owner {
     }
 
     /// Drops the least recently requested symbol that nothing is using.
+    /// Symbols skipped because a stream or a fetch uses them move to the back
+    /// of the order, so later evictions do not scan them again; when every
+    /// symbol is in use, new symbols are refused until the next tick without
+    /// another scan.
     fn evict_one(&mut self) -> Result<(), Full> {
-        let victim = self
-            .lru
-            .iter()
-            .find(|(_, s)| self.entries.get(*s).is_none_or(|e| !e.is_busy()))
-            .map(|(stamp, _)| *stamp)
-            .ok_or(Full)?;
-        if let Some(symbol) = self.lru.remove(&victim) {
-            tracing::debug!(%symbol, "evicting ticker symbol");
-            self.entries.remove(&symbol);
+        if self.full {
+            return Err(Full);
         }
-        Ok(())
+        let mut skipped = Vec::new();
+        let mut victim = None;
+        while let Some((_, symbol)) = self.lru.pop_first() {
+            if self.entries.get(&symbol).is_some_and(Entry::is_busy) {
+                skipped.push(symbol);
+            } else {
+                victim = Some(symbol);
+                break;
+            }
+        }
+        for symbol in skipped {
+            let stamp = self.next_stamp;
+            self.next_stamp += 1;
+            if let Some(e) = self.entries.get_mut(&symbol) {
+                e.stamp = Some(stamp);
+            }
+            self.lru.insert(stamp, symbol);
+        }
+        match victim {
+            Some(symbol) => {
+                tracing::debug!(%symbol, "evicting ticker symbol");
+                self.entries.remove(&symbol);
+                Ok(())
+            }
+            None => {
+                self.full = true;
+                Err(Full)
+            }
+        }
     }
 
     fn subscribe(&mut self, symbols: Vec<Symbol>, mailbox: Arc<Mailbox>) -> Result<(), Full> {
@@ -454,6 +485,7 @@ impl Owner {
     /// One beat of the server's clock: the simulated market moves a minute;
     /// upstream symbols that streams watch are refreshed when due.
     fn tick(&mut self) {
+        self.full = false;
         let now = now_ms();
         let mut due = Vec::new();
         for (symbol, entry) in &mut self.entries {
@@ -545,8 +577,26 @@ mod tests {
         assert_eq!(v["callIn"], ERROR_CALL_IN_MS);
         assert!(v["error"].as_str().unwrap().contains("too many symbols"));
         drop(mailbox);
+        // Refused without another look until the next tick.
+        assert!(poll(&mut o, "BBB")["error"].is_string());
+        o.tick();
         let v = poll(&mut o, "BBB");
         assert_eq!(v["quote"]["symbol"], "BBB");
+        assert!(!o.entries.contains_key(&sym("AAA")));
+    }
+
+    #[test]
+    fn streamed_symbols_survive_eviction_and_idle_ones_go() {
+        let mut o = owner(2);
+        let mailbox = Arc::new(Mailbox::new(1));
+        o.subscribe(vec![sym("AAA")], mailbox.clone()).unwrap();
+        for s in ["BBB", "CCC", "DDD", "EEE"] {
+            assert_eq!(poll(&mut o, s)["quote"]["symbol"], s);
+            assert!(o.entries.contains_key(&sym("AAA")));
+            assert_eq!(o.lru.len(), 2);
+        }
+        assert!(o.entries.contains_key(&sym("EEE")));
+        assert!(!o.entries.contains_key(&sym("DDD")));
     }
 
     #[test]
