@@ -172,7 +172,7 @@ class TickerPage {
     this.chartTitle = document.getElementById('chart-title');
     this.chartSummary = document.getElementById('chart-summary');
     this.canvas = document.getElementById('chart');
-    this.chart = new PriceChart(this.canvas, price);
+    this.chart = new PriceChart(this.canvas);
 
     document.getElementById('add-form').addEventListener('submit', (e) => {
       e.preventDefault();
@@ -244,7 +244,8 @@ class TickerPage {
       this.chart.show([], 'Add a symbol to chart its price');
       return;
     }
-    this.chartTitle.textContent = row.companyName ? `${sel} · ${row.companyName}` : sel;
+    this.chartTitle.replaceChildren(sel);
+    if (row.companyName) this.chartTitle.append(' ', el('span', { class: 'chart-company', text: row.companyName }));
     const h = row.history;
     if (h.length === 0) {
       this.chartSummary.textContent = '';

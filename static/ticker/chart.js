@@ -17,16 +17,11 @@ export class PriceChart {
   #canvas;
   #points = [];
   #empty = '';
-  #format;
   #frame = 0;
 
-  /**
-   * @param {HTMLCanvasElement} canvas
-   * @param {(n: number) => string} format how prices are written on the axis
-   */
-  constructor(canvas, format) {
+  /** @param {HTMLCanvasElement} canvas */
+  constructor(canvas) {
     this.#canvas = canvas;
-    this.#format = format;
     new ResizeObserver(() => this.#request()).observe(canvas);
     window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => this.#request());
     this.#watchDensity();
@@ -103,6 +98,7 @@ export class PriceChart {
     lo -= span * 0.12;
     hi += span * 0.12;
 
+    const fmt = numberFormat(decimalsFor((hi - lo) / GRID_LINES));
     const x0 = PAD.left;
     const x1 = w - PAD.right;
     const y0 = PAD.top;
@@ -131,7 +127,7 @@ export class PriceChart {
       ctx.stroke();
       if (Math.abs(y - lastY) < 18) continue;
       ctx.fillStyle = muted;
-      ctx.fillText(this.#format(v), x1 + 8, y);
+      ctx.fillText(fmt.format(v), x1 + 8, y);
     }
 
     // Time axis: first and last sample.
@@ -175,7 +171,7 @@ export class PriceChart {
     ctx.arc(lx, ly, 3.5, 0, Math.PI * 2);
     ctx.fillStyle = colour;
     ctx.fill();
-    const label = this.#format(last);
+    const label = fmt.format(last);
     ctx.font = `bold 12px ${mono}`;
     const tw = ctx.measureText(label).width;
     ctx.fillStyle = colour;
@@ -186,6 +182,20 @@ export class PriceChart {
     ctx.textBaseline = 'middle';
     ctx.fillText(label, x1 + 8, ly);
   }
+}
+
+// Enough decimals that neighbouring grid labels differ, at least cents.
+function decimalsFor(step) {
+  if (!(step > 0)) return 2;
+  return Math.min(6, Math.max(2, Math.ceil(-Math.log10(step))));
+}
+
+const formats = new Map();
+function numberFormat(decimals) {
+  if (!formats.has(decimals)) {
+    formats.set(decimals, new Intl.NumberFormat(undefined, { minimumFractionDigits: decimals, maximumFractionDigits: decimals }));
+  }
+  return formats.get(decimals);
 }
 
 function roundRect(ctx, x, y, w, h, r) {
