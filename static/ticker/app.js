@@ -180,6 +180,27 @@ class TickerPage {
     });
     for (const s of this.list.symbols) this.#mount(s);
     this.#refresh();
+    // Another tab edited the watchlist: follow it.
+    window.addEventListener('storage', (e) => {
+      if (e.storageArea === window.localStorage && Watchlist.isListKey(e.key)) this.#sync();
+    });
+  }
+
+  #sync() {
+    this.list.reload();
+    const wanted = this.list.symbols;
+    for (const [s, row] of this.rows) {
+      if (!wanted.includes(s)) {
+        row.poller.stop();
+        row.tr.remove();
+        this.rows.delete(s);
+      }
+    }
+    for (const s of wanted) {
+      if (!this.rows.has(s)) this.#mount(s);
+      this.tbody.append(this.rows.get(s).tr);
+    }
+    this.#refresh();
   }
 
   #mount(symbol) {
@@ -204,12 +225,16 @@ class TickerPage {
   remove(symbol) {
     const row = this.rows.get(symbol);
     if (!row) return;
+    // Keep keyboard focus in the list: on the next row's remove button, else the box.
+    const next = row.tr.nextElementSibling ?? row.tr.previousElementSibling;
+    const hadFocus = row.tr.contains(document.activeElement);
     row.poller.stop();
     row.tr.remove();
     this.rows.delete(symbol);
     this.list.remove(symbol);
     this.say(`Removed ${symbol}.`, false);
     this.#refresh();
+    if (hadFocus) (next?.querySelector('.remove') ?? this.input).focus();
   }
 
   select(symbol) {

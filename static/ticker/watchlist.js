@@ -41,9 +41,22 @@ export class Watchlist {
   #selected;
 
   constructor() {
+    this.reload();
+  }
+
+  /**
+   * Rereads the stored list, e.g. after another tab changed it. The chart
+   * keeps its symbol while that is still listed.
+   */
+  reload() {
     this.#symbols = this.#loadList();
-    const sel = this.#store.getItem(SELECTED_KEY);
-    this.#selected = this.#symbols.includes(sel) ? sel : (this.#symbols[0] ?? null);
+    const keep = this.#selected ?? this.#store.getItem(SELECTED_KEY);
+    this.#selected = this.#symbols.includes(keep) ? keep : (this.#symbols[0] ?? null);
+  }
+
+  /** Whether a `storage` event changed the list (`null`: storage cleared). */
+  static isListKey(key) {
+    return key === null || key === LIST_KEY;
   }
 
   #loadList() {

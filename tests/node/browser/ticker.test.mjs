@@ -187,6 +187,38 @@ test('the watchlist survives a reload and removing a symbol stops its polling', 
   await waitFor('quotes after the reload', async () => /\d/.test(await cell(page, 'AAPL', 'latestPrice').textContent()));
 });
 
+test('two tabs share one watchlist', async (t) => {
+  const { browser, page: a } = await openTicker(t, ['IBM', 'MSFT']);
+  const b = await browser.newPage();
+  const bErrors = [];
+  b.on('pageerror', (e) => bErrors.push(e.message));
+  const bPolls = [];
+  b.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname === '/' && u.searchParams.has('symbol')) bPolls.push(u.searchParams.get('symbol'));
+  });
+  await b.goto(`${server.url}/ticker/`);
+  const symbolsOf = (page) => page.$$eval('#rows .sym', (bs) => bs.map((x) => x.textContent));
+  assert.deepEqual(await symbolsOf(b), ['IBM', 'MSFT']);
+
+  await a.fill('#symbol-input', 'nvda');
+  await a.press('#symbol-input', 'Enter');
+  await waitFor('NVDA in the other tab', async () => (await symbolsOf(b)).includes('NVDA'));
+  await waitFor('an NVDA price in the other tab', async () => /\d/.test(await cell(b, 'NVDA', 'latestPrice').textContent()));
+
+  // Removing from the keyboard keeps focus in the list.
+  await row(a, 'IBM').getByRole('button', { name: 'Remove IBM' }).focus();
+  await a.keyboard.press('Enter');
+  assert.equal(await a.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Remove MSFT');
+  await waitFor('IBM gone from the other tab', async () => !(await symbolsOf(b)).includes('IBM'));
+  assert.deepEqual(await symbolsOf(b), ['MSFT', 'NVDA']);
+  await sleep(POLL_MS);
+  const ibm = bPolls.filter((s) => s === 'IBM').length;
+  await sleep(POLL_MS * 4);
+  assert.equal(bPolls.filter((s) => s === 'IBM').length, ibm, 'the other tab stopped polling IBM');
+  assert.deepEqual(bErrors, []);
+});
+
 test('the ticker page fits a narrow screen', async (t) => {
   const { page } = await openTicker(t, ['IBM', 'AAPL', 'BRK.B']);
   await page.setViewportSize({ width: 360, height: 740 });
