@@ -286,7 +286,9 @@ impl Owner {
             return;
         }
         cached.waiters.push(reply);
-        self.start_fetch(&symbol);
+        if !self.start_fetch(&symbol) {
+            self.fetched(symbol, Err("quote provider unavailable".into()));
+        }
     }
 
     /// Makes sure `symbol` is tracked and marks it as just requested.
@@ -400,16 +402,18 @@ impl Owner {
             .is_some_and(|u| self.in_flight < u.max_in_flight)
     }
 
-    fn start_fetch(&mut self, symbol: &Symbol) {
+    /// Starts one upstream request for `symbol`; its result comes back as
+    /// [`Command::Fetched`]. False when none could be started.
+    fn start_fetch(&mut self, symbol: &Symbol) -> bool {
         let Some(u) = &self.settings.upstream else {
-            return;
+            return false;
         };
         let Some(Source::Upstream(cached)) = self.entries.get_mut(symbol).map(|e| &mut e.source)
         else {
-            return;
+            return false;
         };
         let Some(commands) = self.commands.upgrade() else {
-            return;
+            return false;
         };
         cached.in_flight = true;
         // The minimum spacing counts from the start of each request.
@@ -424,10 +428,10 @@ impl Owner {
             }
             let _ = commands.send(Command::Fetched { symbol, result }).await;
         });
+        true
     }
 
     fn fetched(&mut self, symbol: Symbol, result: Result<Quote, String>) {
-        self.in_flight = self.in_flight.saturating_sub(1);
         let poll_ms = self.settings.poll_ms;
         let Some(entry) = self.entries.get_mut(&symbol) else {
             return;
@@ -435,7 +439,10 @@ impl Owner {
         let Source::Upstream(cached) = &mut entry.source else {
             return;
         };
-        cached.in_flight = false;
+        if cached.in_flight {
+            cached.in_flight = false;
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
         match result {
             Ok(quote) => {
                 cached.backoff.reset();
@@ -512,7 +519,9 @@ impl Owner {
             if !self.can_fetch() {
                 break;
             }
-            self.start_fetch(&symbol);
+            if !self.start_fetch(&symbol) {
+                break;
+            }
         }
     }
 }
