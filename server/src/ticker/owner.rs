@@ -18,6 +18,10 @@ use super::mailbox::Mailbox;
 use super::market::{LISTINGS, Series};
 use super::upstream::{Backoff, Upstream, now_ms};
 
+/// The most queued commands handled in one go before the owner looks at its
+/// clock and the shutdown signal again.
+const DRAIN_BATCH: usize = 256;
+
 /// What handlers ask of the owner.
 pub(crate) enum Command {
     /// The poll body for a valid symbol.
@@ -228,7 +232,17 @@ impl Owner {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => self.tick(),
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.handle(cmd),
+                    Some(cmd) => {
+                        self.handle(cmd);
+                        // Under load, take what is already queued without a
+                        // trip through select! per command.
+                        for _ in 0..DRAIN_BATCH {
+                            match rx.try_recv() {
+                                Ok(cmd) => self.handle(cmd),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => break,
                 },
             }
