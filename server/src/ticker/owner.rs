@@ -18,6 +18,10 @@ use super::mailbox::Mailbox;
 use super::market::{LISTINGS, Series};
 use super::upstream::{Backoff, Upstream, now_ms};
 
+/// The most queued commands handled in one go before the owner looks at its
+/// clock and the shutdown signal again.
+const DRAIN_BATCH: usize = 256;
+
 /// What handlers ask of the owner.
 pub(crate) enum Command {
     /// The poll body for a valid symbol.
@@ -228,7 +232,17 @@ impl Owner {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => self.tick(),
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.handle(cmd),
+                    Some(cmd) => {
+                        self.handle(cmd);
+                        // Under load, take what is already queued without a
+                        // trip through select! per command.
+                        for _ in 0..DRAIN_BATCH {
+                            match rx.try_recv() {
+                                Ok(cmd) => self.handle(cmd),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => break,
                 },
             }
@@ -286,7 +300,9 @@ impl Owner {
             return;
         }
         cached.waiters.push(reply);
-        self.start_fetch(&symbol);
+        if !self.start_fetch(&symbol) {
+            self.fetched(symbol, Err("quote provider unavailable".into()));
+        }
     }
 
     /// Makes sure `symbol` is tracked and marks it as just requested.
@@ -400,16 +416,18 @@ impl Owner {
             .is_some_and(|u| self.in_flight < u.max_in_flight)
     }
 
-    fn start_fetch(&mut self, symbol: &Symbol) {
+    /// Starts one upstream request for `symbol`; its result comes back as
+    /// [`Command::Fetched`]. False when none could be started.
+    fn start_fetch(&mut self, symbol: &Symbol) -> bool {
         let Some(u) = &self.settings.upstream else {
-            return;
+            return false;
         };
         let Some(Source::Upstream(cached)) = self.entries.get_mut(symbol).map(|e| &mut e.source)
         else {
-            return;
+            return false;
         };
         let Some(commands) = self.commands.upgrade() else {
-            return;
+            return false;
         };
         cached.in_flight = true;
         // The minimum spacing counts from the start of each request.
@@ -424,10 +442,10 @@ impl Owner {
             }
             let _ = commands.send(Command::Fetched { symbol, result }).await;
         });
+        true
     }
 
     fn fetched(&mut self, symbol: Symbol, result: Result<Quote, String>) {
-        self.in_flight = self.in_flight.saturating_sub(1);
         let poll_ms = self.settings.poll_ms;
         let Some(entry) = self.entries.get_mut(&symbol) else {
             return;
@@ -435,7 +453,10 @@ impl Owner {
         let Source::Upstream(cached) = &mut entry.source else {
             return;
         };
-        cached.in_flight = false;
+        if cached.in_flight {
+            cached.in_flight = false;
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
         match result {
             Ok(quote) => {
                 cached.backoff.reset();
@@ -512,7 +533,9 @@ impl Owner {
             if !self.can_fetch() {
                 break;
             }
-            self.start_fetch(&symbol);
+            if !self.start_fetch(&symbol) {
+                break;
+            }
         }
     }
 }
