@@ -86,8 +86,9 @@ pub struct Binding {
     pub label: &'static str,
     pub action: Action,
     pub description: &'static str,
-    /// Shown in the bottom hint bar (help always shows every row).
-    pub hint: bool,
+    /// Short text for the bottom hint bar, if the row is shown there (help
+    /// always shows every row, with `description`).
+    pub hint: Option<&'static str>,
 }
 
 const fn bind(
@@ -96,7 +97,7 @@ const fn bind(
     label: &'static str,
     action: Action,
     description: &'static str,
-    hint: bool,
+    hint: Option<&'static str>,
 ) -> Binding {
     Binding {
         scope,
@@ -116,7 +117,7 @@ pub const BINDINGS: &[Binding] = &[
         "q",
         Action::Quit,
         "quit",
-        true,
+        Some("quit"),
     ),
     bind(
         Scope::Global,
@@ -124,7 +125,7 @@ pub const BINDINGS: &[Binding] = &[
         "?",
         Action::ToggleHelp,
         "help",
-        true,
+        Some("help"),
     ),
     bind(
         Scope::Global,
@@ -132,7 +133,7 @@ pub const BINDINGS: &[Binding] = &[
         "Tab",
         Action::FocusNext,
         "next pane",
-        true,
+        Some("next"),
     ),
     bind(
         Scope::Global,
@@ -146,7 +147,7 @@ pub const BINDINGS: &[Binding] = &[
         "S-Tab",
         Action::FocusPrev,
         "previous pane",
-        false,
+        None,
     ),
     bind(
         Scope::Global,
@@ -154,7 +155,7 @@ pub const BINDINGS: &[Binding] = &[
         "1-4",
         Action::FocusNumber,
         "focus pane by number",
-        true,
+        Some("focus"),
     ),
     bind(
         Scope::Global,
@@ -162,7 +163,7 @@ pub const BINDINGS: &[Binding] = &[
         "e",
         Action::ToggleExpand,
         "expand / restore the focused pane",
-        true,
+        Some("expand"),
     ),
     bind(
         Scope::Help,
@@ -170,7 +171,7 @@ pub const BINDINGS: &[Binding] = &[
         "Esc",
         Action::CloseHelp,
         "close help",
-        true,
+        Some("close"),
     ),
     bind(
         Scope::Ticker,
@@ -178,7 +179,7 @@ pub const BINDINGS: &[Binding] = &[
         "j/↓",
         Action::SelectDown,
         "select next symbol",
-        true,
+        Some("down"),
     ),
     bind(
         Scope::Ticker,
@@ -186,7 +187,7 @@ pub const BINDINGS: &[Binding] = &[
         "k/↑",
         Action::SelectUp,
         "select previous symbol",
-        true,
+        Some("up"),
     ),
     bind(
         Scope::Ticker,
@@ -194,7 +195,7 @@ pub const BINDINGS: &[Binding] = &[
         "a",
         Action::AddSymbol,
         "add a symbol to the watchlist",
-        true,
+        Some("add"),
     ),
     bind(
         Scope::Ticker,
@@ -202,7 +203,7 @@ pub const BINDINGS: &[Binding] = &[
         "d",
         Action::RemoveSymbol,
         "remove the selected symbol",
-        true,
+        Some("remove"),
     ),
     bind(
         Scope::TickerInput,
@@ -210,7 +211,7 @@ pub const BINDINGS: &[Binding] = &[
         "Enter",
         Action::Submit,
         "add the typed symbol",
-        true,
+        Some("add"),
     ),
     bind(
         Scope::TickerInput,
@@ -218,7 +219,7 @@ pub const BINDINGS: &[Binding] = &[
         "Esc",
         Action::Cancel,
         "cancel",
-        true,
+        Some("cancel"),
     ),
 ];
 
@@ -260,10 +261,11 @@ pub struct Hint {
 /// The hint-bar entries of `scope`.
 pub fn hints(scope: Scope) -> Vec<Hint> {
     bindings(scope)
-        .filter(|b| b.hint)
-        .map(|b| Hint {
-            label: b.label,
-            description: b.description,
+        .filter_map(|b| {
+            b.hint.map(|text| Hint {
+                label: b.label,
+                description: text,
+            })
         })
         .collect()
 }

@@ -261,7 +261,7 @@ impl TickerPane {
                 }
                 cells.push(Cell::from(
                     r.updated
-                        .map(|t| format!("{} ago", secs(ctx.now.saturating_duration_since(t))))
+                        .map(|t| format!("{}s ago", secs(ctx.now.saturating_duration_since(t))))
                         .unwrap_or_default(),
                 ));
                 if columns.next {
@@ -346,6 +346,35 @@ impl TickerPane {
             Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
         frame.render_widget(Paragraph::new(title), head);
         frame.render_widget(chart, body);
+    }
+
+    /// One line for a collapsed pane: the selected symbol and the list size.
+    fn summary_line(&self, ctx: &RenderCtx) -> Line<'static> {
+        let theme = ctx.theme;
+        let Some(row) = self.rows.get(self.selected) else {
+            return Line::styled("the watchlist is empty", theme.dim());
+        };
+        let mut spans = vec![Span::styled(
+            row.symbol.as_str().to_string(),
+            theme.header(),
+        )];
+        if let Some(q) = &row.quote {
+            let (style, mark) = direction(theme, q.change);
+            spans.push(Span::raw(format!(" {} ", format_price(q.latest_price))));
+            spans.push(Span::styled(
+                format!(
+                    "{mark} {:.2} ({:.2}%)",
+                    q.change.abs(),
+                    q.change_percent.abs() * 100.0
+                ),
+                style,
+            ));
+        }
+        spans.push(Span::styled(
+            format!("  · {} symbols watched", self.rows.len()),
+            theme.dim(),
+        ));
+        Line::from(spans)
     }
 
     fn footer_line(&self, ctx: &RenderCtx) -> Line<'static> {
@@ -436,10 +465,10 @@ fn direction(theme: Theme, change: f64) -> (Style, &'static str) {
 
 fn next_text(row: &WatchRow, now: Instant, theme: Theme) -> (String, Style) {
     match (row.next, &row.error) {
-        (Some(NextUpdate::At(t)), None) => (
-            format!("in {}s", secs_ceil(t.saturating_duration_since(now))),
-            Style::default(),
-        ),
+        (Some(NextUpdate::At(t)), None) => match secs_ceil(t.saturating_duration_since(now)) {
+            0 => ("now".to_string(), Style::default()),
+            n => (format!("in {n}s"), Style::default()),
+        },
         (Some(NextUpdate::At(t)), Some(_)) => (
             format!("retry {}s", secs_ceil(t.saturating_duration_since(now))),
             theme.error(),
@@ -507,7 +536,7 @@ impl Pane for TickerPane {
                     input.pop();
                 }
                 KeyCode::Char(c) if !c.is_control() && input.chars().count() < MAX_SYMBOL_LEN => {
-                    input.push(c)
+                    input.push(c.to_ascii_uppercase())
                 }
                 _ => {}
             }
@@ -596,6 +625,10 @@ impl Pane for TickerPane {
 
     fn render(&self, frame: &mut Frame, area: Rect, ctx: &RenderCtx) {
         if area.is_empty() {
+            return;
+        }
+        if area.height < 3 {
+            frame.render_widget(Paragraph::new(self.summary_line(ctx)), area);
             return;
         }
         let areas = self.areas(area);
