@@ -59,6 +59,32 @@ pub struct Args {
     /// directory.
     #[arg(long, env = settings::CONFIG_ENV, value_name = "PATH")]
     pub config: Option<PathBuf>,
+
+    /// Write logs to this file (the screen belongs to the UI); `RUST_LOG`
+    /// sets the level, default info.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+}
+
+/// Sends logs to `path`, if given; without it nothing is logged.
+fn init_logging(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the log file {}", path.display()))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .init();
+    Ok(())
 }
 
 /// Checks and normalises a server URL: `http://host[:port]`, no trailing `/`.
@@ -127,6 +153,7 @@ async fn discover(
 
 /// Runs the UI until the user quits.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    init_logging(args.log.as_deref())?;
     let path = args
         .config
         .or_else(settings::default_path)

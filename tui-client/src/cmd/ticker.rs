@@ -62,6 +62,13 @@ fn parse_symbol(raw: &str) -> Result<Symbol, String> {
 
 /// Prints quotes until `--count` is reached or something fails.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let base = normalize_url(&args.url)?;
     let mut symbols = args.symbols;
     let mut seen = std::collections::HashSet::new();
