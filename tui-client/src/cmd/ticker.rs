@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use super::connect::{DEFAULT_URL, normalize_url};
 
 const OUTPUT: &str = "\
-Output: one JSON object per received quote on stdout, one per line, exactly
-the quote the server sent, for example
+Output: one JSON object per received quote on stdout, one per line: the
+server's quote object with all its fields, for example
   {\"symbol\":\"IBM\",\"companyName\":\"International Business Machines\",
    \"latestPrice\":141.2,\"change\":0.8,\"changePercent\":0.0057,\"open\":140.4,
    \"high\":141.9,\"low\":140.1,\"previousClose\":140.4,\"volume\":1203000,
