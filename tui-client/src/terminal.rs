@@ -85,7 +85,10 @@ mod tests {
         ACTIVE.store(true, Ordering::SeqCst);
         let result = std::panic::catch_unwind(|| panic!("boom"));
         assert!(result.is_err());
-        assert!(!ACTIVE.load(Ordering::SeqCst), "the panic hook restored the terminal");
+        assert!(
+            !ACTIVE.load(Ordering::SeqCst),
+            "the panic hook restored the terminal"
+        );
         // Restoring twice is harmless.
         restore();
         assert!(!ACTIVE.load(Ordering::SeqCst));

@@ -263,3 +263,29 @@ fn sigterm_restores_the_terminal_too() {
     tmux.send(&["Enter"]);
     tmux.wait_for("a cooked terminal", |_, s| s.contains("COOKED-7"));
 }
+
+#[test]
+fn the_sse_transport_shows_live_rows() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(support::rt_server(5000));
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings_path(dir.path());
+    let tmux = start_marked_shell(&[("RT_TUI_CONFIG", &config)]);
+
+    tmux.type_text(&shell_line(
+        env!("CARGO_BIN_EXE_rt-tui"),
+        &format!("connect {url} --ticker-transport sse"),
+    ));
+    tmux.send(&["Enter"]);
+    let screen = tmux.wait_for("a live ticker row", |_, s| {
+        has_quote_row(s, "IBM") && s.contains("live")
+    });
+    assert!(screen.contains("live stream (SSE)"), "{screen}");
+    tmux.send(&["q"]);
+    let screen = tmux.wait_for("the shell again", |t, s| {
+        !t.alternate_screen() && s.contains("AFTER-42")
+    });
+    assert!(screen.contains("EXIT-CODE-0"), "{screen}");
+    runtime.block_on(server.shutdown()).unwrap();
+}
