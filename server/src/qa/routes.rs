@@ -30,7 +30,7 @@ pub fn routes() -> Router<AppState> {
             act(state, headers, uri, action)
         };
         r = r
-            .route(prefix, post(handler.clone()))
+            .route(prefix, post(handler))
             .route(&format!("{prefix}{{*rest}}"), post(handler));
     }
     r
