@@ -269,23 +269,25 @@ impl QaPane {
 
     fn render_answers(&self, frame: &mut Frame, area: Rect, ctx: &RenderCtx) {
         let theme = ctx.theme;
+        let mut head = Vec::new();
         let mut lines = Vec::new();
         match &self.followed {
             None => {
-                lines.push(Line::styled("Answers", theme.header()));
+                head.push(Line::styled("Answers", theme.header()));
                 lines.push(Line::styled(
                     "Select a question and press Enter to follow it.",
                     theme.dim(),
                 ));
             }
             Some(q) => {
-                lines.push(Line::styled(inert(q), theme.header()));
+                let mut title = vec![Span::styled(inert(q), theme.header())];
                 if let Some(meta) = self.questions.iter().find(|x| &x.text == q) {
-                    lines.push(Line::styled(
-                        format!("asked by {}", inert(&meta.meta.author)),
+                    title.push(Span::styled(
+                        format!(" — asked by {}", inert(&meta.meta.author)),
                         theme.dim(),
                     ));
                 }
+                head.push(Line::from(title));
                 if self.answers.is_empty() {
                     lines.push(Line::styled(
                         "No answers yet: press r to answer.",
@@ -304,7 +306,16 @@ impl QaPane {
                 }
             }
         }
-        // Show the newest answers when they do not all fit.
+        // The followed question stays on top; below it the newest answers
+        // when they do not all fit.
+        let head_rows = head
+            .iter()
+            .map(|l| (l.width().max(1) as u16).div_ceil(area.width.max(1)))
+            .sum::<u16>()
+            .min(area.height);
+        let [head_area, area] =
+            Layout::vertical([Constraint::Length(head_rows), Constraint::Min(0)]).areas(area);
+        frame.render_widget(Paragraph::new(head).wrap(Wrap { trim: false }), head_area);
         let width = area.width.max(1) as usize;
         let total: usize = lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum();
         let skip = total.saturating_sub(area.height as usize) as u16;
@@ -539,5 +550,347 @@ impl Pane for QaPane {
             }
             .to_string(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use crossterm::event::KeyModifiers;
+    use insta::assert_snapshot;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use rt_protocol::qa::{AnswerMeta, MetaUpdate, QuestionMeta, VoteReply};
+
+    use super::*;
+    use crate::app::{App, Msg, ServerInfo};
+    use crate::panes::title::TitlePane;
+    use crate::ui::theme::Theme;
+
+    fn q(text: &str, author: &str, time: u64, votes: u32, answers: u32) -> QuestionInfo {
+        QuestionInfo {
+            text: text.into(),
+            meta: QuestionMeta {
+                author: author.into(),
+                time,
+                votes,
+                answers,
+            },
+        }
+    }
+
+    fn board() -> Vec<QuestionInfo> {
+        vec![
+            q("Why is the sky blue?", "user-1a2b3c4d", 1000, 3, 2),
+            q("How do SSE reconnects work?", "user-5e6f7a8b", 2000, 5, 0),
+            q("Is Rust fast?", "user-1a2b3c4d", 3000, 0, 1),
+        ]
+    }
+
+    fn key(p: &mut QaPane, code: KeyCode) -> Vec<Cmd> {
+        match p.handle_key(KeyEvent::new(code, KeyModifiers::NONE)) {
+            Handled::Consumed(c) => c,
+            Handled::Ignored => panic!("{code:?} ignored"),
+        }
+    }
+
+    fn typed(p: &mut QaPane, s: &str) {
+        for c in s.chars() {
+            key(p, KeyCode::Char(c));
+        }
+    }
+
+    fn net(p: &mut QaPane, ev: QaEvent) {
+        p.apply(&NetEvent::Qa(ev));
+    }
+
+    fn loaded() -> QaPane {
+        let mut p = QaPane::new();
+        p.apply(&NetEvent::State(Transport::Qa, ConnState::Connected));
+        net(&mut p, QaEvent::Login { user: "u1".into() });
+        net(&mut p, QaEvent::Questions(board()));
+        p
+    }
+
+    fn texts(p: &QaPane) -> Vec<String> {
+        p.ordered().iter().map(|q| q.text.clone()).collect()
+    }
+
+    #[test]
+    fn order_is_newest_first_or_by_votes() {
+        let mut p = loaded();
+        assert_eq!(
+            texts(&p),
+            [
+                "Is Rust fast?",
+                "How do SSE reconnects work?",
+                "Why is the sky blue?"
+            ]
+        );
+        key(&mut p, KeyCode::Char('o'));
+        assert_eq!(
+            texts(&p),
+            [
+                "How do SSE reconnects work?",
+                "Why is the sky blue?",
+                "Is Rust fast?"
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_select_follow_and_vote() {
+        let mut p = loaded();
+        assert_eq!(
+            key(&mut p, KeyCode::Char('+')),
+            [Cmd::Qa(QaCommand::Vote("Is Rust fast?".into()))]
+        );
+        key(&mut p, KeyCode::Char('j'));
+        key(&mut p, KeyCode::Down);
+        key(&mut p, KeyCode::Down);
+        key(&mut p, KeyCode::Char('k'));
+        assert_eq!(
+            key(&mut p, KeyCode::Enter),
+            [Cmd::Qa(QaCommand::Select(
+                "How do SSE reconnects work?".into()
+            ))]
+        );
+        assert_eq!(p.followed.as_deref(), Some("How do SSE reconnects work?"));
+        // The selection stays on its question when a newer one arrives.
+        let mut more = board();
+        more.push(q("Newest", "user-9", 4000, 0, 0));
+        net(&mut p, QaEvent::Questions(more));
+        assert_eq!(
+            key(&mut p, KeyCode::Char('+')),
+            [Cmd::Qa(QaCommand::Vote(
+                "How do SSE reconnects work?".into()
+            ))]
+        );
+        assert_eq!(
+            p.handle_key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE)),
+            Handled::Ignored
+        );
+    }
+
+    #[test]
+    fn the_input_edits_and_submits() {
+        let mut p = loaded();
+        key(&mut p, KeyCode::Char('a'));
+        assert!(p.captures_input());
+        typed(&mut p, "hello q");
+        key(&mut p, KeyCode::Left);
+        key(&mut p, KeyCode::Backspace);
+        key(&mut p, KeyCode::Home);
+        key(&mut p, KeyCode::Delete);
+        typed(&mut p, "H");
+        key(&mut p, KeyCode::End);
+        typed(&mut p, "?");
+        assert_eq!(
+            key(&mut p, KeyCode::Enter),
+            [Cmd::Qa(QaCommand::Ask("Helloq?".into()))]
+        );
+        assert!(!p.captures_input());
+        // Esc cancels; an empty input sends nothing.
+        key(&mut p, KeyCode::Char('a'));
+        typed(&mut p, "gone");
+        key(&mut p, KeyCode::Esc);
+        key(&mut p, KeyCode::Char('a'));
+        typed(&mut p, "   ");
+        assert_eq!(key(&mut p, KeyCode::Enter), []);
+        // Questions stop at the server's limit.
+        key(&mut p, KeyCode::Char('a'));
+        typed(&mut p, &"x".repeat(MAX_QUESTION_CHARS + 5));
+        let cmds = key(&mut p, KeyCode::Enter);
+        let [Cmd::Qa(QaCommand::Ask(text))] = &cmds[..] else {
+            panic!("{cmds:?}")
+        };
+        assert_eq!(text.chars().count(), MAX_QUESTION_CHARS);
+    }
+
+    #[test]
+    fn answering_needs_a_followed_question() {
+        let mut p = loaded();
+        key(&mut p, KeyCode::Char('r'));
+        assert!(!p.captures_input());
+        assert!(p.message.as_deref().unwrap().contains("Follow a question"));
+        key(&mut p, KeyCode::Enter);
+        key(&mut p, KeyCode::Char('r'));
+        typed(&mut p, "Yes.");
+        assert_eq!(
+            key(&mut p, KeyCode::Enter),
+            [Cmd::Qa(QaCommand::Answer("Yes.".into()))]
+        );
+    }
+
+    #[test]
+    fn events_update_counts_votes_and_answers() {
+        let mut p = loaded();
+        net(
+            &mut p,
+            QaEvent::Meta(MetaUpdate {
+                question: "Is Rust fast?".into(),
+                meta: QuestionMeta {
+                    author: "user-1a2b3c4d".into(),
+                    time: 3000,
+                    votes: 9,
+                    answers: 4,
+                },
+            }),
+        );
+        key(&mut p, KeyCode::Char('o'));
+        assert_eq!(texts(&p)[0], "Is Rust fast?");
+        net(
+            &mut p,
+            QaEvent::Voted(VoteReply {
+                question: "Is Rust fast?".into(),
+                votes: 10,
+                voted: true,
+            }),
+        );
+        assert!(p.voted.contains("Is Rust fast?"));
+        net(
+            &mut p,
+            QaEvent::Answers {
+                question: "Is Rust fast?".into(),
+                answers: vec![AnswerInfo {
+                    text: "Yes".into(),
+                    meta: None,
+                }],
+            },
+        );
+        assert_eq!(p.followed.as_deref(), Some("Is Rust fast?"));
+        assert_eq!(p.answers.len(), 1);
+    }
+
+    #[test]
+    fn reconnecting_keeps_the_list_and_a_new_identity_forgets_the_follow() {
+        let mut p = loaded();
+        key(&mut p, KeyCode::Enter);
+        let retry = ConnState::Retrying {
+            at: Instant::now(),
+            error: "cannot reach".into(),
+        };
+        p.apply(&NetEvent::State(Transport::Qa, retry));
+        assert_eq!(p.title_suffix().as_deref(), Some("reconnecting…"));
+        assert_eq!(p.ordered().len(), 3);
+        assert!(p.followed.is_some());
+        // Same identity after the reconnect: nothing changes.
+        net(&mut p, QaEvent::Login { user: "u1".into() });
+        assert!(p.followed.is_some());
+        net(&mut p, QaEvent::Login { user: "u2".into() });
+        assert!(p.followed.is_none());
+        assert_eq!(p.ordered().len(), 3, "the list stays until the snapshot");
+    }
+
+    #[test]
+    fn text_from_others_is_inert() {
+        assert_eq!(
+            inert("\u{1b}[2J\u{1b}]0;owned\u{7}hi\u{9b}31m\r\nthere\u{202E}cba\u{200B}"),
+            "[2J]0;ownedhi31m therecba"
+        );
+        assert_eq!(inert("café 😀"), "café 😀");
+    }
+
+    fn shell(pane: QaPane, w: u16, h: u16) -> App {
+        let panes: Vec<Box<dyn Pane>> = vec![
+            Box::new(TitlePane::new(PaneId::Ticker)),
+            Box::new(TitlePane::new(PaneId::Canvas)),
+            Box::new(pane),
+            Box::new(TitlePane::new(PaneId::Text)),
+        ];
+        let mut app = App::new(
+            ServerInfo {
+                url: "http://127.0.0.1:8080".into(),
+                embedded: false,
+            },
+            panes,
+            &[Transport::Qa],
+            Theme::COLOR,
+            Instant::now(),
+        );
+        app.update(Msg::Resize(w, h));
+        app.update(Msg::Net(NetEvent::State(
+            Transport::Qa,
+            ConnState::Connected,
+        )));
+        app.update(Msg::Key(KeyEvent::new(
+            KeyCode::Char('3'),
+            KeyModifiers::NONE,
+        )));
+        app
+    }
+
+    fn render(app: &App) -> String {
+        let size = app.size();
+        let mut t = Terminal::new(TestBackend::new(size.width, size.height)).unwrap();
+        t.draw(|f| crate::ui::draw(f, app)).unwrap();
+        format!("{:?}", t.backend())
+    }
+
+    fn followed_pane() -> QaPane {
+        let mut p = loaded();
+        key(&mut p, KeyCode::Char('j'));
+        key(&mut p, KeyCode::Enter);
+        net(
+            &mut p,
+            QaEvent::Answers {
+                question: "How do SSE reconnects work?".into(),
+                answers: vec![
+                    AnswerInfo {
+                        text: "The browser sends Last-Event-ID.".into(),
+                        meta: Some(AnswerMeta {
+                            author: "user-1a2b3c4d".into(),
+                            time: 2500,
+                        }),
+                    },
+                    AnswerInfo {
+                        text: "\u{1b}[31mAnd the server replays\u{1b}[0m what was missed.".into(),
+                        meta: Some(AnswerMeta {
+                            author: "user-5e6f7a8b".into(),
+                            time: 2600,
+                        }),
+                    },
+                ],
+            },
+        );
+        p
+    }
+
+    #[test]
+    fn snapshot_board_with_a_followed_question() {
+        let mut app = shell(followed_pane(), 120, 30);
+        app.update(Msg::Key(KeyEvent::new(
+            KeyCode::Char('e'),
+            KeyModifiers::NONE,
+        )));
+        app.update(Msg::Net(NetEvent::Qa(QaEvent::Notification(
+            "Please select a question to answer".into(),
+        ))));
+        assert_snapshot!(render(&app));
+    }
+
+    #[test]
+    fn snapshot_narrow_with_answer_input_while_reconnecting() {
+        let mut app = shell(followed_pane(), 64, 24);
+        // `e` expands the pane; once the input is open it is typed instead.
+        for c in "erAlso: ids only grow, e".chars() {
+            app.update(Msg::Key(KeyEvent::new(
+                KeyCode::Char(c),
+                KeyModifiers::NONE,
+            )));
+        }
+        let retry = ConnState::Retrying {
+            at: app.now,
+            error: "cannot reach http://127.0.0.1:8080: connection refused".into(),
+        };
+        app.update(Msg::Net(NetEvent::State(Transport::Qa, retry)));
+        assert_snapshot!(render(&app));
+    }
+
+    #[test]
+    fn snapshot_empty_board_in_the_grid() {
+        let app = shell(QaPane::new(), 100, 24);
+        assert_snapshot!(render(&app));
     }
 }
