@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::qa::QaConfig;
+use crate::stats_stream::StatsStreamConfig;
 use crate::ticker::TickerConfig;
 
 const EXAMPLES: &str = "\
@@ -51,6 +53,12 @@ pub struct Config {
 
     #[command(flatten)]
     pub ticker: TickerConfig,
+
+    #[command(flatten)]
+    pub qa: QaConfig,
+
+    #[command(flatten)]
+    pub stats_stream: StatsStreamConfig,
 }
 
 impl Default for Config {

@@ -1,6 +1,8 @@
 //! rt-server: one listener for four real-time apps.
 //!
 //! - the stock ticker (`GET /?symbol=`, `/ticker/stream`), [`ticker`]
+//! - the Q&A board over SSE (`/login`, `/askquestion/…`), [`qa`]
+//! - server figures over SSE (`/stats`), [`stats_stream`]
 //! - the browser pages (`/`, `/ticker/`, …), [`web`]
 //!
 //! [`app`] builds the router (tests drive it on port 0); [`run`] serves it
@@ -9,9 +11,11 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod qa;
 pub mod root;
 pub mod state;
 pub mod stats;
+pub mod stats_stream;
 pub mod store;
 pub mod ticker;
 pub mod web;
@@ -35,6 +39,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/favicon.ico", get(root::favicon))
         .merge(ticker::routes())
+        .merge(qa::routes())
+        .route("/stats", get(stats_stream::stats))
         .fallback(root::pages)
         .with_state(state)
 }

@@ -41,6 +41,8 @@ pub enum Cmd {
     Quit,
     /// The ticker watchlist changed: follow it and save it.
     Watchlist(Vec<Symbol>),
+    /// An action on the Q&A board.
+    Qa(crate::net::qa::QaCommand),
 }
 
 /// The server the client talks to.
@@ -170,6 +172,11 @@ impl App {
                             *ss = s.clone();
                         }
                     }
+                    self.dirty = true;
+                }
+                // The board's notifications belong in the status line.
+                if let NetEvent::Qa(crate::net::qa::QaEvent::Notification(text)) = &ev {
+                    self.notice = Some(text.clone());
                     self.dirty = true;
                 }
                 for p in &mut self.panes {

@@ -16,6 +16,10 @@ pub enum Scope {
     Ticker,
     /// The ticker's one-line symbol input is open.
     TickerInput,
+    /// The Q&A pane has focus.
+    Qa,
+    /// The Q&A pane's one-line input (a question or an answer) is open.
+    QaInput,
 }
 
 impl Scope {
@@ -26,6 +30,8 @@ impl Scope {
             Scope::Help => "Help",
             Scope::Ticker => "Ticker pane",
             Scope::TickerInput => "Ticker: adding a symbol",
+            Scope::Qa => "Q&A pane",
+            Scope::QaInput => "Q&A: writing a question or answer",
         }
     }
 }
@@ -47,6 +53,14 @@ pub enum Action {
     RemoveSymbol,
     Submit,
     Cancel,
+    /// Follow the selected question (its answers appear beside it).
+    Follow,
+    ToggleOrder,
+    Ask,
+    Answer,
+    Vote,
+    /// Cursor movement and deletion in a text field (the key says which).
+    Edit,
 }
 
 /// One key pattern: a code and the modifiers that must be held.
@@ -220,6 +234,93 @@ pub const BINDINGS: &[Binding] = &[
         Action::Cancel,
         "cancel",
         Some("cancel"),
+    ),
+    bind(
+        Scope::Qa,
+        &[plain('j'), code(KeyCode::Down)],
+        "j/↓",
+        Action::SelectDown,
+        "select next question",
+        Some("down"),
+    ),
+    bind(
+        Scope::Qa,
+        &[plain('k'), code(KeyCode::Up)],
+        "k/↑",
+        Action::SelectUp,
+        "select previous question",
+        Some("up"),
+    ),
+    bind(
+        Scope::Qa,
+        &[code(KeyCode::Enter)],
+        "Enter",
+        Action::Follow,
+        "follow the selected question and show its answers",
+        Some("follow"),
+    ),
+    bind(
+        Scope::Qa,
+        &[plain('o')],
+        "o",
+        Action::ToggleOrder,
+        "order questions by newest or by votes",
+        Some("order"),
+    ),
+    bind(
+        Scope::Qa,
+        &[plain('a')],
+        "a",
+        Action::Ask,
+        "ask a question",
+        Some("ask"),
+    ),
+    bind(
+        Scope::Qa,
+        &[plain('r')],
+        "r",
+        Action::Answer,
+        "answer the followed question",
+        Some("answer"),
+    ),
+    bind(
+        Scope::Qa,
+        &[plain('+')],
+        "+",
+        Action::Vote,
+        "vote for the selected question (again to withdraw)",
+        Some("vote"),
+    ),
+    bind(
+        Scope::QaInput,
+        &[code(KeyCode::Enter)],
+        "Enter",
+        Action::Submit,
+        "send",
+        Some("send"),
+    ),
+    bind(
+        Scope::QaInput,
+        &[code(KeyCode::Esc)],
+        "Esc",
+        Action::Cancel,
+        "cancel",
+        Some("cancel"),
+    ),
+    bind(
+        Scope::QaInput,
+        &[
+            code(KeyCode::Left),
+            code(KeyCode::Right),
+            code(KeyCode::Home),
+            code(KeyCode::End),
+            code(KeyCode::Backspace),
+            code(KeyCode::Delete),
+        ],
+        "←→⌂⌫",
+        Action::Edit,
+        "edit: ← → move, Home End jump, Backspace Delete erase",
+        None,
     ),
 ];
 

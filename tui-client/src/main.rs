@@ -27,6 +27,8 @@ enum Command {
     Connect(cmd::connect::Args),
     /// Print ticker quotes as JSON lines.
     Ticker(cmd::ticker::Args),
+    /// Listen to, ask, answer and vote on the Q&A board.
+    Qa(cmd::qa::Args),
     /// Load-test a server on loopback and report throughput, latency and CPU.
     Bench(rt_tui::bench::Args),
 }
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Connect(args) => cmd::connect::run(args).await,
             Command::Ticker(args) => cmd::ticker::run(args).await,
+            Command::Qa(args) => cmd::qa::run(args).await,
             Command::Bench(args) => rt_tui::bench::run(args).await,
         }
     });

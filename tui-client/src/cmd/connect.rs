@@ -12,8 +12,10 @@ use anyhow::{Context, bail};
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt;
 use rt_tui::app::{App, Cmd, Msg, ServerInfo};
+use rt_tui::net::qa::QaClient;
 use rt_tui::net::ticker::{TickerClient, TickerClientConfig, TickerTransport};
 use rt_tui::net::{EVENT_CHANNEL_CAPACITY, NetEvent, Transport};
+use rt_tui::panes::qa::QaPane;
 use rt_tui::panes::ticker::TickerPane;
 use rt_tui::panes::title::TitlePane;
 use rt_tui::panes::{Pane, PaneId};
@@ -180,21 +182,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             transport: args.ticker_transport,
         },
         settings.watchlist.clone(),
-        tx,
+        tx.clone(),
     );
+    let qa = QaClient::spawn(server.url.clone(), tx.clone());
     let panes: Vec<Box<dyn Pane>> = vec![
         Box::new(TickerPane::new(
             settings.watchlist.clone(),
             args.ticker_transport,
         )),
         Box::new(TitlePane::new(PaneId::Canvas)),
-        Box::new(TitlePane::new(PaneId::Qa)),
+        Box::new(QaPane::new()),
         Box::new(TitlePane::new(PaneId::Text)),
     ];
     let mut app = App::new(
         server,
         panes,
-        &[Transport::Ticker],
+        &[Transport::Ticker, Transport::Qa],
         Theme::from_env(),
         Instant::now(),
     );
@@ -204,13 +207,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let result = match terminal::enter() {
         Ok(mut tui) => {
-            let r = event_loop(&mut tui, &mut app, rx, &ticker, save_path.as_deref()).await;
+            let r = event_loop(&mut tui, &mut app, rx, &ticker, &qa, save_path.as_deref()).await;
             drop(tui);
             r
         }
         Err(e) => Err(anyhow::Error::new(e).context("cannot set up the terminal")),
     };
     drop(ticker);
+    drop(qa);
     if let Some(server) = embedded
         && tokio::time::timeout(SERVER_SHUTDOWN_TIMEOUT, server.shutdown())
             .await
@@ -226,6 +230,7 @@ async fn event_loop(
     app: &mut App,
     mut net: mpsc::Receiver<NetEvent>,
     ticker: &TickerClient,
+    qa: &QaClient,
     save_path: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let mut events = EventStream::new();
@@ -269,6 +274,11 @@ async fn event_loop(
         for cmd in cmds {
             match cmd {
                 Cmd::Quit => return Ok(()),
+                Cmd::Qa(action) => {
+                    if let Err(e) = qa.send(action) {
+                        app.update(Msg::Notice(e));
+                    }
+                }
                 Cmd::Watchlist(list) => {
                     ticker.set_watchlist(list.clone());
                     if let Some(path) = save_path

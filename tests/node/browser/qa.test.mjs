@@ -1,0 +1,138 @@
+// The Q&A page in headless Chromium: two pages see each other's questions
+// and answers within a second, hostile text stays text, votes and ordering
+// work, refusals show as notifications.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { startServer } from '../lib/server.mjs';
+import { launchBrowser } from '../lib/browser.mjs';
+
+let server;
+// Two browsers, so the two pages are two users (pages of one browser share
+// the identity cookie, like tabs).
+let browsers = [];
+
+before(async () => {
+  server = await startServer();
+  browsers = [await launchBrowser(), await launchBrowser()];
+});
+
+after(async () => {
+  for (const b of browsers) await b.close();
+  await server?.stop();
+});
+
+async function snapshot(page, name) {
+  const dir = process.env.RT_SCREENSHOT_DIR;
+  if (dir) await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true });
+}
+
+/** A Q&A page that is connected (its login arrived), recording script errors. */
+async function openBoard(which = 0) {
+  const page = await browsers[which].newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('dialog', (d) => {
+    problems.push(`dialog: ${d.message()}`);
+    d.dismiss();
+  });
+  await page.goto(`${server.url}/qa/`);
+  await page.locator('#status[data-state="live"]').waitFor({ timeout: 5000 });
+  return { page, problems };
+}
+
+const question = (page, text) => page.locator('#questions li.question', { hasText: text });
+
+async function ask(page, text) {
+  await page.fill('#ask-input', text);
+  await page.click('#ask-form button[type="submit"]');
+}
+
+test('two pages see each other within a second; hostile text stays inert', async () => {
+  const a = await openBoard();
+  const b = await openBoard(1);
+
+  let t0 = Date.now();
+  await ask(a.page, 'Who reads this first?');
+  await question(b.page, 'Who reads this first?').waitFor({ timeout: 1000 });
+  assert.ok(Date.now() - t0 < 1000);
+
+  t0 = Date.now();
+  await ask(b.page, 'And the reply?');
+  await question(a.page, 'And the reply?').waitFor({ timeout: 1000 });
+  assert.ok(Date.now() - t0 < 1000);
+
+  // Both follow the first question; B answers, A sees it.
+  await question(a.page, 'Who reads this first?').locator('.question-text').click();
+  await question(b.page, 'Who reads this first?').locator('.question-text').click();
+  await b.page.locator('#followed', { hasText: 'Who reads this first?' }).waitFor();
+  t0 = Date.now();
+  await b.page.fill('#answer-input', 'B does.');
+  await b.page.click('#answer-form button[type="submit"]');
+  await a.page.locator('#answers li', { hasText: 'B does.' }).waitFor({ timeout: 1000 });
+  assert.ok(Date.now() - t0 < 1000);
+  await question(a.page, 'Who reads this first?').locator('.question-meta', { hasText: '1 answer' }).waitFor();
+
+  // Markup in a question is shown as text and runs nothing.
+  const hostile = '<img src=x onerror="window.__xss=1;alert(1)">';
+  await ask(a.page, hostile);
+  for (const p of [a.page, b.page]) {
+    const item = question(p, hostile);
+    await item.waitFor({ timeout: 1000 });
+    assert.equal(await item.locator('.question-text').textContent(), hostile);
+    assert.equal(await p.locator('#questions img').count(), 0);
+    assert.equal(await p.evaluate(() => window.__xss), undefined);
+  }
+  // …and as an answer.
+  await a.page.fill('#answer-input', '<script>window.__xss=2</script><b>bold</b>');
+  await a.page.click('#answer-form button[type="submit"]');
+  const ans = b.page.locator('#answers li', { hasText: '<b>bold</b>' });
+  await ans.waitFor({ timeout: 1000 });
+  assert.equal(await b.page.locator('#answers b, #answers script').count(), 0);
+  assert.equal(await b.page.evaluate(() => window.__xss), undefined);
+
+  // Two users: each question names its asker's public handle.
+  const authors = await b.page.locator('#questions .question-meta').allTextContents();
+  assert.equal(new Set(authors.map((t) => t.split(' · ')[0])).size, 2, authors.join(' | '));
+
+  await snapshot(a.page, 'qa');
+  assert.deepEqual(a.problems, []);
+  assert.deepEqual(b.problems, []);
+  await a.page.close();
+  await b.page.close();
+});
+
+test('votes reorder the top list and reach other pages', async () => {
+  const a = await openBoard();
+  const b = await openBoard(1);
+  await ask(a.page, 'older question');
+  await question(a.page, 'older question').waitFor();
+  await ask(a.page, 'newer question');
+  await question(b.page, 'newer question').waitFor();
+  // Newest first by default.
+  const texts = async (p) => p.locator('#questions .question-text').allTextContents();
+  assert.equal((await texts(b.page)).indexOf('newer question') < (await texts(b.page)).indexOf('older question'), true);
+  // A votes for the older one; B sees the count, and "Top" puts it first.
+  await question(a.page, 'older question').locator('.vote').click();
+  await question(a.page, 'older question').locator('.vote[aria-pressed="true"]').waitFor();
+  await question(b.page, 'older question').locator('.vote', { hasText: '▲ 1' }).waitFor({ timeout: 1000 });
+  await b.page.click('#sort-top');
+  assert.equal((await texts(b.page))[0], 'older question');
+  // Voting again withdraws the vote.
+  await question(a.page, 'older question').locator('.vote').click();
+  await question(b.page, 'older question').locator('.vote', { hasText: '▲ 0' }).waitFor({ timeout: 1000 });
+  assert.deepEqual(a.problems, []);
+  assert.deepEqual(b.problems, []);
+  await a.page.close();
+  await b.page.close();
+});
+
+test('a refused action shows the server notification', async () => {
+  const a = await openBoard();
+  // Too long for the server (the input's maxlength is bypassed on purpose).
+  await a.page.evaluate(() => document.getElementById('ask-input').removeAttribute('maxlength'));
+  await ask(a.page, 'x'.repeat(301));
+  await a.page.locator('#notice:not([hidden])', { hasText: 'too long' }).waitFor({ timeout: 2000 });
+  assert.deepEqual(a.problems, []);
+  await a.page.close();
+});
