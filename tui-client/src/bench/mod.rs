@@ -13,7 +13,7 @@ pub mod net;
 pub mod procstat;
 // pub mod replay;
 pub mod report;
-// pub mod sse;
+pub mod sse;
 pub mod target;
 pub mod ticker;
 pub mod ws;
@@ -52,8 +52,8 @@ pub struct Args {
 pub enum Scenario {
     /// Keep-alive pollers of `GET /?symbol=`: polls/s and latency.
     Ticker(ticker::Args),
-    // Q&A streams on `/login`; one client asks, every stream must see it.
-    // Sse(sse::Args),
+    /// Q&A streams on `/login`; one client asks, every stream must see it.
+    Sse(sse::Args),
     // Socket.IO drawing clients over WebSocket, some drawing at 20 Hz.
     // Draw(draw::Args),
     // ShareDB editors on one document in a closed loop.
@@ -93,7 +93,7 @@ impl Scenario {
     pub fn common(&self) -> &Common {
         match self {
             Scenario::Ticker(a) => &a.common,
-            // Scenario::Sse(a) => &a.common,
+            Scenario::Sse(a) => &a.common,
             // Scenario::Draw(a) => &a.common,
             // Scenario::Editor(a) => &a.common,
             // Scenario::Replay(a) => &a.common,
@@ -104,7 +104,7 @@ impl Scenario {
     pub fn connections(&self) -> u64 {
         match self {
             Scenario::Ticker(a) => a.clients,
-            // Scenario::Sse(a) => a.streams + 1,
+            Scenario::Sse(a) => a.streams + 1,
             // Scenario::Draw(a) => a.clients,
             // Scenario::Editor(a) => a.editors + 1,
             // Scenario::Replay(_) => 2,
@@ -116,7 +116,7 @@ impl Scenario {
 pub async fn measure(scenario: &Scenario, target: &Target) -> anyhow::Result<Summary> {
     match scenario {
         Scenario::Ticker(a) => ticker::run(a, target).await,
-        // Scenario::Sse(a) => sse::run(a, target).await,
+        Scenario::Sse(a) => sse::run(a, target).await,
         // Scenario::Draw(a) => draw::run(a, target).await,
         // Scenario::Editor(a) => editor::run(a, target).await,
         // Scenario::Replay(a) => replay::run(a, target).await,
