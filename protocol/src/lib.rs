@@ -3,5 +3,6 @@
 //! Nothing here does I/O: no sockets, no tokio. Each module is named after the
 //! protocol it speaks.
 
+pub mod delta;
 pub mod sse;
 pub mod ticker;
