@@ -102,7 +102,7 @@ fn rust_matches_the_npm_rich_text_type() {
             let position = entry[0].as_u64().expect("position") as usize;
             let with = a.transform_position(position, true);
             let without = a.transform_position(position, false);
-            if Value::from(with) != entry[1] || Value::from(without) != entry[2] {
+            if entry[1] != with || entry[2] != without {
                 failures.push(format!(
                     "case {}: transformPosition({position}) of {}: js {} {}, rust {with} {without}",
                     case["i"], case["a"], entry[1], entry[2]

@@ -10,7 +10,7 @@ const PIECES: &[&str] = &[
 
 fn attrs(choice: u8) -> Option<Attributes> {
     let value = match choice % 8 {
-        0 | 1 | 2 => return None,
+        0..=2 => return None,
         3 => json!({"bold": true}),
         4 => json!({"bold": null}),
         5 => json!({"color": "red"}),
@@ -30,7 +30,7 @@ fn doc_attrs(choice: u8) -> Option<Attributes> {
 }
 
 fn embed(choice: u8) -> serde_json::Map<String, Value> {
-    let value = if choice % 2 == 0 {
+    let value = if choice.is_multiple_of(2) {
         json!({"image": "a.png"})
     } else {
         json!({"formula": "x"})
