@@ -27,7 +27,7 @@ mod presence;
 mod transform;
 pub mod utf16;
 
-pub use document::Document;
+pub use document::{Document, EMBED_CHAR};
 pub use error::DeltaError;
 pub use op::{Attributes, Insert, Op};
 pub use presence::{Range, transform_presence};
