@@ -8,10 +8,11 @@
 //! check that its cost does not hide the server's.
 
 // pub mod draw;
-// pub mod editor;
+pub mod docclient;
+pub mod editor;
 pub mod net;
 pub mod procstat;
-// pub mod replay;
+pub mod replay;
 pub mod report;
 pub mod sse;
 pub mod target;
@@ -56,10 +57,10 @@ pub enum Scenario {
     Sse(sse::Args),
     // Socket.IO drawing clients over WebSocket, some drawing at 20 Hz.
     // Draw(draw::Args),
-    // ShareDB editors on one document in a closed loop.
-    // Editor(editor::Args),
-    // An editing trace submitted through the ShareDB protocol by one client.
-    // Replay(replay::Args),
+    /// ShareDB editors on one document in a closed loop.
+    Editor(editor::Args),
+    /// An editing trace submitted through the ShareDB protocol by one client.
+    Replay(replay::Args),
 }
 
 /// Flags every scenario takes.
@@ -95,8 +96,8 @@ impl Scenario {
             Scenario::Ticker(a) => &a.common,
             Scenario::Sse(a) => &a.common,
             // Scenario::Draw(a) => &a.common,
-            // Scenario::Editor(a) => &a.common,
-            // Scenario::Replay(a) => &a.common,
+            Scenario::Editor(a) => &a.common,
+            Scenario::Replay(a) => &a.common,
         }
     }
 
@@ -106,8 +107,8 @@ impl Scenario {
             Scenario::Ticker(a) => a.clients,
             Scenario::Sse(a) => a.streams + 1,
             // Scenario::Draw(a) => a.clients,
-            // Scenario::Editor(a) => a.editors + 1,
-            // Scenario::Replay(_) => 2,
+            Scenario::Editor(a) => a.editors + 1,
+            Scenario::Replay(_) => 2,
         }
     }
 }
@@ -118,8 +119,8 @@ pub async fn measure(scenario: &Scenario, target: &Target) -> anyhow::Result<Sum
         Scenario::Ticker(a) => ticker::run(a, target).await,
         Scenario::Sse(a) => sse::run(a, target).await,
         // Scenario::Draw(a) => draw::run(a, target).await,
-        // Scenario::Editor(a) => editor::run(a, target).await,
-        // Scenario::Replay(a) => replay::run(a, target).await,
+        Scenario::Editor(a) => editor::run(a, target).await,
+        Scenario::Replay(a) => replay::run(a, target).await,
     }
 }
 
