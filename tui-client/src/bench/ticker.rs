@@ -30,6 +30,14 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(0..=60))]
     pub warmup: u64,
 
+    /// Total polls per second, spread evenly over the clients (each keeps
+    /// its own schedule; latency counts from the scheduled time, so a late
+    /// server is not excused by the clients waiting for it). 0: every
+    /// client polls again as soon as its answer arrives (closed loop).
+    #[arg(long, default_value_t = 0, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub rate: u64,
+
     /// Symbols to poll; client i polls symbol i mod N.
     #[arg(long, value_delimiter = ',', default_value = "IBM,AAPL,MSFT,GOOG")]
     pub symbols: Vec<String>,
@@ -70,8 +78,15 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
             symbols[i as usize % symbols.len()].as_str(),
             target.host()
         );
+        // Client i's schedule: one poll per `clients / rate` seconds,
+        // starting at its share of the first period.
+        let schedule = (args.rate > 0).then(|| {
+            let period = Duration::from_secs_f64(args.clients as f64 / args.rate as f64);
+            (period, period.mul_f64(i as f64 / args.clients as f64))
+        });
         clients.spawn(poll_loop(
             connector.clone(),
+            schedule,
             request.into_bytes(),
             counters.clone(),
             phase.clone(),
@@ -102,6 +117,7 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
     let mut s = Summary::new("ticker", "poll");
     s.param("clients", args.clients);
     s.param("duration_s", args.duration);
+    s.param("rate", args.rate);
     s.param("symbols", args.symbols.join(","));
     s.param("threads", args.common.threads);
     s.elapsed_s = elapsed.as_secs_f64();
@@ -121,6 +137,7 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
 /// measuring. A failed connection is reopened once a second.
 async fn poll_loop(
     connector: Arc<Connector>,
+    schedule: Option<(Duration, Duration)>,
     request: Vec<u8>,
     counters: Arc<Counters>,
     phase: Arc<AtomicU8>,
@@ -130,6 +147,11 @@ async fn poll_loop(
         ..ClientResult::default()
     };
     let mut conn: Option<HttpConn> = None;
+    let mut ticks = schedule.map(|(period, offset)| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        t
+    });
     while phase.load(Ordering::Relaxed) != STOP {
         let c = match &mut conn {
             Some(c) => c,
@@ -145,7 +167,10 @@ async fn poll_loop(
                 }
             },
         };
-        let sent = Instant::now();
+        let sent = match &mut ticks {
+            Some(t) => t.tick().await.into_std(),
+            None => Instant::now(),
+        };
         match poll_once(c, &request).await {
             Ok(()) => {
                 if phase.load(Ordering::Relaxed) == MEASURE {
