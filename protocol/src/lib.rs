@@ -4,5 +4,6 @@
 //! protocol it speaks.
 
 pub mod delta;
+pub mod sharedb;
 pub mod sse;
 pub mod ticker;

@@ -1,6 +1,7 @@
 //! rt-server: one listener for four real-time apps.
 //!
 //! - the stock ticker (`GET /?symbol=`, `/ticker/stream`), [`ticker`]
+//! - the collaborative editor (ShareDB over a WebSocket at `/`), [`docs`]
 //! - the browser pages (`/`, `/ticker/`, …), [`web`]
 //!
 //! [`app`] builds the router (tests drive it on port 0); [`run`] serves it
@@ -9,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod docs;
 pub mod root;
 pub mod state;
 pub mod stats;

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::docs::Docs;
 use crate::stats::Stats;
 use crate::store::{Durability, Store, StoreError};
 use crate::ticker::Ticker;
@@ -24,6 +25,7 @@ pub struct AppState {
     /// Connection tasks that must finish (close frames flushed) before exit.
     pub tasks: TaskTracker,
     pub ticker: Ticker,
+    pub docs: Docs,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
             None => Pages::Embedded,
         };
         let ticker = Ticker::start(&config.ticker, shutdown.clone());
+        let docs = Docs::start(&config.docs, store.clone(), shutdown.clone()).await?;
         Ok(AppState {
             config: Arc::new(config),
             store,
@@ -49,6 +52,7 @@ impl AppState {
             shutdown,
             tasks: TaskTracker::new(),
             ticker,
+            docs,
         })
     }
 }

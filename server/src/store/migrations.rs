@@ -17,10 +17,33 @@ pub struct Migration {
 }
 
 /// Every migration this build knows, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "0001-meta",
-    sql: "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0001-meta",
+        sql: "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    },
+    Migration {
+        name: "0002-doc-ops",
+        sql: "CREATE TABLE doc_ops (
+                collection TEXT NOT NULL,
+                doc_id TEXT NOT NULL,
+                v INTEGER NOT NULL,
+                src TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('create', 'op', 'del')),
+                data TEXT,
+                ts INTEGER NOT NULL,
+                PRIMARY KEY (collection, doc_id, v)
+              ) WITHOUT ROWID;
+              CREATE TABLE doc_snapshots (
+                collection TEXT NOT NULL,
+                doc_id TEXT NOT NULL,
+                v INTEGER NOT NULL,
+                data TEXT,
+                PRIMARY KEY (collection, doc_id, v)
+              ) WITHOUT ROWID;",
+    },
+];
 
 pub(super) fn apply(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
