@@ -23,6 +23,14 @@ use crate::stats::{App, Stats};
 const CLOSE_TOO_SLOW: u16 = 1013;
 /// Close code when the server shuts down ("going away").
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a frame beyond the hard size cap ("message too big").
+const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code for a text frame that is not UTF-8 ("invalid frame payload").
+const CLOSE_INVALID_DATA: u16 = 1007;
+/// Close code for other WebSocket protocol errors.
+const CLOSE_PROTOCOL: u16 = 1002;
+/// How long a close frame may take to go out after a failed read.
+const CLOSE_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 /// Fields kept when echoing a frame that is too large to echo whole.
 const ECHO_FIELDS: &[&str] = &["a", "c", "d", "v", "seq", "src", "ch", "id", "pv"];
 
@@ -51,9 +59,16 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
         out: outbox,
         subscribed: HashSet::new(),
     };
-    tokio::select! {
-        _ = write_loop(sink, rx, kick, state.shutdown.clone(), state.stats.clone()) => {}
-        _ = conn.read_loop(stream) => {}
+    let writer = write_loop(sink, rx, kick, state.shutdown.clone(), state.stats.clone());
+    tokio::pin!(writer);
+    let failed = tokio::select! {
+        _ = &mut writer => None,
+        failure = conn.read_loop(stream) => failure,
+    };
+    if let Some((code, reason)) = failed {
+        // Tell the client why before hanging up (bounded: it may not read).
+        conn.out.push(Outbound::Close(code, reason));
+        let _ = tokio::time::timeout(CLOSE_FLUSH, &mut writer).await;
     }
     conn.cleanup().await;
 }
@@ -86,6 +101,10 @@ async fn write_loop(
         };
         let sent = match msg {
             None => return,
+            Some(Outbound::Close(code, reason)) => {
+                let _ = sink.send(close(code, reason)).await;
+                return;
+            }
             Some(Outbound::One(frame)) => {
                 stats.delivered(1);
                 sink.send(Message::Text(frame)).await
@@ -111,6 +130,19 @@ async fn write_loop(
     }
 }
 
+/// The close code for a failed read. The WebSocket layer's errors are only
+/// visible as text here, so they are told apart by their messages.
+fn read_failure(error: &str) -> (u16, &'static str) {
+    tracing::debug!(error, "editor websocket read failed");
+    if error.contains("too long") || error.contains("Space limit") {
+        (CLOSE_TOO_BIG, "message too big (--doc-max-frame-bytes)")
+    } else if error.contains("UTF-8") {
+        (CLOSE_INVALID_DATA, "text frame is not valid UTF-8")
+    } else {
+        (CLOSE_PROTOCOL, "websocket protocol error")
+    }
+}
+
 struct Conn {
     state: AppState,
     out: Outbox,
@@ -118,7 +150,12 @@ struct Conn {
 }
 
 impl Conn {
-    async fn read_loop(&mut self, mut stream: SplitStream<WebSocket>) {
+    /// Serves requests until the client closes (`None`) or the WebSocket
+    /// layer fails (the close code and reason to send).
+    async fn read_loop(
+        &mut self,
+        mut stream: SplitStream<WebSocket>,
+    ) -> Option<(u16, &'static str)> {
         let max = self.state.config.docs.max_frame_bytes;
         while let Some(msg) = stream.next().await {
             match msg {
@@ -131,10 +168,12 @@ impl Conn {
                     self.out
                         .frame(serde_json::json!({"error": err.to_value()}).to_string());
                 }
-                Ok(Message::Close(_)) | Err(_) => return,
+                Ok(Message::Close(_)) => return None,
+                Err(e) => return Some(read_failure(&e.to_string())),
                 Ok(Message::Ping(_) | Message::Pong(_)) => {}
             }
         }
+        None
     }
 
     fn too_large(&self, text: &str, max: usize) {
@@ -346,7 +385,7 @@ impl Conn {
                         Ok(snapshot) => snapshot.unwrap_or(Value::Null),
                         Err(e) => serde_json::json!({"error": e.to_value()}),
                     };
-                    if subscribe && !entry.get("error").is_some_and(|e| !e.is_null()) {
+                    if subscribe && entry.get("error").is_none_or(Value::is_null) {
                         self.subscribed.insert(key.clone());
                     }
                     data.insert(key.1, entry);

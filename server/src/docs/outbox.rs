@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 pub enum Outbound {
     One(Utf8Bytes),
     Many(Vec<Utf8Bytes>),
+    /// Send a close frame (code, reason) and stop.
+    Close(u16, &'static str),
 }
 
 /// A cloneable handle to one connection's send queue.

@@ -6,6 +6,7 @@
 //! version by the document's owner.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use rt_protocol::sharedb::{self, PresenceUpdate};
 use serde_json::Value;
@@ -70,7 +71,7 @@ impl Channel {
             if *id == except {
                 return true;
             }
-            sub.frame(frame.clone()) || !sub.is_closed()
+            sub.frame(frame.clone())
         });
     }
 
@@ -153,8 +154,8 @@ async fn run(mut rx: mpsc::Receiver<PresenceCmd>, shutdown: CancellationToken) {
                         seqs.insert(key, s);
                     }
                     let channel = channels.entry(ch.clone()).or_default();
-                    if !channel.subscribers.contains_key(&out.id) {
-                        channel.subscribers.insert(out.id, out.clone());
+                    if let Entry::Vacant(e) = channel.subscribers.entry(out.id) {
+                        e.insert(out.clone());
                         channel.broadcast(out.id, &sharedb::presence_request(&ch));
                     }
                 }

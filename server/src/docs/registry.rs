@@ -149,13 +149,12 @@ async fn run(
                 generation,
                 reply,
             } => {
-                let forget = docs.get(&key).is_some_and(|h| h.generation == generation);
-                if forget {
+                if docs.get(&key).is_some_and(|h| h.generation == generation) {
                     docs.remove(&key);
                 }
-                // An owner no longer in the map has been replaced: stop it too.
-                let stale = !docs.get(&key).is_some_and(|h| h.generation == generation);
-                let _ = reply.send(forget || stale);
+                // An owner no longer in the map (forgotten now, or replaced
+                // earlier) must stop.
+                let _ = reply.send(docs.get(&key).is_none_or(|h| h.generation != generation));
             }
             RegCmd::Count { reply } => {
                 docs.retain(|_, h| !h.tx.is_closed());
