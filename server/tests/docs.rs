@@ -267,6 +267,25 @@ async fn a_duplicate_op_is_acked_once_and_not_applied_twice() {
     let ops = stored_ops(&server, "dup").await;
     assert_eq!(ops.len(), 2);
     assert_eq!(ops[1], (1, a.src.clone(), 2));
+    // A resend from an older version gets the ops before the original first,
+    // then the ack at the original's version.
+    let mut b = Client::connect(&server).await;
+    assert_eq!(b.op("dup", 2, 1, json!([{"insert": "b"}])).await["v"], 2);
+    let first = again.op("dup", 2, 3, json!([{"insert": "a"}])).await;
+    assert_eq!(first["v"], 2, "catch-up op");
+    assert_eq!(again.recv().await["v"], 3);
+    again
+        .send(json!({"a": "op", "c": "examples", "d": "dup", "v": 2, "seq": 3, "src": a.src, "op": [{"insert": "a"}]}))
+        .await;
+    let catch_up = again.recv().await;
+    assert_eq!(
+        (catch_up["v"].clone(), catch_up["src"].clone()),
+        (json!(2), json!(b.src))
+    );
+    let ack = again.recv().await;
+    assert!(is_ack(&ack), "{ack}");
+    assert_eq!(ack["v"], 3);
+    assert_eq!(stored_ops(&server, "dup").await.len(), 4);
     server.shutdown().await.unwrap();
 }
 

@@ -425,11 +425,16 @@ impl DocState {
         }
         let missed = self.ops_since(v).await?;
         let mut body = body;
-        for committed in &missed {
+        for (i, committed) in missed.iter().enumerate() {
             let cop = &committed.op;
             if cop.src == src && cop.seq == seq {
                 // A resend of an op we already have: ack it, apply nothing.
-                out.frame(sharedb::ack(&c, &d, &src, seq, cop.v));
+                // The ops before it come first, as for a fresh submit, so the
+                // client reaches the original's version instead of refetching.
+                let mut frames: Vec<Utf8Bytes> =
+                    missed[..i].iter().map(|m| m.wire.clone()).collect();
+                frames.push(sharedb::ack(&c, &d, &src, seq, cop.v).into());
+                out.push(Outbound::Many(frames));
                 return Ok(());
             }
             body = transform(&cop.body, body)?;
@@ -651,5 +656,74 @@ fn transform(committed: &OpBody, incoming: OpBody) -> Result<OpBody, ShareDbErro
         )),
         (OpBody::Edit(c), OpBody::Edit(i)) => Ok(OpBody::Edit(c.transform(&i, true))),
         (_, incoming @ OpBody::Delete) => Ok(incoming),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn edit(v: Value) -> OpBody {
+        OpBody::Edit(Delta::from_value(&v).unwrap())
+    }
+
+    fn create() -> OpBody {
+        OpBody::Create(Delta::from_value(&json!([{"insert": "x\n"}])).unwrap())
+    }
+
+    fn code(r: Result<OpBody, ShareDbError>) -> ErrorCode {
+        r.unwrap_err().code
+    }
+
+    #[test]
+    fn transform_follows_sharedb_rules() {
+        // Edit over edit: the committed op wins the insert tie.
+        let rebased = transform(
+            &edit(json!([{"insert": "A"}])),
+            edit(json!([{"insert": "B"}])),
+        );
+        assert_eq!(
+            rebased.unwrap(),
+            edit(json!([{"retain": 1}, {"insert": "B"}]))
+        );
+        // Over a delete: edits and creates fail, a delete passes.
+        assert_eq!(
+            code(transform(&OpBody::Delete, edit(json!([{"insert": "B"}])))),
+            ErrorCode::DocWasDeleted
+        );
+        assert_eq!(
+            code(transform(&OpBody::Delete, create())),
+            ErrorCode::DocWasDeleted
+        );
+        assert_eq!(
+            transform(&OpBody::Delete, OpBody::Delete).unwrap(),
+            OpBody::Delete
+        );
+        // Over a create anything fails, and a create over an edit too.
+        for incoming in [edit(json!([{"insert": "B"}])), create(), OpBody::Delete] {
+            assert_eq!(
+                code(transform(&create(), incoming)),
+                ErrorCode::DocAlreadyCreated
+            );
+        }
+        assert_eq!(
+            code(transform(&edit(json!([{"insert": "A"}])), create())),
+            ErrorCode::DocAlreadyCreated
+        );
+        // A delete passes over an edit.
+        assert_eq!(
+            transform(&edit(json!([{"insert": "A"}])), OpBody::Delete).unwrap(),
+            OpBody::Delete
+        );
+    }
+
+    #[test]
+    fn stored_ops_replay_into_documents() {
+        let doc = apply_stored(None, &create()).unwrap();
+        let doc = apply_stored(doc, &edit(json!([{"insert": "a"}]))).unwrap();
+        assert_eq!(doc.as_ref().unwrap().text(), "ax\n");
+        assert_eq!(apply_stored(doc, &OpBody::Delete).unwrap(), None);
+        assert!(apply_stored(None, &edit(json!([{"insert": "a"}]))).is_err());
     }
 }
