@@ -890,3 +890,48 @@ async fn acknowledged_ops_survive_a_restart_on_the_same_file() {
     server.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_cut_and_can_resume() {
+    let server = server_with(|c| {
+        c.docs.send_queue = 4;
+        c.docs.max_doc_len = 64 * 1024 * 1024;
+        c.docs.max_op_bytes = 1024 * 1024;
+        c.docs.max_frame_bytes = 2 * 1024 * 1024;
+    })
+    .await;
+    let mut writer = Client::connect(&server).await;
+    writer.create("slow", 1, "\n").await;
+    let mut slow = Client::connect(&server).await;
+    slow.subscribe("slow").await;
+    // The slow client reads nothing while broadcasts pile up beyond what the
+    // socket buffers hold.
+    let chunk = "s".repeat(100_000);
+    let mut v = 1;
+    let mut cut = false;
+    for seq in 2..200u64 {
+        let ack = writer.op("slow", v, seq, json!([{"insert": chunk}])).await;
+        assert_eq!(ack["v"], v);
+        v += 1;
+        if server.state.stats.open(App::Editor) == 1 {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "the slow subscriber was never cut");
+    // Its socket ends (with 1013 if the close frame still fit).
+    let code = slow.close_code().await;
+    assert!(matches!(code, None | Some(1013)), "{code:?}");
+    // A new connection catches up from the version it had.
+    let mut back = Client::connect(&server).await;
+    back.send(json!({"a": "s", "c": "examples", "d": "slow", "v": 1}))
+        .await;
+    for want in 1..v {
+        assert_eq!(back.recv().await["v"], want);
+    }
+    assert_eq!(
+        back.recv().await,
+        json!({"a": "s", "c": "examples", "d": "slow"})
+    );
+    server.shutdown().await.unwrap();
+}

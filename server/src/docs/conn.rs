@@ -99,34 +99,39 @@ async fn write_loop(
             }
             msg = rx.recv() => msg,
         };
-        let sent = match msg {
-            None => return,
-            Some(Outbound::Close(code, reason)) => {
-                let _ = sink.send(close(code, reason)).await;
-                return;
-            }
-            Some(Outbound::One(frame)) => {
-                stats.delivered(1);
-                sink.send(Message::Text(frame)).await
-            }
-            Some(Outbound::Many(frames)) => {
-                stats.delivered(frames.len() as u64);
-                let mut r = Ok(());
-                for frame in frames {
-                    r = sink.feed(Message::Text(frame)).await;
-                    if r.is_err() {
-                        break;
-                    }
+        let send = async {
+            match msg {
+                None => Err(()),
+                Some(Outbound::Close(code, reason)) => {
+                    let _ = sink.send(close(code, reason)).await;
+                    Err(())
                 }
-                match r {
-                    Ok(()) => sink.flush().await,
-                    e => e,
+                Some(Outbound::One(frame)) => {
+                    stats.delivered(1);
+                    sink.send(Message::Text(frame)).await.map_err(|_| ())
+                }
+                Some(Outbound::Many(frames)) => {
+                    stats.delivered(frames.len() as u64);
+                    for frame in frames {
+                        sink.feed(Message::Text(frame)).await.map_err(|_| ())?;
+                    }
+                    sink.flush().await.map_err(|_| ())
                 }
             }
         };
-        if sent.is_err() {
-            return;
-        }
+        // A send blocked on a client that does not read must not outlive a
+        // cut or a shutdown: the close frame gets a moment, then the
+        // connection is dropped.
+        let interrupted = tokio::select! {
+            r = send => match r {
+                Ok(()) => continue,
+                Err(()) => return,
+            },
+            _ = kick.cancelled() => close(CLOSE_TOO_SLOW, "client too slow; reconnect"),
+            _ = shutdown.cancelled() => close(CLOSE_GOING_AWAY, "server shutting down"),
+        };
+        let _ = tokio::time::timeout(CLOSE_FLUSH, sink.send(interrupted)).await;
+        return;
     }
 }
 

@@ -79,3 +79,30 @@ impl Outbox {
         self.tx.is_closed() || self.kick.is_cancelled()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_cuts_the_connection() {
+        let kick = CancellationToken::new();
+        let (out, mut rx) = Outbox::new(7, 2, kick.clone(), "src".into());
+        assert!(out.frame("a"));
+        assert!(out.frame("b"));
+        assert!(!kick.is_cancelled());
+        assert!(!out.frame("c"), "the third message does not fit");
+        assert!(kick.is_cancelled(), "the connection is told to close");
+        assert!(out.is_closed());
+        assert!(matches!(rx.recv().await, Some(Outbound::One(f)) if f.as_str() == "a"));
+    }
+
+    #[tokio::test]
+    async fn a_gone_connection_is_closed() {
+        let (out, rx) = Outbox::new(1, 4, CancellationToken::new(), "s".into());
+        drop(rx);
+        assert!(!out.frame("x"));
+        assert!(out.is_closed());
+        assert_eq!(out.with_src("other".into()).src(), "other");
+    }
+}
