@@ -180,4 +180,13 @@ mod tests {
             ]))
         );
     }
+
+    #[test]
+    fn rest_is_copied_raw_after_a_merge_into_an_empty_op() {
+        // quill-delta: [abc, d] ∘ [ins "", retain 2] = [abc, d] (the rest is
+        // concatenated as is once `other` is used up).
+        let a = Delta::from_ops(vec![Op::text("abc"), Op::text("d")]);
+        let b = Delta::from_ops(vec![Op::text(""), Op::retain(2)]);
+        assert_eq!(a.compose(&b), a);
+    }
 }

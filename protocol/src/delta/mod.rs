@@ -277,3 +277,122 @@ impl Delta {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn d(v: serde_json::Value) -> Delta {
+        Delta::from_value(&v).unwrap()
+    }
+
+    fn bold() -> Option<Attributes> {
+        json!({"bold": true}).as_object().cloned()
+    }
+
+    #[test]
+    fn builders_keep_normal_form() {
+        // The same chain in quill-delta 4.2.2 gives exactly this.
+        let mut delta = Delta::new();
+        let image = json!({"image": "x"}).as_object().cloned().unwrap();
+        delta
+            .insert("a", None)
+            .insert("b", bold())
+            .insert("c", bold())
+            .insert(image.clone(), None)
+            .insert(image, None)
+            .retain(0, None)
+            .retain(2, None)
+            .retain(3, None)
+            .delete(1)
+            .delete(2)
+            .insert("z", None)
+            .retain(1, Some(Attributes::new()))
+            .insert("", bold());
+        assert_eq!(
+            delta,
+            d(json!([
+                {"insert": "a"},
+                {"insert": "bc", "attributes": {"bold": true}},
+                {"insert": {"image": "x"}},
+                {"insert": {"image": "x"}},
+                {"retain": 5},
+                {"insert": "z"},
+                {"delete": 3},
+                {"retain": 1}
+            ]))
+        );
+    }
+
+    #[test]
+    fn push_does_not_filter_zero_lengths() {
+        let mut delta = Delta::new();
+        delta
+            .push(Op::retain(0))
+            .push(Op::Delete(0))
+            .push(Op::text(""));
+        assert_eq!(delta.ops(), &[Op::retain(0), Op::text(""), Op::Delete(0)]);
+    }
+
+    #[test]
+    fn insert_after_a_lone_delete_goes_first() {
+        let mut delta = Delta::new();
+        delta.delete(2).insert("x", None);
+        assert_eq!(delta, d(json!([{"insert": "x"}, {"delete": 2}])));
+    }
+
+    #[test]
+    fn chop_removes_only_a_plain_positive_retain() {
+        let mut plain = d(json!([{"retain": 3}]));
+        assert!(plain.chop().is_empty());
+        let mut formatted = d(json!([{"retain": 3, "attributes": {"bold": true}}]));
+        assert_eq!(formatted.chop().len(), 3);
+        let mut zero = Delta::from_ops(vec![Op::retain(0)]);
+        assert_eq!(zero.chop().ops().len(), 1);
+    }
+
+    #[test]
+    fn lengths_count_everything_in_utf16_units() {
+        let delta =
+            d(json!([{"insert": "😀"}, {"insert": {"image": "x"}}, {"retain": 2}, {"delete": 3}]));
+        assert_eq!(delta.len(), 8);
+        assert_eq!(delta.change_len(), 0);
+        assert_eq!(delta.base_len(), 5);
+        assert!(!delta.is_document());
+        assert!(d(json!([{"insert": "é"}])).is_document());
+        assert_eq!(d(json!([{"insert": "e\u{301}"}])).len(), 2);
+    }
+
+    #[test]
+    fn zero_length_ops_behave_as_in_javascript() {
+        // quill-delta 4.2.2: next(0) takes a whole op, so a leading retain 0
+        // swallows the document's first insert into the result.
+        let doc = d(json!([{"insert": "abc"}]));
+        let op = Delta::from_ops(vec![Op::retain(0), Op::Delete(1)]);
+        assert_eq!(
+            doc.compose(&op),
+            d(json!([{"insert": "abc"}, {"delete": 1}]))
+        );
+        let base = d(json!([{"retain": 2}]));
+        let other = Delta::from_ops(vec![Op::retain(0), Op::text("x")]);
+        assert_eq!(base.transform(&other, true), d(json!([{"insert": "x"}])));
+        let ins = Delta::from_ops(vec![Op::retain(0), Op::text("xy")]);
+        assert_eq!(ins.transform_position(0, true), 0);
+        let del = Delta::from_ops(vec![Op::Delete(0), Op::text("xy")]);
+        assert_eq!(del.transform_position(0, false), 2);
+    }
+
+    #[test]
+    fn apply_check_bounds_the_span() {
+        let op = d(json!([{"retain": 2}, {"insert": "x"}, {"delete": 1}]));
+        assert_eq!(op.apply_check(3), Ok(()));
+        assert_eq!(
+            op.apply_check(2),
+            Err(DeltaError::OutOfRange { end: 3, len: 2 })
+        );
+        let zero = Delta::from_ops(vec![Op::Delete(0)]);
+        assert!(zero.apply_check(5).is_err());
+    }
+}

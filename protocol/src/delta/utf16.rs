@@ -96,6 +96,57 @@ pub fn take(s: &str, cursor: &mut Cursor, units: usize) -> String {
     out
 }
 
+/// Rewrites `\uXXXX` escapes of unpaired surrogates in JSON text to
+/// `\uFFFD`, leaving everything else alone.
+///
+/// JavaScript's `JSON.stringify` emits such escapes for text cut inside a
+/// surrogate pair, and `serde_json` refuses them; after this rewrite the
+/// frame parses and every UTF-16 length is unchanged (one unit each).
+pub fn replace_lone_surrogate_escapes(json: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = json.as_bytes();
+    if !json.contains("\\u") {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    let unit_at = |i: usize| -> Option<u16> {
+        if bytes.get(i) == Some(&b'\\') && bytes.get(i + 1) == Some(&b'u') {
+            let hex = json.get(i + 2..i + 6)?;
+            u16::from_str_radix(hex, 16).ok()
+        } else {
+            None
+        }
+    };
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(unit) = unit_at(i) else {
+            i += 2; // some other escape, such as \\ or \"
+            continue;
+        };
+        let is_high = (0xD800..0xDC00).contains(&unit);
+        let is_low = (0xDC00..0xE000).contains(&unit);
+        if is_high && unit_at(i + 6).is_some_and(|next| (0xDC00..0xE000).contains(&next)) {
+            i += 12;
+        } else if is_high || is_low {
+            out.push_str(&json[copied..i]);
+            out.push_str("\\uFFFD");
+            i += 6;
+            copied = i;
+        } else {
+            i += 6;
+        }
+    }
+    if copied == 0 {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    out.push_str(&json[copied..]);
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +192,38 @@ mod tests {
         let second = take(s, &mut c, 2);
         assert_eq!(second, "\u{FFFD}x");
         assert_eq!(len(&first) + len(&second), len(s));
+    }
+
+    #[test]
+    fn lone_surrogate_escapes_become_replacement_characters() {
+        // What JSON.stringify gives for compose(ins 😀, [retain 1, ins x]).
+        let js = r#"{"ops":[{"insert":"\ud83dx\ude00"}]}"#;
+        assert!(serde_json::from_str::<serde_json::Value>(js).is_err());
+        let fixed = replace_lone_surrogate_escapes(js);
+        assert_eq!(fixed, r#"{"ops":[{"insert":"\uFFFDx\uFFFD"}]}"#);
+        let value: serde_json::Value = serde_json::from_str(&fixed).unwrap();
+        assert_eq!(len(value["ops"][0]["insert"].as_str().unwrap()), 3);
+    }
+
+    #[test]
+    fn valid_escapes_are_left_alone() {
+        for json in [
+            r#"["\ud83d\ude00"]"#,
+            r#"["\\ud83d"]"#,
+            r#"["\u00e9\n\"\\"]"#,
+            r#"["plain 😀"]"#,
+            r#"["\ud83d\u0041"]"#,
+        ] {
+            let fixed = replace_lone_surrogate_escapes(json);
+            if json.contains(r"\ud83d\u0041") {
+                assert_eq!(fixed, r#"["\uFFFD\u0041"]"#);
+            } else {
+                assert!(matches!(fixed, std::borrow::Cow::Borrowed(_)), "{json}");
+            }
+        }
+        assert_eq!(
+            replace_lone_surrogate_escapes(r#"["\udc00 \uD800"]"#),
+            r#"["\uFFFD \uFFFD"]"#
+        );
     }
 }
