@@ -140,10 +140,8 @@ pub struct Frame {
 /// Parses one text frame, repairing unpaired surrogate escapes (see the
 /// module docs).
 pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
-    let (text, repaired) = match repair_lone_surrogates(text) {
-        Some(fixed) => (std::borrow::Cow::Owned(fixed), true),
-        None => (std::borrow::Cow::Borrowed(text), false),
-    };
+    let text = crate::delta::utf16::replace_lone_surrogate_escapes(text);
+    let repaired = matches!(text, std::borrow::Cow::Owned(_));
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(raw)) => Ok(Frame {
             raw,
@@ -158,59 +156,6 @@ pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
 /// echo, so the error stands alone (the client logs it).
 pub fn frame_error_reply(err: &FrameError) -> String {
     json!({"error": ShareDbError::badly_formed(err.to_string()).to_value()}).to_string()
-}
-
-/// Rewrites `\uD800`–`\uDFFF` escapes that are not part of a valid
-/// high+low pair to `\uFFFD`. Returns `None` when nothing needed rewriting.
-///
-/// Backslashes occur in valid JSON only inside strings, so a scan for escape
-/// sequences that skips each escaped character is enough.
-pub fn repair_lone_surrogates(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let hex_at = |i: usize| -> Option<u16> {
-        if i + 6 <= bytes.len() && bytes[i] == b'\\' && bytes[i + 1] == b'u' {
-            let h = std::str::from_utf8(&bytes[i + 2..i + 6]).ok()?;
-            u16::from_str_radix(h, 16).ok()
-        } else {
-            None
-        }
-    };
-    let mut out: Option<String> = None;
-    let mut copied = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'\\' {
-            i += 1;
-            continue;
-        }
-        let Some(unit) = hex_at(i) else {
-            // Some other escape (or a malformed one the parser will report).
-            i += 2;
-            continue;
-        };
-        match unit {
-            0xD800..=0xDBFF => {
-                if matches!(hex_at(i + 6), Some(0xDC00..=0xDFFF)) {
-                    i += 12;
-                    continue;
-                }
-            }
-            0xDC00..=0xDFFF => {}
-            _ => {
-                i += 6;
-                continue;
-            }
-        }
-        let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
-        o.push_str(&text[copied..i]);
-        o.push_str("\\uFFFD");
-        i += 6;
-        copied = i;
-    }
-    out.map(|mut o| {
-        o.push_str(&text[copied..]);
-        o
-    })
 }
 
 /// A version in a read request: absent/null (latest) or a number.
@@ -765,27 +710,31 @@ pub fn presence_message(src: &str, p: &PresenceUpdate) -> String {
 mod tests {
     use super::*;
 
+    fn repair(text: &str) -> Option<String> {
+        match crate::delta::utf16::replace_lone_surrogate_escapes(text) {
+            std::borrow::Cow::Owned(fixed) => Some(fixed),
+            std::borrow::Cow::Borrowed(_) => None,
+        }
+    }
+
     fn req(text: &str) -> Result<Request, ShareDbError> {
         parse_request(&parse_frame(text).unwrap())
     }
 
     #[test]
     fn paired_surrogates_are_kept_and_lone_ones_replaced() {
-        assert_eq!(repair_lone_surrogates(r#"{"x":"\ud83d\ude00"}"#), None);
-        assert_eq!(repair_lone_surrogates(r#"{"x":"plain é"}"#), None);
+        assert_eq!(repair(r#"{"x":"\ud83d\ude00"}"#), None);
+        assert_eq!(repair(r#"{"x":"plain é"}"#), None);
         assert_eq!(
-            repair_lone_surrogates(r#"{"x":"\ud83dx\ude00"}"#).unwrap(),
+            repair(r#"{"x":"\ud83dx\ude00"}"#).unwrap(),
             r#"{"x":"\uFFFDx\uFFFD"}"#
         );
-        assert_eq!(
-            repair_lone_surrogates(r#"{"x":"a\ud83d"}"#).unwrap(),
-            r#"{"x":"a\uFFFD"}"#
-        );
+        assert_eq!(repair(r#"{"x":"a\ud83d"}"#).unwrap(), r#"{"x":"a\uFFFD"}"#);
         // An escaped backslash followed by "ud83d" is not an escape.
-        assert_eq!(repair_lone_surrogates(r#"{"x":"\\ud83d"}"#), None);
+        assert_eq!(repair(r#"{"x":"\\ud83d"}"#), None);
         // Two high surrogates in a row: both are lone.
         assert_eq!(
-            repair_lone_surrogates(r#"["\uD83D\uD83D\uDE00"]"#).unwrap(),
+            repair(r#"["\uD83D\uD83D\uDE00"]"#).unwrap(),
             r#"["\uFFFD\uD83D\uDE00"]"#
         );
     }
