@@ -621,6 +621,7 @@ impl Pane for TickerPane {
                 row.next = Some(*next);
                 true
             }
+            _ => false,
         }
     }
 
