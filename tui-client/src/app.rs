@@ -41,6 +41,8 @@ pub enum Cmd {
     Quit,
     /// The ticker watchlist changed: follow it and save it.
     Watchlist(Vec<Symbol>),
+    /// Messages for the document's server connection.
+    Doc(Vec<serde_json::Value>),
 }
 
 /// The server the client talks to.
@@ -172,10 +174,12 @@ impl App {
                     }
                     self.dirty = true;
                 }
+                let mut cmds = Vec::new();
                 for p in &mut self.panes {
                     self.dirty |= p.apply(&ev);
+                    cmds.extend(p.take_cmds());
                 }
-                Vec::new()
+                cmds
             }
             Msg::Tick(now) => {
                 self.now = now;

@@ -16,6 +16,10 @@ pub enum Scope {
     Ticker,
     /// The ticker's one-line symbol input is open.
     TickerInput,
+    /// The text pane has focus.
+    Text,
+    /// The text pane is editing: printable keys are typed into the document.
+    TextEdit,
 }
 
 impl Scope {
@@ -26,6 +30,8 @@ impl Scope {
             Scope::Help => "Help",
             Scope::Ticker => "Ticker pane",
             Scope::TickerInput => "Ticker: adding a symbol",
+            Scope::Text => "Text pane",
+            Scope::TextEdit => "Text: editing (printable keys are typed)",
         }
     }
 }
@@ -47,6 +53,16 @@ pub enum Action {
     RemoveSymbol,
     Submit,
     Cancel,
+    EditText,
+    CursorLeft,
+    CursorRight,
+    CursorUp,
+    CursorDown,
+    LineStart,
+    LineEnd,
+    DeleteBack,
+    DeleteForward,
+    Newline,
 }
 
 /// One key pattern: a code and the modifiers that must be held.
@@ -220,6 +236,126 @@ pub const BINDINGS: &[Binding] = &[
         Action::Cancel,
         "cancel",
         Some("cancel"),
+    ),
+    bind(
+        Scope::Text,
+        &[plain('i'), code(KeyCode::Enter)],
+        "i Enter",
+        Action::EditText,
+        "start editing the document",
+        Some("edit"),
+    ),
+    bind(
+        Scope::Text,
+        &[code(KeyCode::Left)],
+        "←",
+        Action::CursorLeft,
+        "cursor left",
+        None,
+    ),
+    bind(
+        Scope::Text,
+        &[code(KeyCode::Right)],
+        "→",
+        Action::CursorRight,
+        "cursor right",
+        None,
+    ),
+    bind(
+        Scope::Text,
+        &[code(KeyCode::Up)],
+        "↑",
+        Action::CursorUp,
+        "cursor up a line",
+        None,
+    ),
+    bind(
+        Scope::Text,
+        &[code(KeyCode::Down)],
+        "↓",
+        Action::CursorDown,
+        "cursor down a line",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Esc)],
+        "Esc",
+        Action::Cancel,
+        "stop editing",
+        Some("done"),
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Left)],
+        "←",
+        Action::CursorLeft,
+        "cursor left",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Right)],
+        "→",
+        Action::CursorRight,
+        "cursor right",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Up)],
+        "↑",
+        Action::CursorUp,
+        "cursor up a line",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Down)],
+        "↓",
+        Action::CursorDown,
+        "cursor down a line",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Home)],
+        "Home",
+        Action::LineStart,
+        "start of the line",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::End)],
+        "End",
+        Action::LineEnd,
+        "end of the line",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Backspace)],
+        "Bksp",
+        Action::DeleteBack,
+        "delete before the cursor",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Delete)],
+        "Del",
+        Action::DeleteForward,
+        "delete at the cursor",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Enter)],
+        "Enter",
+        Action::Newline,
+        "new line",
+        None,
     ),
 ];
 

@@ -12,8 +12,10 @@ use anyhow::{Context, bail};
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt;
 use rt_tui::app::{App, Cmd, Msg, ServerInfo};
+use rt_tui::net::doc::{DocClient, DocClientConfig};
 use rt_tui::net::ticker::{TickerClient, TickerClientConfig, TickerTransport};
 use rt_tui::net::{EVENT_CHANNEL_CAPACITY, NetEvent, Transport};
+use rt_tui::panes::text::TextPane;
 use rt_tui::panes::ticker::TickerPane;
 use rt_tui::panes::title::TitlePane;
 use rt_tui::panes::{Pane, PaneId};
@@ -60,10 +62,30 @@ pub struct Args {
     #[arg(long, env = settings::CONFIG_ENV, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// The document the text pane edits, as collection/id.
+    #[arg(
+        long,
+        default_value = "examples/richtext",
+        value_name = "COLLECTION/ID"
+    )]
+    pub doc: String,
+
     /// Write logs to this file (the screen belongs to the UI); `RUST_LOG`
     /// sets the level, default info.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+}
+
+impl Args {
+    fn doc_collection(&self) -> &str {
+        self.doc.split_once('/').map_or("examples", |(c, _)| c)
+    }
+
+    fn doc_id(&self) -> &str {
+        self.doc
+            .split_once('/')
+            .map_or(self.doc.as_str(), |(_, d)| d)
+    }
 }
 
 /// Sends logs to `path`, if given; without it nothing is logged.
@@ -154,6 +176,8 @@ async fn discover(
 /// Runs the UI until the user quits.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_logging(args.log.as_deref())?;
+    let (doc_collection, doc_id) = (args.doc_collection().to_string(), args.doc_id().to_string());
+    let (doc_collection, doc_id) = (doc_collection.as_str(), doc_id.as_str());
     let path = args
         .config
         .or_else(settings::default_path)
@@ -180,7 +204,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             transport: args.ticker_transport,
         },
         settings.watchlist.clone(),
-        tx,
+        tx.clone(),
     );
     let panes: Vec<Box<dyn Pane>> = vec![
         Box::new(TickerPane::new(
@@ -189,12 +213,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         )),
         Box::new(TitlePane::new(PaneId::Canvas)),
         Box::new(TitlePane::new(PaneId::Qa)),
-        Box::new(TitlePane::new(PaneId::Text)),
+        Box::new(TextPane::new(doc_collection, doc_id)),
     ];
+    let doc = DocClient::spawn(
+        DocClientConfig {
+            base_url: server.url.clone(),
+        },
+        tx,
+    );
     let mut app = App::new(
         server,
         panes,
-        &[Transport::Ticker],
+        &[Transport::Ticker, Transport::Doc],
         Theme::from_env(),
         Instant::now(),
     );
@@ -204,13 +234,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let result = match terminal::enter() {
         Ok(mut tui) => {
-            let r = event_loop(&mut tui, &mut app, rx, &ticker, save_path.as_deref()).await;
+            let r = event_loop(&mut tui, &mut app, rx, &ticker, &doc, save_path.as_deref()).await;
             drop(tui);
             r
         }
         Err(e) => Err(anyhow::Error::new(e).context("cannot set up the terminal")),
     };
     drop(ticker);
+    drop(doc);
     if let Some(server) = embedded
         && tokio::time::timeout(SERVER_SHUTDOWN_TIMEOUT, server.shutdown())
             .await
@@ -226,6 +257,7 @@ async fn event_loop(
     app: &mut App,
     mut net: mpsc::Receiver<NetEvent>,
     ticker: &TickerClient,
+    doc: &DocClient,
     save_path: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let mut events = EventStream::new();
@@ -269,6 +301,7 @@ async fn event_loop(
         for cmd in cmds {
             match cmd {
                 Cmd::Quit => return Ok(()),
+                Cmd::Doc(msgs) => doc.send(msgs),
                 Cmd::Watchlist(list) => {
                     ticker.set_watchlist(list.clone());
                     if let Some(path) = save_path

@@ -2,6 +2,7 @@
 //! handles keys and mouse events, applies network events, renders itself
 //! into the area inside its frame and lists the keys valid now.
 
+pub mod text;
 pub mod ticker;
 pub mod title;
 
@@ -101,6 +102,12 @@ pub trait Pane {
     /// global keys such as `q` then go to the pane and `Esc` leaves the field.
     fn captures_input(&self) -> bool {
         false
+    }
+
+    /// Commands the pane wants carried out after a network event (a reply
+    /// to send, …).
+    fn take_cmds(&mut self) -> Vec<Cmd> {
+        Vec::new()
     }
 
     /// True while the pane shows clocks (ages, countdowns) that must be
