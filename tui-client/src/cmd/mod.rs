@@ -1,4 +1,5 @@
 //! The subcommands, one file each.
 
 pub mod connect;
+pub mod doc;
 pub mod ticker;
