@@ -399,6 +399,35 @@ test('catch-up on resubscribe: only the missing ops, no refetch', { timeout: TES
   writer.connection.close();
 });
 
+test('bulk subscribe and fetch from the real client', { timeout: TEST_TIMEOUT }, async () => {
+  const ids = [freshId('bulk'), freshId('bulk'), freshId('bulk')];
+  for (const id of ids) await createDoc(id, `${id}\n`);
+  const { connection, socket } = connect(server.url);
+  const docs = ids.map((id) => connection.get('examples', id));
+  connection.startBulk();
+  const subscribed = Promise.all(docs.map(subscribe));
+  connection.endBulk();
+  await subscribed;
+  assert.ok(socket.received.some((m) => m.a === 'bs' && m.data), 'a bulk subscribe was answered');
+  docs.forEach((doc, i) => assert.deepEqual(doc.data.ops, [{ insert: `${ids[i]}\n` }]));
+  // Ops reach every doc of the bulk subscription.
+  const { connection: other } = connect(server.url);
+  const odoc = other.get('examples', ids[1]);
+  await subscribe(odoc);
+  await submit(odoc, new Delta().insert('x'));
+  await until(() => docs[1].data.ops[0].insert.startsWith('x'), 'the op on a bulk-subscribed doc');
+  // A bulk fetch of docs with versions (ops since) after going offline.
+  const fresh = connect(server.url);
+  const fdocs = ids.map((id) => fresh.connection.get('examples', id));
+  fresh.connection.startBulk();
+  const fetched = Promise.all(fdocs.map(fetchDoc));
+  fresh.connection.endBulk();
+  await fetched;
+  assert.ok(fresh.socket.received.some((m) => m.a === 'bf'), 'a bulk fetch was answered');
+  assert.deepEqual(fdocs[1].data.ops, docs[1].data.ops);
+  for (const c of [connection, other, fresh.connection]) c.close();
+});
+
 test('SIGKILL during concurrent editing loses no acknowledged op', { timeout: TEST_TIMEOUT }, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rt-sharedb-'));
   const data = path.join(dir, 'rt.db');
