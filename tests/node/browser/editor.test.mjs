@@ -6,6 +6,9 @@ import WebSocket from 'ws';
 import ShareDB from 'sharedb/lib/client/index.js';
 import richText from 'rich-text';
 import Delta from 'quill-delta';
+import * as esbuild from 'esbuild';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startServer } from '../lib/server.mjs';
 import { launchBrowser } from '../lib/browser.mjs';
 import * as mine from '../../../static/editor/delta.js';
@@ -225,5 +228,166 @@ test('the page reconnects and resends without losing or doubling an edit', { tim
   assert.equal(await carol.value(), 'one two');
   assert.deepEqual(carol.errors, []);
   await carol.page.close();
+  connection.close();
+});
+
+// ---- the classic Quill + ShareDB editor (the book's client) ----------------
+
+// sharedb's client needs Node's `events` and `util.inherits`; browserify used
+// to supply them. A minimal EventEmitter with enumerable methods (sharedb
+// mixes them in), and inherits.
+const UTIL_SHIM = `
+  exports.inherits = function (ctor, superCtor) {
+    ctor.super_ = superCtor;
+    Object.setPrototypeOf(ctor.prototype, superCtor.prototype);
+  };
+`;
+const nodeShims = {
+  name: 'node-shims',
+  setup(build) {
+    build.onResolve({ filter: /^(events|util)$/ }, (args) => ({ path: args.path, namespace: 'shim' }));
+    build.onLoad({ filter: /^util$/, namespace: 'shim' }, () => ({ loader: 'js', contents: UTIL_SHIM }));
+    build.onLoad({ filter: /^events$/, namespace: 'shim' }, () => ({
+      loader: 'js',
+      contents: `
+        function EventEmitter() {}
+        const P = EventEmitter.prototype;
+        P._ls = function (t) {
+          if (!this._events) this._events = Object.create(null);
+          return this._events[t] || (this._events[t] = []);
+        };
+        P.on = P.addListener = function (t, f) { this._ls(t).push(f); return this; };
+        P.prependListener = function (t, f) { this._ls(t).unshift(f); return this; };
+        P.once = function (t, f) {
+          const self = this;
+          function g(...a) { self.off(t, g); f.apply(self, a); }
+          g.listener = f;
+          return this.on(t, g);
+        };
+        P.off = P.removeListener = function (t, f) {
+          const l = this._ls(t);
+          const i = l.findIndex((x) => x === f || x.listener === f);
+          if (i >= 0) l.splice(i, 1);
+          return this;
+        };
+        P.removeAllListeners = function (t) {
+          if (t === undefined) this._events = Object.create(null); else if (this._events) delete this._events[t];
+          return this;
+        };
+        P.emit = function (t, ...a) {
+          const l = this._ls(t).slice();
+          if (t === 'error' && l.length === 0) throw a[0] instanceof Error ? a[0] : new Error(String(a[0]));
+          for (const f of l) f.apply(this, a);
+          return l.length > 0;
+        };
+        P.listeners = function (t) { return this._ls(t).map((f) => f.listener || f); };
+        P.listenerCount = function (t) { return this._ls(t).length; };
+        P.setMaxListeners = function () { return this; };
+        module.exports = EventEmitter;
+        module.exports.EventEmitter = EventEmitter;
+      `,
+    }));
+  },
+};
+
+/** Quill 2 and the sharedb client bundled for the browser (test-only build). */
+async function quillBundle() {
+  const result = await esbuild.build({
+    stdin: {
+      contents: `
+        import Quill from 'quill';
+        import ShareDB from 'sharedb/lib/client';
+        import richText from 'rich-text';
+        ShareDB.types.register(richText.type);
+        window.Quill = Quill;
+        window.ShareDB = ShareDB;
+      `,
+      resolveDir: path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'),
+    },
+    bundle: true,
+    write: false,
+    format: 'iife',
+    logLevel: 'silent',
+    plugins: [nodeShims],
+  });
+  return result.outputFiles[0].text;
+}
+
+test('Quill with the sharedb client, the editor page and a Node client converge', { timeout: 90_000 }, async () => {
+  const id = freshId('quill');
+  const connection = nodeClient();
+  const ndoc = connection.get('examples', id);
+  await cb2p((cb) => ndoc.create([{ insert: 'Hi!\n' }], 'rich-text', cb));
+  await cb2p((cb) => ndoc.subscribe(cb));
+
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  await page.goto(`${server.url}/healthz`);
+  await page.setContent('<div id="editor"></div>');
+  await page.addScriptTag({ content: await quillBundle() });
+  assert.deepEqual(errors, [], 'the bundle loads');
+  await page.evaluate(
+    ([wsUrl, docId]) =>
+      new Promise((resolve, reject) => {
+        // The classic client: subscribe, show in Quill, send user changes,
+        // apply remote ones.
+        const connection = new window.ShareDB.Connection(new WebSocket(wsUrl));
+        const doc = connection.get('examples', docId);
+        doc.subscribe((err) => {
+          if (err) return reject(err);
+          const quill = new window.Quill('#editor');
+          quill.setContents(doc.data);
+          quill.on('text-change', (delta, _old, source) => {
+            if (source === 'user') doc.submitOp(delta, { source: quill });
+          });
+          doc.on('op', (op, source) => {
+            if (source !== quill) quill.updateContents(op);
+          });
+          window.quill = quill;
+          window.sdoc = doc;
+          resolve();
+        });
+      }),
+    [server.url.replace(/^http/, 'ws') + '/', id],
+  );
+  const editor = await openEditor(id, 'dave');
+  const quillText = () => page.evaluate(() => window.quill.getText());
+  const ndocText = () => ndoc.data.ops.map((o) => (typeof o.insert === 'string' ? o.insert : '\ufffc')).join('');
+
+  // Quill edits: text, bold, a header on the last line (its retain reaches
+  // the final newline, which must exist on the server: see the seed).
+  await page.evaluate(() => {
+    window.quill.insertText(3, ' from Quill', 'user');
+    window.quill.formatText(0, 3, 'bold', true, 'user');
+    window.quill.formatLine(0, 1, 'header', 1, 'user');
+  });
+  await until(() => ndocText() === 'Hi! from Quill\n', 'the Quill edit on the Node client');
+  await until(
+    () => ndoc.data.ops.length === 3 && ndoc.data.ops[2].attributes?.header === 1,
+    'the header on the final newline',
+  );
+  assert.deepEqual(ndoc.data.ops, [
+    { insert: 'Hi!', attributes: { bold: true } },
+    { insert: ' from Quill' },
+    { insert: '\n', attributes: { header: 1 } },
+  ]);
+  await until(async () => (await editor.value()) === 'Hi! from Quill', 'the editor page');
+
+  // The editor page and the Node client edit; Quill shows it all and keeps
+  // the formatting.
+  await editor.page.focus('#text');
+  await editor.page.$eval('#text', (t) => t.setSelectionRange(0, 0));
+  await editor.page.keyboard.type('>> ');
+  await cb2p((cb) => ndoc.submitOp(new Delta().retain(ndocText().length - 1).insert(' ✓'), cb));
+  await until(async () => (await quillText()) === '>> Hi! from Quill ✓\n', 'Quill to show every edit');
+  const contents = await page.evaluate(() => window.quill.getContents().ops);
+  await until(() => ndocText() === '>> Hi! from Quill ✓\n', 'the Node client');
+  assert.deepEqual(contents, ndoc.data.ops);
+  assert.equal(await editor.value(), '>> Hi! from Quill ✓');
+  assert.deepEqual(errors, []);
+  assert.deepEqual(editor.errors, []);
+  await page.close();
+  await editor.page.close();
   connection.close();
 });
