@@ -21,7 +21,7 @@ struct Editor {
 }
 
 impl Editor {
-    fn new(url: &str) -> Editor {
+    fn new(url: &str, name: &str) -> Editor {
         let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
         let client = DocClient::spawn(
             DocClientConfig {
@@ -30,7 +30,7 @@ impl Editor {
             tx,
         );
         Editor {
-            pane: TextPane::new("examples", "richtext"),
+            pane: TextPane::new("examples", "richtext").with_name(name),
             client,
             rx,
         }
@@ -74,14 +74,23 @@ async fn until(editors: &mut [&mut Editor], what: &str, done: impl Fn(&[&mut Edi
             return;
         }
     }
-    panic!("timed out waiting for {what}");
+    let seen: Vec<_> = editors
+        .iter()
+        .map(|e| {
+            (
+                e.pane.session().version(),
+                e.pane.session().remote_cursors(),
+            )
+        })
+        .collect();
+    panic!("timed out waiting for {what}: {seen:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_panes_type_concurrently_and_converge() {
     let server = rt_server(5000).await;
-    let mut a = Editor::new(&server.url());
-    let mut b = Editor::new(&server.url());
+    let mut a = Editor::new(&server.url(), "alice");
+    let mut b = Editor::new(&server.url(), "bob");
     until(&mut [&mut a, &mut b], "both loaded", |e| {
         e.iter().all(|e| e.pane.text() == "Hi!")
     })
@@ -102,5 +111,14 @@ async fn two_panes_type_concurrently_and_converge() {
     })
     .await;
     assert_eq!(a.pane.text(), "héllo😀\nHi!HéLLO");
+    // Each sees the other's caret where it is: alice after her newline, bob
+    // at the end.
+    until(&mut [&mut a, &mut b], "the carets", |e| {
+        let seen_by_b = e[1].pane.session().remote_cursors();
+        let seen_by_a = e[0].pane.session().remote_cursors();
+        seen_by_b.iter().any(|c| c.name == "alice" && c.index == 8)
+            && seen_by_a.iter().any(|c| c.name == "bob" && c.index == 16)
+    })
+    .await;
     server.shutdown().await.unwrap();
 }

@@ -14,7 +14,9 @@
 use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
-use rt_protocol::delta::{Delta, DeltaError, Document};
+use std::collections::{HashMap, VecDeque};
+
+use rt_protocol::delta::{Delta, DeltaError, Document, transform_presence};
 use rt_protocol::sharedb::RICH_TEXT_URI;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -26,6 +28,8 @@ use super::{ConnState, NetEvent, Transport};
 
 /// Messages the UI may queue for the socket at most.
 const SEND_QUEUE: usize = 256;
+/// Committed ops remembered to bring late remote presence up to date.
+const HISTORY: usize = 200;
 
 /// What the document's network task reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +53,8 @@ pub enum DocChange {
     Acked,
     /// The server refused something (the session refetches by itself).
     Error(String),
+    /// Other users' selections changed.
+    Presence,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +62,24 @@ struct InFlight {
     op: Delta,
     seq: u64,
     src: String,
+}
+
+/// Another user's selection, in server coordinates at version `v`.
+#[derive(Debug, Clone, PartialEq)]
+struct RemotePresence {
+    p: Value,
+    v: u64,
+    pv: u64,
+    src: String,
+}
+
+/// Another user's selection in local coordinates (UTF-16 units).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCursor {
+    pub id: String,
+    pub name: String,
+    pub index: usize,
+    pub length: usize,
 }
 
 /// One subscribed document: the client side of ShareDB's OT.
@@ -71,6 +95,15 @@ pub struct DocSession {
     inflight: Option<InFlight>,
     pending: Option<Delta>,
     open: bool,
+    /// Our presence: id, next pv, the range to publish and whether it is
+    /// still to be sent.
+    presence_id: String,
+    pv: u64,
+    local: Value,
+    presence_dirty: bool,
+    remote: HashMap<String, RemotePresence>,
+    /// Committed ops (version, op, src), for late remote presence.
+    history: VecDeque<(u64, Delta, String)>,
 }
 
 fn ops_of(v: &Value) -> Result<Delta, DeltaError> {
@@ -90,7 +123,112 @@ impl DocSession {
             inflight: None,
             pending: None,
             open: false,
+            presence_id: format!("tui-{:016x}", rand_id()),
+            pv: 0,
+            local: Value::Null,
+            presence_dirty: false,
+            remote: HashMap::new(),
+            history: VecDeque::new(),
         }
+    }
+
+    fn channel(&self) -> String {
+        format!("{}.{}", self.collection, self.id)
+    }
+
+    /// Publishes our selection (UTF-16 units of the local copy) with `name`.
+    /// It goes out when no edit is in flight, as ShareDB clients do.
+    pub fn set_presence(&mut self, index: usize, length: usize, name: &str) -> Vec<Value> {
+        let p = json!({"index": index, "length": length, "name": name});
+        if p != self.local {
+            self.local = p;
+            self.presence_dirty = true;
+        }
+        self.flush_presence()
+    }
+
+    fn flush_presence(&mut self) -> Vec<Value> {
+        if !self.presence_dirty || self.has_pending() || !self.is_live() {
+            return Vec::new();
+        }
+        self.presence_dirty = false;
+        let pv = self.pv;
+        self.pv += 1;
+        vec![json!({
+            "a": "p", "ch": self.channel(), "id": self.presence_id, "p": self.local, "pv": pv,
+            "c": self.collection, "d": self.id, "v": self.version, "t": RICH_TEXT_URI,
+        })]
+    }
+
+    /// Other users' selections, moved into local coordinates.
+    pub fn remote_cursors(&self) -> Vec<RemoteCursor> {
+        let mut out: Vec<RemoteCursor> = self
+            .remote
+            .iter()
+            .filter(|(_, r)| Some(r.v) == self.version)
+            .filter_map(|(id, r)| {
+                let mut p = r.p.clone();
+                for op in self
+                    .inflight
+                    .iter()
+                    .map(|f| &f.op)
+                    .chain(self.pending.iter())
+                {
+                    p = transform_presence(&p, op, false).ok()?;
+                }
+                Some(RemoteCursor {
+                    id: id.clone(),
+                    name: p["name"].as_str().unwrap_or("someone").to_string(),
+                    index: p["index"].as_u64()? as usize,
+                    length: p["length"].as_u64().unwrap_or(0) as usize,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (a.index, &a.id).cmp(&(b.index, &b.id)));
+        out
+    }
+
+    /// Remembers a committed op and moves remote presence over it.
+    fn record(&mut self, v: u64, op: &Delta, src: &str) {
+        self.history.push_back((v, op.clone(), src.to_string()));
+        while self.history.len() > HISTORY {
+            self.history.pop_front();
+        }
+        for r in self.remote.values_mut() {
+            if r.v == v {
+                r.p = transform_presence(&r.p, op, r.src == src).unwrap_or(Value::Null);
+                r.v = v + 1;
+            }
+        }
+    }
+
+    fn on_presence(&mut self, msg: &Value) -> bool {
+        let (Some(id), Some(pv)) = (msg["id"].as_str(), msg["pv"].as_u64()) else {
+            return false;
+        };
+        if msg["ch"] != self.channel().as_str() || id == self.presence_id {
+            return false;
+        }
+        if self.remote.get(id).is_some_and(|r| r.pv > pv) {
+            return false;
+        }
+        if msg["p"].is_null() {
+            return self.remote.remove(id).is_some();
+        }
+        let mut r = RemotePresence {
+            p: msg["p"].clone(),
+            v: msg["v"].as_u64().unwrap_or(0),
+            pv,
+            src: msg["src"].as_str().unwrap_or("").to_string(),
+        };
+        for (v, op, src) in &self.history {
+            if *v == r.v {
+                r.p = transform_presence(&r.p, op, *src == r.src).unwrap_or(Value::Null);
+                r.v += 1;
+            }
+        }
+        self.remote.insert(id.to_string(), r);
+        true
     }
 
     /// The server version the local copy builds on.
@@ -128,6 +266,8 @@ impl DocSession {
     /// The socket ended.
     pub fn on_close(&mut self) {
         self.open = false;
+        self.remote.clear();
+        self.presence_dirty = !self.local.is_null();
     }
 
     /// A local edit, in the coordinates of [`DocSession::document`]. It is
@@ -197,7 +337,8 @@ impl DocSession {
             Some("hs") => {
                 self.src = msg["id"].as_str().map(str::to_string);
                 let sub = json!({"a": "s", "c": self.collection, "d": self.id, "v": self.version});
-                (vec![sub], None)
+                let presence = json!({"a": "ps", "ch": self.channel(), "seq": 1});
+                (vec![sub, presence], None)
             }
             Some("s") | Some("f") if mine => {
                 if let Some(e) = msg.get("error") {
@@ -211,14 +352,23 @@ impl DocSession {
                     None => None,
                 };
                 // After a (re)subscribe the op in flight goes again.
-                let out = if msg["a"] == "s" && self.inflight.is_some() {
+                let mut out = if msg["a"] == "s" && self.inflight.is_some() {
                     self.send_inflight()
                 } else {
                     self.flush()
                 };
+                out.extend(self.flush_presence());
                 (out, reset)
             }
             Some("op") if mine => self.on_op(msg),
+            Some("p") if msg.get("error").is_none() => {
+                let changed = self.on_presence(msg);
+                (Vec::new(), changed.then_some(DocChange::Presence))
+            }
+            Some("pr") if msg["ch"] == self.channel().as_str() => {
+                self.presence_dirty = !self.local.is_null();
+                (self.flush_presence(), None)
+            }
             _ => match msg.get("error") {
                 Some(e) => (Vec::new(), Some(DocChange::Error(describe(e)))),
                 None => (Vec::new(), None),
@@ -275,6 +425,14 @@ impl DocSession {
             self.pending = Some(mine);
         }
         let applied = self.doc.as_mut().map(|d| d.apply(&remote));
+        // Our own selection, not yet sent or not, follows the text.
+        if !self.local.is_null() {
+            self.local = transform_presence(&self.local, &remote, false).unwrap_or(Value::Null);
+        }
+        if let Ok(server_op) = ops_of(op) {
+            let src = msg["src"].as_str().unwrap_or("").to_string();
+            self.record(version, &server_op, &src);
+        }
         self.version = Some(version + 1);
         match applied {
             Some(Ok(())) => (Vec::new(), Some(DocChange::Remote(remote))),
@@ -283,10 +441,27 @@ impl DocSession {
     }
 
     fn acked(&mut self) -> (Vec<Value>, Option<DocChange>) {
+        if let (Some(v), Some(f)) = (self.version, self.inflight.take()) {
+            self.record(v, &f.op, &f.src);
+        }
         self.version = self.version.map(|v| v + 1);
-        self.inflight = None;
-        (self.flush(), Some(DocChange::Acked))
+        let mut out = self.flush();
+        out.extend(self.flush_presence());
+        (out, Some(DocChange::Acked))
     }
+}
+
+/// A random id for our presence (no shared state: clock and address bits).
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
 }
 
 fn describe(e: &Value) -> String {

@@ -30,6 +30,8 @@ pub struct TextPane {
     conn: ConnState,
     error: Option<String>,
     out: Vec<Value>,
+    /// The name shown to other users next to our cursor.
+    name: String,
 }
 
 /// The UTF-16 offset of char index `pos` in `text`.
@@ -59,7 +61,16 @@ impl TextPane {
             conn: ConnState::Connecting,
             error: None,
             out: Vec::new(),
+            name: std::env::var("USER")
+                .map(|u| format!("{u} (tui)"))
+                .unwrap_or_else(|_| "rt-tui".to_string()),
         }
+    }
+
+    /// Sets the name shown to other users.
+    pub fn with_name(mut self, name: impl Into<String>) -> TextPane {
+        self.name = name.into();
+        self
     }
 
     /// The document's text as shown (without Quill's final newline).
@@ -154,35 +165,7 @@ impl TextPane {
         };
     }
 
-    fn status_line(&self, ctx: &RenderCtx) -> Line<'static> {
-        let name = format!("{}/{}", self.session.collection, self.session.id);
-        let state = match (&self.conn, self.session.version()) {
-            (ConnState::Retrying { .. }, _) => "offline".to_string(),
-            (_, None) => "loading…".to_string(),
-            (_, Some(v)) if self.session.has_pending() => format!("v{v} · saving…"),
-            (_, Some(v)) => format!("v{v}"),
-        };
-        let mode = if self.editing {
-            "editing · Esc to stop"
-        } else {
-            "i to edit"
-        };
-        Line::from(vec![
-            Span::styled(name, ctx.theme.dim()),
-            Span::raw("  "),
-            Span::raw(state),
-            Span::raw("  "),
-            Span::styled(mode, ctx.theme.dim()),
-        ])
-    }
-}
-
-impl Pane for TextPane {
-    fn id(&self) -> PaneId {
-        PaneId::Text
-    }
-
-    fn handle_key(&mut self, key: KeyEvent) -> Handled {
+    fn handle_key_inner(&mut self, key: KeyEvent) -> Handled {
         if self.editing {
             let cmds = match keymap::lookup(Scope::TextEdit, &key) {
                 Some(Action::Cancel) => {
@@ -230,6 +213,59 @@ impl Pane for TextPane {
         }
     }
 
+    fn status_line(&self, ctx: &RenderCtx) -> Line<'static> {
+        let name = format!("{}/{}", self.session.collection, self.session.id);
+        let state = match (&self.conn, self.session.version()) {
+            (ConnState::Retrying { .. }, _) => "offline".to_string(),
+            (_, None) => "loading…".to_string(),
+            (_, Some(v)) if self.session.has_pending() => format!("v{v} · saving…"),
+            (_, Some(v)) => format!("v{v}"),
+        };
+        let mode = if self.editing {
+            "editing · Esc to stop"
+        } else {
+            "i to edit"
+        };
+        let mut spans = vec![
+            Span::styled(name, ctx.theme.dim()),
+            Span::raw("  "),
+            Span::raw(state),
+            Span::raw("  "),
+            Span::styled(mode, ctx.theme.dim()),
+        ];
+        let others: Vec<String> = self
+            .session
+            .remote_cursors()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        if !others.is_empty() {
+            spans.push(Span::raw("  with "));
+            spans.push(Span::styled(others.join(", "), ctx.theme.warn()));
+        }
+        Line::from(spans)
+    }
+}
+
+impl Pane for TextPane {
+    fn id(&self) -> PaneId {
+        PaneId::Text
+    }
+
+    fn handle_key(&mut self, key: KeyEvent) -> Handled {
+        match self.handle_key_inner(key) {
+            Handled::Consumed(mut cmds) => {
+                let at = to_utf16(&self.text(), self.cursor);
+                let msgs = self.session.set_presence(at, 0, &self.name);
+                if !msgs.is_empty() {
+                    cmds.push(Cmd::Doc(msgs));
+                }
+                Handled::Consumed(cmds)
+            }
+            Handled::Ignored => Handled::Ignored,
+        }
+    }
+
     fn handle_mouse(&mut self, event: MouseEvent, _area: Rect) -> Vec<Cmd> {
         match event.kind {
             MouseEventKind::ScrollDown => self.move_cursor(Action::CursorDown),
@@ -270,7 +306,7 @@ impl Pane for TextPane {
                         self.clamp();
                     }
                     Some(DocChange::Error(e)) => self.error = Some(e),
-                    Some(DocChange::Acked) | None => {}
+                    Some(DocChange::Acked | DocChange::Presence) | None => {}
                 }
                 self.clamp();
                 true
@@ -325,28 +361,57 @@ impl Pane for TextPane {
         let top = cursor_line.saturating_sub(height.saturating_sub(1));
         let show_cursor = ctx.focused && self.session.document().is_some();
         let cursor_style = Style::default().add_modifier(Modifier::REVERSED);
+        let remote_style = ctx.theme.warn().add_modifier(Modifier::UNDERLINED);
+        // Other users' carets as (line, column) in chars.
+        let remote: Vec<(usize, usize)> = self
+            .session
+            .remote_cursors()
+            .iter()
+            .map(|c| {
+                let before: String = text.chars().take(from_utf16(&text, c.index)).collect();
+                let line = before.matches('\n').count();
+                let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count());
+                (line, col)
+            })
+            .collect();
         let lines: Vec<Line> = text
             .split('\n')
             .enumerate()
             .skip(top)
             .take(height)
             .map(|(i, l)| {
-                let l = l.replace('\t', "    ").replace('\u{FFFC}', "□");
-                if !(show_cursor && i == cursor_line) {
-                    return Line::raw(l);
+                let mut chars: Vec<char> = l.chars().collect();
+                let mine = (show_cursor && i == cursor_line).then_some(cursor_col);
+                let theirs: Vec<usize> = remote
+                    .iter()
+                    .filter(|(rl, _)| *rl == i)
+                    .map(|(_, c)| *c)
+                    .collect();
+                let last = theirs.iter().copied().chain(mine).max();
+                if let Some(last) = last
+                    && last >= chars.len()
+                {
+                    chars.resize(last + 1, ' ');
                 }
-                let chars: Vec<char> = l.chars().collect();
-                let col = cursor_col.min(chars.len());
-                let before: String = chars[..col].iter().collect();
-                let at: String = chars.get(col).map_or(" ".to_string(), char::to_string);
-                let after: String = chars
-                    .get(col + 1..)
-                    .map_or(String::new(), |r| r.iter().collect());
-                Line::from(vec![
-                    Span::raw(before),
-                    Span::styled(at, cursor_style),
-                    Span::raw(after),
-                ])
+                let spans: Vec<Span> = chars
+                    .iter()
+                    .enumerate()
+                    .map(|(col, c)| {
+                        let shown = match c {
+                            '\t' => "    ".to_string(),
+                            '\u{FFFC}' => "□".to_string(),
+                            c => c.to_string(),
+                        };
+                        if mine == Some(col) {
+                            Span::styled(shown, cursor_style)
+                        } else if theirs.contains(&col) {
+                            Span::styled(shown, remote_style)
+                        } else {
+                            Span::raw(shown)
+                        }
+                    })
+                    .collect();
+                Line::from(spans)
             })
             .collect();
         frame.render_widget(Paragraph::new(lines), body);
@@ -463,7 +528,13 @@ mod tests {
         let mut p = pane("first line\nsecond 漢字 line\n");
         p.handle_key(key(KeyCode::Down));
         p.handle_key(key(KeyCode::Right));
-        let mut terminal = Terminal::new(TestBackend::new(36, 5)).unwrap();
+        p.apply(&NetEvent::Doc(DocEvent::Message(
+            json!({"a": "p", "ch": "examples.richtext",
+            "src": "other", "id": "b1", "pv": 0, "p": {"index": 3, "length": 0, "name": "bob"},
+            "c": "examples", "d": "richtext", "v": 4, "t": RICH_TEXT_URI}),
+        )));
+        assert_eq!(p.session().remote_cursors().len(), 1);
+        let mut terminal = Terminal::new(TestBackend::new(48, 5)).unwrap();
         terminal
             .draw(|f| {
                 let ctx = RenderCtx {
