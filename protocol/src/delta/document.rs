@@ -151,7 +151,12 @@ impl Chunk {
 }
 
 /// A rich-text document: the result of composing ops onto an empty
-/// document, kept in chunks (see the module documentation).
+/// document.
+///
+/// It is kept as a list of chunks of about a thousand UTF-16 units, each a
+/// short list of pieces (text with attributes, or an embed). An edit finds
+/// its chunk by walking the chunk lengths and changes only that chunk, so a
+/// one-character edit never copies the document.
 ///
 /// [`Document::apply`] gives exactly the document that rich-text's
 /// `apply` (`doc.compose(op)`) gives, and [`Document::to_delta`] returns it in

@@ -19,7 +19,7 @@ impl Delta {
                 ops.push(next.clone());
                 next
             };
-            index += next.len();
+            index = index.saturating_add(next.len());
         }
         Delta::from_ops(ops)
     }
@@ -29,7 +29,7 @@ impl Delta {
     /// == base`. rich-text does not expose it; provided for clients (undo).
     pub fn invert(&self, base: &Delta) -> Delta {
         let mut inverted = Delta::new();
-        let mut base_index = 0;
+        let mut base_index = 0usize;
         for op in &self.ops {
             match op {
                 Op::Insert { insert, .. } => {
@@ -40,23 +40,23 @@ impl Delta {
                     attributes: None,
                 } if *n > 0 => {
                     inverted.retain(*n, None);
-                    base_index += n;
+                    base_index = base_index.saturating_add(*n);
                 }
                 Op::Retain {
                     n,
                     attributes: Some(attributes),
                 } if *n > 0 => {
-                    for base_op in base.slice(base_index, base_index + n).ops {
+                    for base_op in base.slice(base_index, base_index.saturating_add(*n)).ops {
                         let undo = op::invert_attributes(Some(attributes), base_op.attributes());
                         inverted.retain(base_op.len(), Some(undo));
                     }
-                    base_index += n;
+                    base_index = base_index.saturating_add(*n);
                 }
                 Op::Delete(n) if *n > 0 => {
-                    for base_op in base.slice(base_index, base_index + n).ops {
+                    for base_op in base.slice(base_index, base_index.saturating_add(*n)).ops {
                         inverted.push(base_op);
                     }
-                    base_index += n;
+                    base_index = base_index.saturating_add(*n);
                 }
                 _ => {}
             }

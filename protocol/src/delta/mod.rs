@@ -27,7 +27,7 @@ mod presence;
 mod transform;
 pub mod utf16;
 
-pub use document::Document;
+pub use document::{Document, EMBED_CHAR};
 pub use error::DeltaError;
 pub use op::{Attributes, Insert, Op};
 pub use presence::{Range, transform_presence};
@@ -133,7 +133,7 @@ impl Delta {
         if index > 0 {
             if let (Op::Delete(new), Op::Delete(last)) = (&new_op, &mut self.ops[index - 1]) {
                 let was_empty = *last == 0;
-                *last += *new;
+                *last = last.saturating_add(*new);
                 return if was_empty {
                     Pushed::MergedIntoEmpty
                 } else {
@@ -178,7 +178,7 @@ impl Delta {
                         },
                     ) => {
                         let was_empty = *n == 0;
-                        *n += *more;
+                        *n = n.saturating_add(*more);
                         *attributes = new_attrs.clone();
                         return if was_empty && is_last {
                             Pushed::MergedIntoEmpty
@@ -224,8 +224,11 @@ impl Delta {
 
     /// Total length in UTF-16 units, counting inserts, retains and deletes
     /// (JavaScript `length()`).
+    /// Saturates at `usize::MAX` for absurd ops.
     pub fn len(&self) -> usize {
-        self.ops.iter().map(Op::len).sum()
+        self.ops
+            .iter()
+            .fold(0, |sum, op| sum.saturating_add(op.len()))
     }
 
     /// How much the op changes a document's length (JavaScript `changeLength()`).
@@ -233,11 +236,11 @@ impl Delta {
         self.ops
             .iter()
             .map(|op| match op {
-                Op::Insert { insert, .. } => insert.len() as isize,
+                Op::Insert { insert, .. } => isize::try_from(insert.len()).unwrap_or(isize::MAX),
                 Op::Retain { .. } => 0,
-                Op::Delete(n) => -(*n as isize),
+                Op::Delete(n) => -isize::try_from(*n).unwrap_or(isize::MAX),
             })
-            .sum()
+            .fold(0, isize::saturating_add)
     }
 
     /// True when the delta consists of inserts only.
@@ -246,15 +249,13 @@ impl Delta {
     }
 
     /// The length of document this op needs: the UTF-16 units its retains and
-    /// deletes span.
+    /// deletes span (saturating at `usize::MAX`, so a hostile op cannot wrap
+    /// around and pass [`Delta::apply_check`]).
     pub fn base_len(&self) -> usize {
-        self.ops
-            .iter()
-            .map(|op| match op {
-                Op::Insert { .. } => 0,
-                Op::Retain { n, .. } | Op::Delete(n) => *n,
-            })
-            .sum()
+        self.ops.iter().fold(0, |sum, op| match op {
+            Op::Insert { .. } => sum,
+            Op::Retain { n, .. } | Op::Delete(n) => sum.saturating_add(*n),
+        })
     }
 
     /// Checks that the op can be applied to a document of `doc_len` UTF-16
@@ -394,5 +395,14 @@ mod tests {
         );
         let zero = Delta::from_ops(vec![Op::Delete(0)]);
         assert!(zero.apply_check(5).is_err());
+        // Counts that would wrap around when summed.
+        let huge = Delta::from_ops(vec![
+            Op::retain(usize::MAX - 1),
+            Op::retain(3),
+            Op::Delete(1),
+        ]);
+        assert_eq!(huge.base_len(), usize::MAX);
+        assert!(huge.apply_check(10).is_err());
+        assert_eq!(huge.len(), usize::MAX);
     }
 }

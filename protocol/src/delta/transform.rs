@@ -159,4 +159,21 @@ mod tests {
         assert_eq!(emoji.transform_position(0, false), 2);
         assert_eq!(emoji.transform_position(0, true), 0);
     }
+
+    #[test]
+    fn huge_counts_do_not_overflow() {
+        // Wire counts reach 2^53 - 1; thousands of them summed exceed usize.
+        let big = (1usize << 53) - 1;
+        let hostile = Delta::from_ops(vec![Op::retain(big); 4096]);
+        let small = d(json!([{"insert": "x"}]));
+        assert_eq!(small.transform(&hostile, true), Delta::new());
+        assert_eq!(hostile.compose(&small).ops()[0], Op::text("x"));
+        assert_eq!(small.compose(&hostile).ops()[0], Op::text("x"));
+        assert_eq!(hostile.transform_position(5, true), 5);
+        let deletes = Delta::from_ops(vec![Op::Delete(big); 4096]);
+        assert_eq!(
+            small.transform(&deletes, true).ops()[1],
+            Op::Delete(usize::MAX)
+        );
+    }
 }
