@@ -173,8 +173,12 @@ test('the classic Quill page shows the seeded document and typing reaches anothe
     const typed = ' héllo 😀 漢字 👍🏽';
     await alice.page.keyboard.type(typed);
     const expected = seed.text.slice(0, -1) + typed + '\n';
-    await until(async () => (await alice.text()) === expected || `alice has ${JSON.stringify(await alice.text())}`, "alice's own text");
-    await until(async () => (await bob.text()) === expected || `bob has ${JSON.stringify(await bob.text())}`, "bob to see alice's typing");
+    const shows = (page) => async () => {
+      const got = await page.text();
+      return got === expected || `has ${JSON.stringify(got)}`;
+    };
+    await until(shows(alice), "alice's own text");
+    await until(shows(bob), "bob to see alice's typing");
     await until(async () => {
       const got = await serverDoc(server);
       return got.text === expected || `server has ${JSON.stringify(got.text)}`;
@@ -243,6 +247,21 @@ test('a classic Quill page, our editor page and rt-tui converge on one document'
     await plain.page.focus('#text');
     await plain.page.$eval('#text', (t) => t.setSelectionRange(0, 0));
 
+    // Both pages and the server agree, and the watcher has caught up.
+    const converge = async () => {
+      let doc;
+      await until(async () => {
+        doc = await serverDoc(server);
+        const [q, p] = [await quill.text(), await plain.text()];
+        if (q !== doc.text || p !== doc.text) {
+          return `quill ${JSON.stringify(q)}, plain ${JSON.stringify(p)}, server ${JSON.stringify(doc.text)}`;
+        }
+        const lastWatched = watched.at(-1)?.v;
+        return lastWatched === doc.v - 1 || `watch is at v ${lastWatched}, the server at ${doc.v}`;
+      }, 'all three clients and the server to converge');
+      return doc;
+    };
+
     // All three at once.
     const inserted = [];
     await Promise.all([
@@ -257,23 +276,31 @@ test('a classic Quill page, our editor page and rt-tui converge on one document'
     ]);
     assert.equal(inserted.length, 3);
 
-    let final;
-    await until(async () => {
-      final = await serverDoc(server);
-      const [q, p] = [await quill.text(), await plain.text()];
-      const lastWatched = watched.at(-1)?.v;
-      if (q !== final.text || p !== final.text) {
-        return `quill ${JSON.stringify(q)}, plain ${JSON.stringify(p)}, server ${JSON.stringify(final.text)}`;
-      }
-      return lastWatched === final.v - 1 || `watch is at v ${lastWatched}, the server at ${final.v}`;
-    }, 'all three clients and the server to converge');
-
+    let final = await converge();
     for (const piece of ['Q', 'P', 'T']) {
-      assert.equal(count(final.text, piece), { Q: 8, P: 8, T: 3 }[piece], `${piece} in ${JSON.stringify(final.text)}`);
+      const want = { Q: 8, P: 8, T: 3 }[piece];
+      assert.equal(count(final.text, piece), want, `${piece} in ${JSON.stringify(final.text)}`);
     }
     assert.equal(count(final.text, '😀'), 1);
     assert.equal(count(final.text, '漢'), 1);
     assert.ok(final.text.includes('QQQQ😀QQQQ'), final.text);
+    assert.deepEqual(await quill.contents(), final.ops);
+
+    // Again, with line breaks and deletions on both pages.
+    const keys = (page, list) => (async () => {
+      for (const k of list) await page.keyboard.press(k, { delay: 10 });
+    })();
+    await Promise.all([
+      keys(quill.page, ['Enter', 'Backspace', 'Backspace', 'Enter', 'K', 'Enter', 'Backspace']),
+      keys(plain.page, ['Backspace', 'Enter', 'L', 'Backspace', 'Backspace', 'Enter', 'M']),
+      tui(server, 'insert', 'examples/richtext', '0', '\n'),
+    ]);
+    final = await converge();
+    assert.equal(count(final.text, 'Q'), 7, final.text);
+    assert.equal(count(final.text, 'P'), 7, final.text);
+    assert.equal(count(final.text, 'K'), 1, final.text);
+    assert.equal(count(final.text, 'M'), 1, final.text);
+    assert.equal(count(final.text, 'L'), 0, final.text);
     assert.deepEqual(await quill.contents(), final.ops);
 
     // The watcher saw every version from its first line on, and replaying
