@@ -39,9 +39,9 @@ before(async () => {
     bundle: true,
     format: 'iife',
     platform: 'browser',
-    // sharedb's client requires Node's `events` and `util` (for `inherits`),
-    // which a browser bundle has to supply.
-    alias: { events: path.join(classicDir, 'events.js'), util: path.join(classicDir, 'util.js') },
+    // sharedb's client requires Node's `events` and `util`; the npm packages
+    // of the same names (in package.json) supply them to the browser bundle.
+    define: { 'process.env.NODE_DEBUG': 'false', global: 'globalThis' },
     outfile: path.join(buildDir, 'bundle.js'),
     logLevel: 'warning',
   });
