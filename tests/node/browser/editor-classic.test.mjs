@@ -382,3 +382,23 @@ test('bold set in Quill survives an edit from our editor page', { timeout: 90_00
     await server.stop();
   }
 });
+
+test('Quill formatting the last line (a retain onto the final newline) is stored', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  try {
+    const classic = await openClassic(server);
+    // The seed ends in a newline (protocols.md §5.6): Quill's header on the
+    // last line retains onto that newline, which must exist on the server.
+    await classic.page.evaluate(() => {
+      window.classic.quill.formatText(0, 2, 'bold', true, 'user');
+      window.classic.quill.formatLine(0, 1, 'header', 1, 'user');
+    });
+    const want = [{ insert: 'Hi', attributes: { bold: true } }, { insert: '!' }, { insert: '\n', attributes: { header: 1 } }];
+    await until(async () => isDeepStrictEqual((await sharedbFetch(server)).ops, want), 'the header on the server');
+    assert.deepEqual(await classic.contents(), want);
+    assert.deepEqual(classic.errors, []);
+    await classic.page.close();
+  } finally {
+    await server.stop();
+  }
+});
