@@ -120,10 +120,7 @@ mod tests {
         assert_eq!(Symbol::parse("RDS-A").unwrap().as_str(), "RDS-A");
         assert_eq!(Symbol::parse(""), Err(SymbolError::Empty));
         assert_eq!(Symbol::parse("ABCDEFGHIJK"), Err(SymbolError::TooLong));
-        assert_eq!(
-            Symbol::parse("<script>"),
-            Err(SymbolError::BadCharacter)
-        );
+        assert_eq!(Symbol::parse("<script>"), Err(SymbolError::BadCharacter));
         assert_eq!(Symbol::parse("ÄPFEL"), Err(SymbolError::BadCharacter));
         assert_eq!(Symbol::parse("A B"), Err(SymbolError::BadCharacter));
     }

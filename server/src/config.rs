@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::draw::DrawConfig;
 use crate::ticker::TickerConfig;
 
 const EXAMPLES: &str = "\
@@ -51,6 +52,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub ticker: TickerConfig,
+
+    #[command(flatten)]
+    pub draw: DrawConfig,
 }
 
 impl Default for Config {

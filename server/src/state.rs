@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::draw::Draw;
 use crate::stats::Stats;
 use crate::store::{Durability, Store, StoreError};
 use crate::ticker::Ticker;
@@ -24,6 +25,7 @@ pub struct AppState {
     /// Connection tasks that must finish (close frames flushed) before exit.
     pub tasks: TaskTracker,
     pub ticker: Ticker,
+    pub draw: Draw,
 }
 
 impl AppState {
@@ -41,14 +43,25 @@ impl AppState {
             None => Pages::Embedded,
         };
         let ticker = Ticker::start(&config.ticker, shutdown.clone());
+        let stats = Arc::new(Stats::default());
+        let tasks = TaskTracker::new();
+        let draw = Draw::start(
+            &config.draw,
+            store.clone(),
+            stats.clone(),
+            shutdown.clone(),
+            &tasks,
+        )
+        .await?;
         Ok(AppState {
             config: Arc::new(config),
             store,
-            stats: Arc::new(Stats::default()),
+            stats,
             pages,
             shutdown,
-            tasks: TaskTracker::new(),
+            tasks,
             ticker,
+            draw,
         })
     }
 }

@@ -17,10 +17,27 @@ pub struct Migration {
 }
 
 /// Every migration this build knows, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "0001-meta",
-    sql: "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0001-meta",
+        sql: "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    },
+    Migration {
+        name: "draw-0001-strokes",
+        sql: "CREATE TABLE draw_strokes (
+                  id INTEGER PRIMARY KEY,
+                  author TEXT NOT NULL,
+                  colour TEXT NOT NULL
+              );
+              CREATE TABLE draw_points (
+                  stroke INTEGER NOT NULL REFERENCES draw_strokes(id) ON DELETE CASCADE,
+                  seq INTEGER NOT NULL,
+                  x REAL NOT NULL,
+                  y REAL NOT NULL,
+                  PRIMARY KEY (stroke, seq)
+              ) WITHOUT ROWID;",
+    },
+];
 
 pub(super) fn apply(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
