@@ -46,6 +46,9 @@ pub const MAX_NAME_CHARS: usize = 32;
 /// as several entries with the same id (each continues from the last point
 /// of the one before), so no single entry outgrows a snapshot part.
 pub const MAX_POINTS_PER_ENTRY: usize = 1024;
+/// Largest `mousemove` object, as JSON: it is relayed to everyone, so extra
+/// fields are kept only within this size.
+pub const MAX_MOVE_BYTES: usize = 1024;
 /// Stored coordinates are rounded to this step (a tenth of a board pixel).
 pub const COORD_STEP: f64 = 0.1;
 
@@ -113,6 +116,10 @@ pub enum DrawError {
     OutOfBounds { field: &'static str, max: String },
     #[error("mousemove: drawing must be true or false")]
     BadDrawing,
+    #[error("mousemove: the object is larger than {MAX_MOVE_BYTES} bytes")]
+    TooLarge,
+    #[error("unknown event {0:?}")]
+    UnknownEvent(String),
     #[error("hello: name must be 1 to {MAX_NAME_CHARS} printable characters")]
     BadName,
     #[error("hello: colour must look like #rrggbb")]
@@ -132,6 +139,8 @@ impl DrawError {
             DrawError::NotAnObject { .. } => "bad-payload",
             DrawError::OutOfBounds { .. } => "out-of-bounds",
             DrawError::BadDrawing => "bad-drawing",
+            DrawError::TooLarge => "too-large",
+            DrawError::UnknownEvent(_) => "unknown-event",
             DrawError::BadName => "bad-name",
             DrawError::BadColour => "bad-colour",
             DrawError::RateLimited { .. } => "rate-limited",
@@ -182,6 +191,9 @@ pub fn parse_mousemove(arg: Value, bounds: Bounds) -> Result<MouseMove, DrawErro
         .get("drawing")
         .and_then(Value::as_bool)
         .ok_or(DrawError::BadDrawing)?;
+    if serde_json::to_vec(&fields).map_or(true, |v| v.len() > MAX_MOVE_BYTES) {
+        return Err(DrawError::TooLarge);
+    }
     Ok(MouseMove {
         point: Point { x, y },
         drawing,
@@ -608,6 +620,7 @@ mod tests {
             json!({"x": 1, "y": 2, "drawing": "yes"}),
             json!({"x": 1, "y": 2}),
             json!({"x": null, "y": 2, "drawing": false}),
+            json!({"x": 1, "y": 2, "drawing": false, "pad": "x".repeat(MAX_MOVE_BYTES)}),
         ];
         for v in bad {
             assert!(parse_mousemove(v.clone(), b).is_err(), "accepted {v}");

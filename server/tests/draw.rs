@@ -267,6 +267,7 @@ async fn invalid_input_gets_an_error_and_is_not_broadcast() {
         json!({"x": "5", "y": 5, "drawing": true}),
         json!({"x": 5, "y": 5, "drawing": "yes"}),
         json!({"x": 5, "y": 5}),
+        json!({"x": 5, "y": 5, "drawing": true, "note": "x".repeat(2000)}),
         json!("hello"),
         json!(null),
     ];
@@ -286,6 +287,12 @@ async fn invalid_input_gets_an_error_and_is_not_broadcast() {
     assert_eq!(a.expect("error").await["code"], "bad-name");
     a.emit("hello", vec![json!({"colour": "blue"})]).await;
     assert_eq!(a.expect("error").await["code"], "bad-colour");
+    a.emit("paint", vec![json!(1)]).await;
+    let err = a.expect("error").await;
+    assert_eq!(
+        (err["code"].as_str(), err["event"].as_str()),
+        (Some("unknown-event"), Some("paint"))
+    );
     b.expect_none("moving").await;
     // Non-JSON garbage and unknown packet types do not bring the server down.
     a.ws.send(Message::text("42[\"mousemove\",{"))

@@ -13,7 +13,7 @@ use std::time::Instant;
 use rt_protocol::draw::{DrawError, event, parse_hello, parse_mousemove};
 use serde_json::Value;
 use socketioxide::SocketIo;
-use socketioxide::extract::{SocketRef, TryData};
+use socketioxide::extract::{Event, SocketRef, TryData};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -69,10 +69,18 @@ fn connect(socket: SocketRef, config: &DrawConfig, commands: &mpsc::Sender<Comma
         ready(())
     });
 
-    let (tx, lim) = (commands.clone(), limiter);
+    let (tx, lim) = (commands.clone(), limiter.clone());
     socket.on(event::UNDO, move |s: SocketRef| -> Ready<()> {
         if admit(&s, &lim, event::UNDO) {
             queue(&s, &tx, Command::Undo { sid: s.id }, event::UNDO);
+        }
+        ready(())
+    });
+
+    let lim = limiter.clone();
+    socket.on_fallback(move |s: SocketRef, Event(name): Event| -> Ready<()> {
+        if admit(&s, &lim, &name) {
+            report(&s, &DrawError::UnknownEvent(name.clone()), &name);
         }
         ready(())
     });
