@@ -1,1 +1,20 @@
-//! Network clients for the rt protocols, used by the `rt-tui` binary.
+//! rt-tui: the terminal client for rt.
+//!
+//! - [`net`]: network clients, one task per transport, reporting to the UI
+//! - [`app`]: the UI state and its `update(msg) -> Vec<Cmd>` function
+//! - [`keymap`]: the key table behind dispatch, help and hints
+//! - [`panes`]: the four panes (ticker, canvas, Q&A, text)
+//! - [`ui`]: drawing the shell
+//! - [`settings`]: the user's settings file (the watchlist)
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod keymap;
+pub mod net;
+pub mod panes;
+pub mod settings;
+pub mod ui;
+
+#[cfg(test)]
+pub(crate) mod test_support;

@@ -1,0 +1,587 @@
+//! The ticker's owner task: it alone holds the market (or the upstream
+//! cache), the pre-serialized poll bodies and the stream subscriptions.
+//! Handlers reach it through a bounded command queue; replies come back on
+//! oneshots.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rt_protocol::sse;
+use rt_protocol::ticker::{ERROR_CALL_IN_MS, PollResponse, Quote, STREAM_EVENT, Symbol};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::mailbox::Mailbox;
+use super::market::{LISTINGS, Series};
+use super::upstream::{Backoff, Upstream, now_ms};
+
+/// What handlers ask of the owner.
+pub(crate) enum Command {
+    /// The poll body for a valid symbol.
+    Poll {
+        symbol: Symbol,
+        reply: oneshot::Sender<Bytes>,
+    },
+    /// Subscribes `mailbox` (slot `i` for `symbols[i]`) and queues the current
+    /// quotes into it, in one step.
+    Subscribe {
+        symbols: Vec<Symbol>,
+        mailbox: Arc<Mailbox>,
+        reply: oneshot::Sender<Result<(), Full>>,
+    },
+    /// How many symbols are tracked (built-in ones included).
+    Tracked { reply: oneshot::Sender<usize> },
+    /// An upstream fetch finished.
+    Fetched {
+        symbol: Symbol,
+        result: Result<Quote, String>,
+    },
+}
+
+/// Every tracked symbol is in use by a stream or a fetch; nothing can be evicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many symbols are being tracked; try again later")]
+pub struct Full;
+
+/// The owner's settings, taken from `TickerConfig`.
+pub(crate) struct Settings {
+    pub poll_ms: u64,
+    pub tick: Duration,
+    pub seed: u64,
+    pub max_symbols: usize,
+    pub upstream: Option<UpstreamSettings>,
+}
+
+pub(crate) struct UpstreamSettings {
+    pub upstream: Upstream,
+    pub interval: Duration,
+    pub backoff_max: Duration,
+    pub max_in_flight: usize,
+}
+
+/// Where a symbol's quotes come from.
+enum Source {
+    Simulated(Box<Series>),
+    Upstream(Box<Cached>),
+}
+
+/// A symbol's upstream state.
+struct Cached {
+    quote: Option<Quote>,
+    /// The current failure, served until the back-off ends.
+    error: Option<String>,
+    /// No upstream request for this symbol before this instant.
+    next_fetch: Instant,
+    backoff: Backoff,
+    in_flight: bool,
+    /// Pollers waiting on the in-flight fetch.
+    waiters: Vec<oneshot::Sender<Bytes>>,
+}
+
+struct Subscriber {
+    mailbox: Weak<Mailbox>,
+    slot: usize,
+}
+
+struct Entry {
+    source: Source,
+    /// Position in the eviction order; `None` for built-in symbols, which are
+    /// never evicted.
+    stamp: Option<u64>,
+    /// The poll body for the current quote, built on first use after a change.
+    body: Option<Bytes>,
+    /// The price last sent to streams.
+    streamed_price: Option<f64>,
+    subscribers: Vec<Subscriber>,
+}
+
+impl Entry {
+    fn new(source: Source, stamp: Option<u64>) -> Entry {
+        Entry {
+            source,
+            stamp,
+            body: None,
+            streamed_price: None,
+            subscribers: Vec::new(),
+        }
+    }
+
+    fn quote(&self) -> Option<Quote> {
+        match &self.source {
+            Source::Simulated(s) => Some(s.quote()),
+            Source::Upstream(c) => c.quote.clone(),
+        }
+    }
+
+    fn has_subscribers(&self) -> bool {
+        self.subscribers
+            .iter()
+            .any(|s| s.mailbox.strong_count() > 0)
+    }
+
+    /// In use: evicting it would lose a stream's series or a fetch's waiters.
+    fn is_busy(&self) -> bool {
+        self.has_subscribers() || matches!(&self.source, Source::Upstream(c) if c.in_flight)
+    }
+
+    /// The poll body, serialized once per change.
+    fn body(&mut self, poll_ms: u64) -> Bytes {
+        if let Some(b) = &self.body {
+            return b.clone();
+        }
+        let response = match &self.source {
+            Source::Simulated(s) => PollResponse::Quote {
+                quote: s.quote(),
+                call_in: Some(poll_ms),
+            },
+            Source::Upstream(c) => match (&c.error, &c.quote) {
+                (None, Some(q)) => PollResponse::Quote {
+                    quote: q.clone(),
+                    call_in: Some(poll_ms),
+                },
+                (Some(e), _) => PollResponse::Error {
+                    error: e.clone(),
+                    call_in: Some(ERROR_CALL_IN_MS),
+                },
+                (None, None) => PollResponse::Error {
+                    error: "no quote yet".into(),
+                    call_in: Some(ERROR_CALL_IN_MS),
+                },
+            },
+        };
+        let body = to_bytes(&response);
+        self.body = Some(body.clone());
+        body
+    }
+}
+
+/// An error poll body.
+pub(crate) fn error_body(error: &str, call_in: Option<u64>) -> Bytes {
+    to_bytes(&PollResponse::Error {
+        error: error.to_string(),
+        call_in,
+    })
+}
+
+fn to_bytes(response: &PollResponse) -> Bytes {
+    // Serializing these plain structs cannot fail.
+    Bytes::from(serde_json::to_vec(response).unwrap_or_default())
+}
+
+pub(crate) struct Owner {
+    settings: Settings,
+    entries: HashMap<Symbol, Entry>,
+    /// Evictable symbols, least recently requested first.
+    lru: BTreeMap<u64, Symbol>,
+    next_stamp: u64,
+    next_event_id: u64,
+    in_flight: usize,
+    /// For fetch tasks to report back; weak so the queue closes when every
+    /// handle is gone.
+    commands: mpsc::WeakSender<Command>,
+}
+
+impl Owner {
+    pub(crate) fn new(settings: Settings, commands: mpsc::WeakSender<Command>) -> Owner {
+        let mut entries = HashMap::new();
+        if settings.upstream.is_none() {
+            let now = now_ms();
+            for l in LISTINGS {
+                if let Ok(symbol) = Symbol::parse(l.symbol) {
+                    let series = Series::new(settings.seed, symbol.clone(), now);
+                    entries.insert(
+                        symbol,
+                        Entry::new(Source::Simulated(Box::new(series)), None),
+                    );
+                }
+            }
+        }
+        Owner {
+            settings,
+            entries,
+            lru: BTreeMap::new(),
+            next_stamp: 0,
+            next_event_id: 1,
+            in_flight: 0,
+            commands,
+        }
+    }
+
+    /// Runs until shutdown or until every handle is gone.
+    pub(crate) async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        shutdown: CancellationToken,
+    ) {
+        let mut tick =
+            tokio::time::interval_at(Instant::now() + self.settings.tick, self.settings.tick);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => self.tick(),
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd),
+                    None => break,
+                },
+            }
+        }
+        tracing::debug!("ticker owner stopped");
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Poll { symbol, reply } => self.poll(symbol, reply),
+            Command::Subscribe {
+                symbols,
+                mailbox,
+                reply,
+            } => {
+                let _ = reply.send(self.subscribe(symbols, mailbox));
+            }
+            Command::Tracked { reply } => {
+                let _ = reply.send(self.entries.len());
+            }
+            Command::Fetched { symbol, result } => self.fetched(symbol, result),
+        }
+    }
+
+    fn poll(&mut self, symbol: Symbol, reply: oneshot::Sender<Bytes>) {
+        if let Err(Full) = self.track(&symbol) {
+            let _ = reply.send(error_body(&Full.to_string(), Some(ERROR_CALL_IN_MS)));
+            return;
+        }
+        let poll_ms = self.settings.poll_ms;
+        let can_fetch = self.can_fetch();
+        let Some(entry) = self.entries.get_mut(&symbol) else {
+            return;
+        };
+        let Source::Upstream(cached) = &mut entry.source else {
+            let _ = reply.send(entry.body(poll_ms));
+            return;
+        };
+        if cached.in_flight {
+            cached.waiters.push(reply);
+            return;
+        }
+        let fresh = Instant::now() < cached.next_fetch;
+        if fresh && (cached.quote.is_some() || cached.error.is_some()) {
+            let _ = reply.send(entry.body(poll_ms));
+            return;
+        }
+        if !can_fetch {
+            let body = if cached.quote.is_some() || cached.error.is_some() {
+                entry.body(poll_ms)
+            } else {
+                error_body("quote provider busy", Some(ERROR_CALL_IN_MS))
+            };
+            let _ = reply.send(body);
+            return;
+        }
+        cached.waiters.push(reply);
+        self.start_fetch(&symbol);
+    }
+
+    /// Makes sure `symbol` is tracked and marks it as just requested.
+    fn track(&mut self, symbol: &Symbol) -> Result<(), Full> {
+        let stamp = self.next_stamp;
+        if let Some(entry) = self.entries.get_mut(symbol) {
+            if let Some(old) = entry.stamp {
+                self.next_stamp += 1;
+                entry.stamp = Some(stamp);
+                if let Some(s) = self.lru.remove(&old) {
+                    self.lru.insert(stamp, s);
+                }
+            }
+            return Ok(());
+        }
+        if self.lru.len() >= self.settings.max_symbols {
+            self.evict_one()?;
+        }
+        self.next_stamp += 1;
+        let source = match &self.settings.upstream {
+            None => Source::Simulated(Box::new(Series::new(
+                self.settings.seed,
+                symbol.clone(),
+                now_ms(),
+            ))),
+            Some(u) => Source::Upstream(Box::new(Cached {
+                quote: None,
+                error: None,
+                next_fetch: Instant::now(),
+                backoff: Backoff::new(u.interval, u.backoff_max),
+                in_flight: false,
+                waiters: Vec::new(),
+            })),
+        };
+        self.entries
+            .insert(symbol.clone(), Entry::new(source, Some(stamp)));
+        self.lru.insert(stamp, symbol.clone());
+        Ok(())
+    }
+
+    /// Drops the least recently requested symbol that nothing is using.
+    fn evict_one(&mut self) -> Result<(), Full> {
+        let victim = self
+            .lru
+            .iter()
+            .find(|(_, s)| self.entries.get(*s).is_none_or(|e| !e.is_busy()))
+            .map(|(stamp, _)| *stamp)
+            .ok_or(Full)?;
+        if let Some(symbol) = self.lru.remove(&victim) {
+            tracing::debug!(%symbol, "evicting ticker symbol");
+            self.entries.remove(&symbol);
+        }
+        Ok(())
+    }
+
+    fn subscribe(&mut self, symbols: Vec<Symbol>, mailbox: Arc<Mailbox>) -> Result<(), Full> {
+        for (slot, symbol) in symbols.iter().enumerate() {
+            self.track(symbol)?;
+            let Some(entry) = self.entries.get_mut(symbol) else {
+                continue;
+            };
+            entry.subscribers.retain(|s| s.mailbox.strong_count() > 0);
+            entry.subscribers.push(Subscriber {
+                mailbox: Arc::downgrade(&mailbox),
+                slot,
+            });
+            if let Some(quote) = entry.quote() {
+                // Earlier subscribers already have this price (every change
+                // is fanned out), so it is now what every stream last saw.
+                entry.streamed_price = Some(quote.latest_price);
+                let id = self.next_event_id;
+                self.next_event_id += 1;
+                mailbox.put(slot, id, encode_quote_event(id, &quote));
+            }
+        }
+        // Upstream symbols without a quote yet are fetched on the next tick.
+        Ok(())
+    }
+
+    fn can_fetch(&self) -> bool {
+        self.settings
+            .upstream
+            .as_ref()
+            .is_some_and(|u| self.in_flight < u.max_in_flight)
+    }
+
+    fn start_fetch(&mut self, symbol: &Symbol) {
+        let Some(u) = &self.settings.upstream else {
+            return;
+        };
+        let Some(Source::Upstream(cached)) = self.entries.get_mut(symbol).map(|e| &mut e.source)
+        else {
+            return;
+        };
+        let Some(commands) = self.commands.upgrade() else {
+            return;
+        };
+        cached.in_flight = true;
+        // The minimum spacing counts from the start of each request.
+        cached.next_fetch = Instant::now() + u.interval;
+        self.in_flight += 1;
+        let upstream = u.upstream.clone();
+        let symbol = symbol.clone();
+        tokio::spawn(async move {
+            let result = upstream.fetch(&symbol).await;
+            if let Err(e) = &result {
+                tracing::info!(%symbol, error = %e, "upstream quote failed");
+            }
+            let _ = commands.send(Command::Fetched { symbol, result }).await;
+        });
+    }
+
+    fn fetched(&mut self, symbol: Symbol, result: Result<Quote, String>) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let poll_ms = self.settings.poll_ms;
+        let Some(entry) = self.entries.get_mut(&symbol) else {
+            return;
+        };
+        let Source::Upstream(cached) = &mut entry.source else {
+            return;
+        };
+        cached.in_flight = false;
+        match result {
+            Ok(quote) => {
+                cached.backoff.reset();
+                cached.error = None;
+                cached.quote = Some(quote);
+            }
+            Err(e) => {
+                let wait = cached.backoff.failed();
+                cached.next_fetch = cached.next_fetch.max(Instant::now() + wait);
+                cached.error = Some(e);
+            }
+        }
+        let waiters = std::mem::take(&mut cached.waiters);
+        entry.body = None;
+        let body = entry.body(poll_ms);
+        for w in waiters {
+            let _ = w.send(body.clone());
+        }
+        Self::fan_out(&mut self.next_event_id, entry);
+    }
+
+    /// Sends the entry's quote to its subscribers if the price changed since
+    /// they last heard; the event is encoded once for all of them.
+    fn fan_out(next_event_id: &mut u64, entry: &mut Entry) {
+        entry.subscribers.retain(|s| s.mailbox.strong_count() > 0);
+        if entry.subscribers.is_empty() {
+            entry.streamed_price = None;
+            return;
+        }
+        let Some(quote) = entry.quote() else {
+            return;
+        };
+        if entry.streamed_price == Some(quote.latest_price) {
+            return;
+        }
+        entry.streamed_price = Some(quote.latest_price);
+        let id = *next_event_id;
+        *next_event_id += 1;
+        let event = encode_quote_event(id, &quote);
+        for s in &entry.subscribers {
+            if let Some(m) = s.mailbox.upgrade() {
+                m.put(s.slot, id, event.clone());
+            }
+        }
+    }
+
+    /// One beat of the server's clock: the simulated market moves a minute;
+    /// upstream symbols that streams watch are refreshed when due.
+    fn tick(&mut self) {
+        let now = now_ms();
+        let mut due = Vec::new();
+        for (symbol, entry) in &mut self.entries {
+            match &mut entry.source {
+                Source::Simulated(series) => {
+                    series.step(now);
+                    entry.body = None;
+                    Self::fan_out(&mut self.next_event_id, entry);
+                }
+                Source::Upstream(cached) => {
+                    if !cached.in_flight
+                        && Instant::now() >= cached.next_fetch
+                        && entry
+                            .subscribers
+                            .iter()
+                            .any(|s| s.mailbox.strong_count() > 0)
+                    {
+                        due.push(symbol.clone());
+                    }
+                }
+            }
+        }
+        for symbol in due {
+            if !self.can_fetch() {
+                break;
+            }
+            self.start_fetch(&symbol);
+        }
+    }
+}
+
+/// `event: quote`, the id, and the quote JSON as data.
+fn encode_quote_event(id: u64, quote: &Quote) -> Bytes {
+    let json = serde_json::to_string(quote).unwrap_or_default();
+    sse::encode_event(Some(STREAM_EVENT), Some(&id.to_string()), &json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sym(s: &str) -> Symbol {
+        Symbol::parse(s).unwrap()
+    }
+
+    fn owner(max_symbols: usize) -> Owner {
+        let (tx, _rx) = mpsc::channel(1);
+        Owner::new(
+            Settings {
+                poll_ms: 5000,
+                tick: Duration::from_secs(1),
+                seed: 1,
+                max_symbols,
+                upstream: None,
+            },
+            tx.downgrade(),
+        )
+    }
+
+    fn poll(o: &mut Owner, s: &str) -> serde_json::Value {
+        let (tx, mut rx) = oneshot::channel();
+        o.poll(sym(s), tx);
+        serde_json::from_slice(&rx.try_recv().expect("answered at once")).unwrap()
+    }
+
+    #[test]
+    fn tracked_symbols_are_bounded_and_least_recently_requested_go_first() {
+        let mut o = owner(2);
+        let builtin = o.entries.len();
+        poll(&mut o, "AAA");
+        poll(&mut o, "BBB");
+        poll(&mut o, "AAA");
+        poll(&mut o, "CCC");
+        assert_eq!(o.entries.len(), builtin + 2);
+        assert!(o.entries.contains_key(&sym("AAA")));
+        assert!(!o.entries.contains_key(&sym("BBB")));
+        assert!(o.entries.contains_key(&sym("CCC")));
+        // Built-in symbols never count against the bound nor get evicted.
+        poll(&mut o, "IBM");
+        assert_eq!(o.entries.len(), builtin + 2);
+    }
+
+    #[test]
+    fn symbols_with_live_streams_are_not_evicted() {
+        let mut o = owner(1);
+        let mailbox = Arc::new(Mailbox::new(1));
+        o.subscribe(vec![sym("AAA")], mailbox.clone()).unwrap();
+        let v = poll(&mut o, "BBB");
+        assert_eq!(v["callIn"], ERROR_CALL_IN_MS);
+        assert!(v["error"].as_str().unwrap().contains("too many symbols"));
+        drop(mailbox);
+        let v = poll(&mut o, "BBB");
+        assert_eq!(v["quote"]["symbol"], "BBB");
+    }
+
+    #[test]
+    fn poll_bodies_are_built_once_per_tick() {
+        let mut o = owner(10);
+        let a = poll(&mut o, "IBM");
+        let body = o.entries[&sym("IBM")].body.clone().unwrap();
+        assert_eq!(poll(&mut o, "IBM"), a);
+        // Same allocation: the second poll was a lookup.
+        let (tx, mut rx) = oneshot::channel();
+        o.poll(sym("IBM"), tx);
+        assert_eq!(rx.try_recv().unwrap().as_ptr(), body.as_ptr());
+        o.tick();
+        assert!(o.entries[&sym("IBM")].body.is_none());
+    }
+
+    #[test]
+    fn subscribers_get_a_snapshot_then_changes_with_increasing_ids() {
+        let mut o = owner(10);
+        let m = Arc::new(Mailbox::new(2));
+        o.subscribe(vec![sym("IBM"), sym("XYZ")], m.clone())
+            .unwrap();
+        let first = m.take();
+        assert_eq!(first.len(), 2);
+        assert!(first[0].0 < first[1].0);
+        let mut last = first[1].0;
+        for _ in 0..20 {
+            o.tick();
+            for (id, bytes) in m.take() {
+                assert!(id > last);
+                last = id;
+                let text = std::str::from_utf8(&bytes).unwrap();
+                assert!(text.starts_with("event: quote\nid: "));
+            }
+        }
+        assert!(last > first[1].0 + 10, "prices changed on most ticks");
+    }
+}

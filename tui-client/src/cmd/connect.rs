@@ -1,0 +1,280 @@
+//! `rt-tui connect [URL]`: the terminal UI.
+//!
+//! One `select!` loop owns the [`App`]: terminal events, network events and a
+//! frame tick that redraws only when something changed. Commands returned by
+//! `App::update` are carried out here (quit, follow and save the watchlist).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures_util::StreamExt;
+use rt_tui::app::{App, Cmd, Msg, ServerInfo};
+use rt_tui::net::ticker::{TickerClient, TickerClientConfig, TickerTransport};
+use rt_tui::net::{EVENT_CHANNEL_CAPACITY, NetEvent, Transport};
+use rt_tui::panes::ticker::TickerPane;
+use rt_tui::panes::title::TitlePane;
+use rt_tui::panes::{Pane, PaneId};
+use rt_tui::settings::{self, Settings};
+use rt_tui::ui;
+use rt_tui::ui::theme::Theme;
+use tokio::sync::mpsc;
+
+use crate::terminal;
+
+/// Where a server is looked for when no URL is given.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+
+/// How long the `/healthz` probe of the default address may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How often the loop wakes to redraw if something changed.
+const FRAME: Duration = Duration::from_millis(50);
+
+/// How long an embedded server gets to shut down on exit.
+const SERVER_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+
+const ABOUT: &str = "\
+Without URL: uses the server at http://127.0.0.1:8080 if one answers, otherwise
+starts one inside this process on that address (default data file) and shows
+the address to open in a browser. With URL: connects there and never starts a
+server; while it cannot be reached the status bar says so and retries.
+
+Keys: press ? in the UI for the full list (q quits).";
+
+/// `rt-tui connect` flags.
+#[derive(Debug, clap::Args)]
+#[command(after_help = ABOUT)]
+pub struct Args {
+    /// Server URL (http only), e.g. http://127.0.0.1:8080.
+    pub url: Option<String>,
+
+    /// How the ticker pane gets quotes.
+    #[arg(long, value_enum, default_value_t = TickerTransport::Poll)]
+    pub ticker_transport: TickerTransport,
+
+    /// Settings file (watchlist). Default: rt/tui.json in the user's config
+    /// directory.
+    #[arg(long, env = settings::CONFIG_ENV, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+/// Checks and normalises a server URL: `http://host[:port]`, no trailing `/`.
+pub fn normalize_url(raw: &str) -> anyhow::Result<String> {
+    let url = reqwest::Url::parse(raw.trim()).with_context(|| format!("{raw:?} is not a URL"))?;
+    if url.scheme() != "http" {
+        bail!("{raw:?}: only http:// URLs are supported");
+    }
+    if url.host_str().is_none() {
+        bail!("{raw:?} has no host");
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// Does an rt server answer `GET /healthz` at `base`?
+pub async fn server_answers(base: &str) -> bool {
+    let Ok(client) = reqwest::Client::builder().timeout(PROBE_TIMEOUT).build() else {
+        return false;
+    };
+    match client.get(format!("{base}/healthz")).send().await {
+        Ok(r) => r.status().is_success(),
+        Err(_) => false,
+    }
+}
+
+/// The server to use, and the embedded one if this process started it.
+async fn discover(url: Option<String>) -> anyhow::Result<(ServerInfo, Option<rt_server::Server>)> {
+    if let Some(raw) = url {
+        let url = normalize_url(&raw)?;
+        return Ok((
+            ServerInfo {
+                url,
+                embedded: false,
+            },
+            None,
+        ));
+    }
+    if server_answers(DEFAULT_URL).await {
+        return Ok((
+            ServerInfo {
+                url: DEFAULT_URL.to_string(),
+                embedded: false,
+            },
+            None,
+        ));
+    }
+    let server = rt_server::spawn(rt_server::Config::default())
+        .await
+        .with_context(|| {
+            format!("nothing answers at {DEFAULT_URL} and an embedded server could not start")
+        })?;
+    Ok((
+        ServerInfo {
+            url: server.url(),
+            embedded: true,
+        },
+        Some(server),
+    ))
+}
+
+/// Runs the UI until the user quits.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let path = args
+        .config
+        .or_else(settings::default_path)
+        .context("no configuration directory is known; pass --config PATH")?;
+    // A settings file that cannot be read is left alone: the session uses the
+    // defaults and does not overwrite it.
+    let (settings, save_path, notice) = match Settings::load(&path) {
+        Ok(s) => (s, Some(path), None),
+        Err(e) => (
+            Settings::default(),
+            None,
+            Some(format!(
+                "{e}; using the default watchlist (changes are not saved)"
+            )),
+        ),
+    };
+    let (server, embedded) = discover(args.url).await?;
+
+    let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+    let ticker = TickerClient::spawn(
+        TickerClientConfig {
+            base_url: server.url.clone(),
+            transport: args.ticker_transport,
+        },
+        settings.watchlist.clone(),
+        tx,
+    );
+    let panes: Vec<Box<dyn Pane>> = vec![
+        Box::new(TickerPane::new(
+            settings.watchlist.clone(),
+            args.ticker_transport,
+        )),
+        Box::new(TitlePane::new(PaneId::Canvas)),
+        Box::new(TitlePane::new(PaneId::Qa)),
+        Box::new(TitlePane::new(PaneId::Text)),
+    ];
+    let mut app = App::new(
+        server,
+        panes,
+        &[Transport::Ticker],
+        Theme::from_env(),
+        Instant::now(),
+    );
+    if let Some(n) = notice {
+        app.update(Msg::Notice(n));
+    }
+
+    let result = match terminal::enter() {
+        Ok(mut tui) => {
+            let r = event_loop(&mut tui, &mut app, rx, &ticker, save_path.as_deref()).await;
+            drop(tui);
+            r
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("cannot set up the terminal")),
+    };
+    drop(ticker);
+    if let Some(server) = embedded
+        && tokio::time::timeout(SERVER_SHUTDOWN_TIMEOUT, server.shutdown())
+            .await
+            .is_err()
+    {
+        eprintln!("rt-tui: the embedded server did not stop in time");
+    }
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+async fn event_loop(
+    tui: &mut terminal::Tui,
+    app: &mut App,
+    mut net: mpsc::Receiver<NetEvent>,
+    ticker: &TickerClient,
+    save_path: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let mut events = EventStream::new();
+    let mut frame = tokio::time::interval(FRAME);
+    frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    #[cfg(unix)]
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let size = tui.terminal.size()?;
+    app.update(Msg::Resize(size.width, size.height));
+    loop {
+        #[cfg(unix)]
+        let signal = async {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = hangup.recv() => {}
+            }
+        };
+        #[cfg(not(unix))]
+        let signal = std::future::pending::<()>();
+        let cmds = tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => app.update(Msg::Key(k)),
+                Some(Ok(Event::Mouse(m))) => app.update(Msg::Mouse(m)),
+                Some(Ok(Event::Resize(w, h))) => app.update(Msg::Resize(w, h)),
+                Some(Ok(_)) => Vec::new(),
+                Some(Err(e)) => return Err(anyhow::Error::new(e).context("cannot read the terminal")),
+                None => return Ok(()),
+            },
+            Some(ev) = net.recv() => app.update(Msg::Net(ev)),
+            _ = frame.tick() => {
+                app.update(Msg::Tick(Instant::now()));
+                if app.take_dirty() {
+                    tui.terminal.draw(|f| ui::draw(f, app))?;
+                }
+                Vec::new()
+            }
+            _ = signal => vec![Cmd::Quit],
+        };
+        for cmd in cmds {
+            match cmd {
+                Cmd::Quit => return Ok(()),
+                Cmd::Watchlist(list) => {
+                    ticker.set_watchlist(list.clone());
+                    if let Some(path) = save_path
+                        && let Err(e) = (Settings { watchlist: list }).save(path)
+                    {
+                        app.update(Msg::Notice(e.to_string()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_normalised() {
+        assert_eq!(
+            normalize_url("http://127.0.0.1:9000/").unwrap(),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            normalize_url(" http://localhost:8080 ").unwrap(),
+            "http://localhost:8080"
+        );
+        assert!(normalize_url("https://example.invalid").is_err());
+        assert!(normalize_url("127.0.0.1:8080").is_err());
+        assert!(normalize_url("not a url").is_err());
+    }
+
+    #[tokio::test]
+    async fn probe_says_no_when_nothing_listens() {
+        // Bind and drop to get a port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        assert!(!server_answers(&format!("http://127.0.0.1:{port}")).await);
+    }
+}

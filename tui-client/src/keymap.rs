@@ -1,0 +1,358 @@
+//! The keymap is data: one table of `(keys, action, description)` rows.
+//!
+//! Dispatch ([`lookup`]), the `?` help overlay and the bottom hint bar all
+//! read [`BINDINGS`], so a key cannot work without being documented.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Anywhere, unless a pane is taking raw input.
+    Global,
+    /// While the help overlay is open.
+    Help,
+    /// The ticker pane has focus.
+    Ticker,
+    /// The ticker's one-line symbol input is open.
+    TickerInput,
+}
+
+impl Scope {
+    /// Heading of the scope's section in the help overlay.
+    pub fn heading(self) -> &'static str {
+        match self {
+            Scope::Global => "Everywhere",
+            Scope::Help => "Help",
+            Scope::Ticker => "Ticker pane",
+            Scope::TickerInput => "Ticker: adding a symbol",
+        }
+    }
+}
+
+/// What a key does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Quit,
+    ToggleHelp,
+    CloseHelp,
+    FocusNext,
+    FocusPrev,
+    /// Focus the pane whose number is the key's digit.
+    FocusNumber,
+    ToggleExpand,
+    SelectDown,
+    SelectUp,
+    AddSymbol,
+    RemoveSymbol,
+    Submit,
+    Cancel,
+}
+
+/// One key pattern: a code and the modifiers that must be held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub code: KeyCode,
+    pub mods: KeyModifiers,
+}
+
+const fn plain(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        mods: KeyModifiers::NONE,
+    }
+}
+
+const fn code(code: KeyCode) -> Key {
+    Key {
+        code,
+        mods: KeyModifiers::NONE,
+    }
+}
+
+const fn ctrl(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        mods: KeyModifiers::CONTROL,
+    }
+}
+
+/// One row of the keymap.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding {
+    pub scope: Scope,
+    pub keys: &'static [Key],
+    /// How the keys are written in help and hints.
+    pub label: &'static str,
+    pub action: Action,
+    pub description: &'static str,
+    /// Short text for the bottom hint bar, if the row is shown there (help
+    /// always shows every row, with `description`).
+    pub hint: Option<&'static str>,
+}
+
+const fn bind(
+    scope: Scope,
+    keys: &'static [Key],
+    label: &'static str,
+    action: Action,
+    description: &'static str,
+    hint: Option<&'static str>,
+) -> Binding {
+    Binding {
+        scope,
+        keys,
+        label,
+        action,
+        description,
+        hint,
+    }
+}
+
+/// Every key binding of the client.
+pub const BINDINGS: &[Binding] = &[
+    bind(
+        Scope::Global,
+        &[plain('q'), ctrl('c')],
+        "q",
+        Action::Quit,
+        "quit",
+        Some("quit"),
+    ),
+    bind(
+        Scope::Global,
+        &[plain('?')],
+        "?",
+        Action::ToggleHelp,
+        "help",
+        Some("help"),
+    ),
+    bind(
+        Scope::Global,
+        &[code(KeyCode::Tab)],
+        "Tab",
+        Action::FocusNext,
+        "next pane",
+        Some("next"),
+    ),
+    bind(
+        Scope::Global,
+        &[
+            code(KeyCode::BackTab),
+            Key {
+                code: KeyCode::BackTab,
+                mods: KeyModifiers::SHIFT,
+            },
+        ],
+        "S-Tab",
+        Action::FocusPrev,
+        "previous pane",
+        None,
+    ),
+    bind(
+        Scope::Global,
+        &[plain('1'), plain('2'), plain('3'), plain('4')],
+        "1-4",
+        Action::FocusNumber,
+        "focus pane by number",
+        Some("focus"),
+    ),
+    bind(
+        Scope::Global,
+        &[plain('e')],
+        "e",
+        Action::ToggleExpand,
+        "expand / restore the focused pane",
+        Some("expand"),
+    ),
+    bind(
+        Scope::Help,
+        &[code(KeyCode::Esc), plain('?'), plain('q')],
+        "Esc",
+        Action::CloseHelp,
+        "close help",
+        Some("close"),
+    ),
+    bind(
+        Scope::Ticker,
+        &[plain('j'), code(KeyCode::Down)],
+        "j/↓",
+        Action::SelectDown,
+        "select next symbol",
+        Some("down"),
+    ),
+    bind(
+        Scope::Ticker,
+        &[plain('k'), code(KeyCode::Up)],
+        "k/↑",
+        Action::SelectUp,
+        "select previous symbol",
+        Some("up"),
+    ),
+    bind(
+        Scope::Ticker,
+        &[plain('a')],
+        "a",
+        Action::AddSymbol,
+        "add a symbol to the watchlist",
+        Some("add"),
+    ),
+    bind(
+        Scope::Ticker,
+        &[plain('d')],
+        "d",
+        Action::RemoveSymbol,
+        "remove the selected symbol",
+        Some("remove"),
+    ),
+    bind(
+        Scope::TickerInput,
+        &[code(KeyCode::Enter)],
+        "Enter",
+        Action::Submit,
+        "add the typed symbol",
+        Some("add"),
+    ),
+    bind(
+        Scope::TickerInput,
+        &[code(KeyCode::Esc)],
+        "Esc",
+        Action::Cancel,
+        "cancel",
+        Some("cancel"),
+    ),
+];
+
+fn matches(pattern: &Key, key: &KeyEvent) -> bool {
+    if pattern.code != key.code {
+        return false;
+    }
+    // Terminals disagree on whether Shift is reported with a shifted
+    // character ('?' arrives with or without SHIFT), so Shift is ignored for
+    // characters; Control and Alt must match exactly.
+    let strict = KeyModifiers::CONTROL | KeyModifiers::ALT;
+    match key.code {
+        KeyCode::Char(_) => (key.modifiers & strict) == (pattern.mods & strict),
+        _ => key.modifiers == pattern.mods || (key.modifiers - KeyModifiers::SHIFT) == pattern.mods,
+    }
+}
+
+/// The action `key` triggers in `scope`, if any.
+pub fn lookup(scope: Scope, key: &KeyEvent) -> Option<Action> {
+    BINDINGS
+        .iter()
+        .filter(|b| b.scope == scope)
+        .find(|b| b.keys.iter().any(|k| matches(k, key)))
+        .map(|b| b.action)
+}
+
+/// The bindings of `scope`, in table order.
+pub fn bindings(scope: Scope) -> impl Iterator<Item = &'static Binding> {
+    BINDINGS.iter().filter(move |b| b.scope == scope)
+}
+
+/// One entry of the hint bar: `label` `description`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hint {
+    pub label: &'static str,
+    pub description: &'static str,
+}
+
+/// The hint-bar entries of `scope`.
+pub fn hints(scope: Scope) -> Vec<Hint> {
+    bindings(scope)
+        .filter_map(|b| {
+            b.hint.map(|text| Hint {
+                label: b.label,
+                description: text,
+            })
+        })
+        .collect()
+}
+
+/// Is `key` Ctrl-C? It quits even while a pane takes raw input.
+pub fn is_interrupt(key: &KeyEvent) -> bool {
+    key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, mods)
+    }
+
+    #[test]
+    fn global_keys_resolve() {
+        let none = KeyModifiers::NONE;
+        assert_eq!(
+            lookup(Scope::Global, &k(KeyCode::Char('q'), none)),
+            Some(Action::Quit)
+        );
+        assert_eq!(
+            lookup(Scope::Global, &k(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Action::Quit)
+        );
+        assert_eq!(lookup(Scope::Global, &k(KeyCode::Char('c'), none)), None);
+        assert_eq!(
+            lookup(Scope::Global, &k(KeyCode::Tab, none)),
+            Some(Action::FocusNext)
+        );
+        assert_eq!(
+            lookup(Scope::Global, &k(KeyCode::BackTab, KeyModifiers::SHIFT)),
+            Some(Action::FocusPrev)
+        );
+        assert_eq!(
+            lookup(Scope::Global, &k(KeyCode::Char('3'), none)),
+            Some(Action::FocusNumber)
+        );
+        assert_eq!(lookup(Scope::Global, &k(KeyCode::Char('5'), none)), None);
+        // '?' arrives with SHIFT on some terminals.
+        assert_eq!(
+            lookup(Scope::Global, &k(KeyCode::Char('?'), KeyModifiers::SHIFT)),
+            Some(Action::ToggleHelp)
+        );
+        // Alt-q is not q.
+        assert_eq!(
+            lookup(Scope::Global, &k(KeyCode::Char('q'), KeyModifiers::ALT)),
+            None
+        );
+    }
+
+    #[test]
+    fn scopes_are_separate() {
+        let j = k(KeyCode::Char('j'), KeyModifiers::NONE);
+        assert_eq!(lookup(Scope::Ticker, &j), Some(Action::SelectDown));
+        assert_eq!(lookup(Scope::Global, &j), None);
+        let esc = k(KeyCode::Esc, KeyModifiers::NONE);
+        assert_eq!(lookup(Scope::Help, &esc), Some(Action::CloseHelp));
+        assert_eq!(lookup(Scope::TickerInput, &esc), Some(Action::Cancel));
+    }
+
+    #[test]
+    fn every_binding_is_documented_and_reachable() {
+        for b in BINDINGS {
+            assert!(!b.description.is_empty(), "{:?}", b.action);
+            assert!(!b.label.is_empty());
+            assert!(!b.keys.is_empty());
+            // The first binding of a scope to claim a key wins; no row may be
+            // fully shadowed by an earlier one.
+            for key in b.keys {
+                let ev = KeyEvent::new(key.code, key.mods);
+                let first = bindings(b.scope)
+                    .find(|other| other.keys.iter().any(|p| matches(p, &ev)))
+                    .expect("own key matches");
+                assert_eq!(first.action, b.action, "{} is shadowed", b.label);
+            }
+        }
+    }
+
+    #[test]
+    fn hints_follow_the_table() {
+        let labels: Vec<_> = hints(Scope::Global).iter().map(|h| h.label).collect();
+        assert_eq!(labels, ["q", "?", "Tab", "1-4", "e"]);
+        assert!(is_interrupt(&k(KeyCode::Char('c'), KeyModifiers::CONTROL)));
+        assert!(!is_interrupt(&k(KeyCode::Char('c'), KeyModifiers::NONE)));
+    }
+}

@@ -1,0 +1,50 @@
+//! Network clients. Each is a task that owns its connection, reconnects with
+//! backoff and reports what it receives, and its connection state, to the UI
+//! over a bounded channel. The UI never awaits the network.
+
+pub mod backoff;
+pub mod ticker;
+
+use std::time::Instant;
+
+/// Capacity of the channel from the network tasks to the UI loop. The loop
+/// drains it every iteration; a full channel makes the tasks wait, it never
+/// grows.
+pub const EVENT_CHANNEL_CAPACITY: usize = 256;
+
+/// A network connection, as named in the status bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// Ticker quotes (HTTP polling or SSE).
+    Ticker,
+}
+
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Ticker => "ticker",
+        }
+    }
+}
+
+/// The state of one transport's connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnState {
+    /// Not started, or nothing to do (for example an empty watchlist).
+    Idle,
+    /// First attempt under way.
+    Connecting,
+    /// The last exchange with the server succeeded.
+    Connected,
+    /// The server could not be reached; the next attempt is at `at`.
+    Retrying { at: Instant, error: String },
+}
+
+/// Everything a network task tells the UI.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NetEvent {
+    /// A transport's connection state changed.
+    State(Transport, ConnState),
+    /// Ticker data.
+    Ticker(ticker::TickerEvent),
+}

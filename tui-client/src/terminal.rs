@@ -1,0 +1,75 @@
+//! Terminal setup and restoration. The terminal is restored on every way out:
+//! a normal return, an error (the guard's `Drop`) and a panic (the hook runs
+//! before the panic message is printed, so the message stays readable).
+
+use std::io::{Stdout, stdout};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+
+/// Whether the terminal is currently in UI mode.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// The terminal in UI mode; dropping it restores the terminal.
+pub struct Tui {
+    pub terminal: Terminal<CrosstermBackend<Stdout>>,
+}
+
+impl Drop for Tui {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+/// Raw mode, alternate screen, mouse capture; installs the panic hook.
+pub fn enter() -> std::io::Result<Tui> {
+    install_panic_hook();
+    enable_raw_mode()?;
+    ACTIVE.store(true, Ordering::SeqCst);
+    let setup = execute!(stdout(), EnterAlternateScreen, EnableMouseCapture);
+    if let Err(e) = setup {
+        restore();
+        return Err(e);
+    }
+    let terminal = match Terminal::new(CrosstermBackend::new(stdout())) {
+        Ok(t) => t,
+        Err(e) => {
+            restore();
+            return Err(e);
+        }
+    };
+    Ok(Tui { terminal })
+}
+
+/// Leaves UI mode; does nothing when not in it, so every exit path may call it.
+pub fn restore() {
+    if !ACTIVE.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    // Best effort: on the way out there is nobody left to report to.
+    let _ = execute!(
+        stdout(),
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+    let _ = disable_raw_mode();
+}
+
+fn install_panic_hook() {
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
+    if INSTALLED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore();
+        previous(info);
+    }));
+}

@@ -1,0 +1,260 @@
+//! Drawing the shell: the pane grid, the status bar, the hint bar, the help
+//! overlay and the "terminal too small" screen.
+
+pub mod help;
+pub mod layout;
+pub mod theme;
+
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
+
+use crate::app::App;
+use crate::net::ConnState;
+use crate::panes::RenderCtx;
+
+/// Draws the whole screen for `app`.
+pub fn draw(frame: &mut Frame, app: &App) {
+    let size = frame.area();
+    if layout::too_small(size) {
+        too_small(frame, app, size);
+        return;
+    }
+    let shell = layout::shell(size);
+    let areas = layout::panes(shell.panes, app.panes().len(), app.focus(), app.expanded());
+    for (i, (pane, (outer, inner))) in app.panes().iter().zip(areas).enumerate() {
+        if outer.is_empty() {
+            continue;
+        }
+        let focused = i == app.focus();
+        let id = pane.id();
+        let title = format!(" {} {} ", id.number(), id.title());
+        let block = if focused {
+            Block::bordered()
+                .border_type(BorderType::Thick)
+                .border_style(app.theme.focused())
+                .title(Span::styled(title, app.theme.focused()))
+        } else {
+            Block::bordered()
+                .border_style(app.theme.dim())
+                .title(Span::raw(title))
+        };
+        frame.render_widget(block, outer);
+        let ctx = RenderCtx {
+            focused,
+            theme: app.theme,
+            now: app.now,
+            server_url: &app.server.url,
+        };
+        pane.render(frame, inner, &ctx);
+    }
+    status_bar(frame, app, shell.status);
+    hint_bar(frame, app, shell.hints);
+    if app.help_open() {
+        help::draw(frame, app, shell.panes);
+    }
+}
+
+fn too_small(frame: &mut Frame, app: &App, size: Rect) {
+    let lines = vec![
+        Line::styled("terminal too small", app.theme.error()),
+        Line::from(format!(
+            "{}×{}, needs at least {}×{}",
+            size.width,
+            size.height,
+            layout::MIN_WIDTH,
+            layout::MIN_HEIGHT
+        )),
+        Line::styled("q quits", app.theme.dim()),
+    ];
+    let top = size.height.saturating_sub(lines.len() as u16) / 2;
+    let area = Rect::new(size.x, size.y + top, size.width, size.height - top);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .alignment(Alignment::Center)
+            .wrap(Wrap { trim: true }),
+        area,
+    );
+}
+
+fn status_bar(frame: &mut Frame, app: &App, area: Rect) {
+    let theme = app.theme;
+    let mut spans = vec![
+        Span::styled(" rt ", theme.header()),
+        Span::raw(app.server.url.clone()),
+    ];
+    if app.server.embedded {
+        spans.push(Span::styled(
+            format!(" (embedded server: open {}/ in a browser)", app.server.url),
+            theme.ok(),
+        ));
+    }
+    for (t, state) in app.transports() {
+        let (mark, style) = match state {
+            ConnState::Connected => ("●", theme.ok()),
+            ConnState::Idle => ("○", theme.dim()),
+            ConnState::Connecting => ("◌", theme.warn()),
+            ConnState::Retrying { .. } => ("✕", theme.error()),
+        };
+        spans.push(Span::raw("  "));
+        spans.push(Span::styled(
+            format!("{mark} {}: {}", t.name(), app.describe_state(state)),
+            style,
+        ));
+    }
+    if let Some(n) = app.notice() {
+        spans.push(Span::raw("  "));
+        spans.push(Span::styled(n.to_string(), theme.warn()));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.bar()), area);
+}
+
+fn hint_bar(frame: &mut Frame, app: &App, area: Rect) {
+    let theme = app.theme;
+    let mut spans = vec![Span::raw(" ")];
+    for (i, h) in app.hints().iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled(" · ", theme.dim()));
+        }
+        spans.push(Span::styled(h.label, theme.key()));
+        spans.push(Span::raw(" "));
+        spans.push(Span::raw(h.description));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.bar()), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use insta::assert_snapshot;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::style::Color;
+
+    use super::*;
+    use crate::app::Msg;
+    use crate::test_support::{app, feed_market};
+    use crate::ui::theme::Theme;
+
+    fn render(app: &App) -> Terminal<TestBackend> {
+        let size = app.size();
+        let mut t = Terminal::new(TestBackend::new(size.width, size.height)).unwrap();
+        t.draw(|f| draw(f, app)).unwrap();
+        t
+    }
+
+    fn key(app: &mut App, code: KeyCode) {
+        app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    }
+
+    #[test]
+    fn shell_before_any_data() {
+        let t0 = Instant::now();
+        let a = app(Theme::COLOR, 120, 36, t0);
+        assert_snapshot!(render(&a).backend());
+    }
+
+    #[test]
+    fn shell_with_quotes() {
+        let t0 = Instant::now();
+        let mut a = app(Theme::COLOR, 120, 36, t0);
+        feed_market(&mut a, t0);
+        assert_snapshot!(render(&a).backend());
+    }
+
+    #[test]
+    fn help_overlay() {
+        let t0 = Instant::now();
+        let mut a = app(Theme::COLOR, 120, 36, t0);
+        key(&mut a, KeyCode::Char('?'));
+        assert_snapshot!(render(&a).backend());
+    }
+
+    #[test]
+    fn too_small() {
+        let t0 = Instant::now();
+        let a = app(Theme::COLOR, 36, 10, t0);
+        assert_snapshot!(render(&a).backend());
+    }
+
+    #[test]
+    fn stacked_when_narrow_with_focus_on_q_and_a() {
+        let t0 = Instant::now();
+        let mut a = app(Theme::COLOR, 80, 30, t0);
+        feed_market(&mut a, t0);
+        key(&mut a, KeyCode::Char('3'));
+        assert_snapshot!(render(&a).backend());
+    }
+
+    #[test]
+    fn ticker_expanded_with_a_stopped_symbol_selected_and_input_open() {
+        let t0 = Instant::now();
+        let mut a = app(Theme::COLOR, 100, 24, t0);
+        feed_market(&mut a, t0);
+        key(&mut a, KeyCode::Char('e'));
+        key(&mut a, KeyCode::Char('j'));
+        let first = render(&a);
+        assert_snapshot!("ticker_expanded_msft_selected", first.backend());
+        key(&mut a, KeyCode::Char('a'));
+        key(&mut a, KeyCode::Char('t'));
+        key(&mut a, KeyCode::Char('s'));
+        assert_snapshot!("ticker_expanded_input", render(&a).backend());
+    }
+
+    #[test]
+    fn unreachable_server_says_so_and_counts_down() {
+        let t0 = Instant::now();
+        let mut a = app(Theme::COLOR, 120, 36, t0);
+        a.update(Msg::Net(crate::net::NetEvent::State(
+            crate::net::Transport::Ticker,
+            ConnState::Retrying {
+                at: t0 + Duration::from_secs(4),
+                error: "cannot reach http://127.0.0.1:8080: Connection refused".into(),
+            },
+        )));
+        a.update(Msg::Tick(t0 + Duration::from_millis(1500)));
+        assert_snapshot!(render(&a).backend());
+    }
+
+    /// Finds the cell where `needle` starts and returns its foreground colour.
+    fn fg_at(t: &Terminal<TestBackend>, needle: &str) -> Color {
+        let buf = t.backend().buffer();
+        let area = buf.area;
+        for y in 0..area.height {
+            let line: String = (0..area.width).map(|x| buf[(x, y)].symbol()).collect();
+            if let Some(byte) = line.find(needle) {
+                let x = line[..byte].chars().count() as u16;
+                return buf[(x, y)].fg;
+            }
+        }
+        panic!("{needle:?} not on screen");
+    }
+
+    #[test]
+    fn direction_is_coloured_and_marked_but_no_color_drops_colours() {
+        let t0 = Instant::now();
+        let mut a = app(Theme::COLOR, 120, 36, t0);
+        feed_market(&mut a, t0);
+        let t = render(&a);
+        assert_eq!(fg_at(&t, "▲ 1.60"), Color::Green);
+        assert_eq!(fg_at(&t, "▼ 6.10"), Color::Red);
+
+        let mut a = app(Theme::NO_COLOR, 120, 36, t0);
+        feed_market(&mut a, t0);
+        let plain = render(&a);
+        assert_eq!(fg_at(&plain, "▲ 1.60"), Color::Reset);
+        assert_eq!(fg_at(&plain, "▼ 6.10"), Color::Reset);
+        let buf = plain.backend().buffer();
+        assert!(
+            buf.content()
+                .iter()
+                .all(|c| c.fg == Color::Reset && c.bg == Color::Reset),
+            "NO_COLOR draws no colour at all"
+        );
+        // The text is the same either way: the markers carry the direction.
+        assert_eq!(format!("{}", plain.backend()), format!("{}", t.backend()));
+    }
+}

@@ -1,0 +1,209 @@
+//! The real binary in a real terminal: tmux runs `rt-tui connect URL`,
+//! `capture-pane` reads the screen, `send-keys` types. tmux is required: the
+//! test fails when it is missing.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The longest any wait for the screen may take.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A tmux server on its own socket, killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// Starts a detached 120×40 session running a plain `sh` with `envs`.
+    fn start(envs: &[(&str, &str)]) -> Tmux {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let socket = format!(
+            "rt-tui-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let tmux = Tmux { socket };
+        let mut shell = vec!["env".to_string(), "PS1=$ ".to_string()];
+        shell.extend(envs.iter().map(|(k, v)| format!("{k}={v}")));
+        shell.push("sh".to_string());
+        let mut args = vec!["new-session", "-d", "-s", "rt", "-x", "120", "-y", "40"];
+        args.extend(shell.iter().map(String::as_str));
+        tmux.run(&args);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("tmux must be installed (Debian package tmux) to run this test");
+        assert!(out.status.success(), "tmux {args:?}: {out:?}");
+        out
+    }
+
+    fn send(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "rt"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// Types `text` literally.
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", "rt", "-l", text]);
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "rt"]).stdout).into_owned()
+    }
+
+    fn alternate_screen(&self) -> bool {
+        let out = self.run(&["display-message", "-p", "-t", "rt", "#{alternate_on}"]);
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    }
+
+    /// Polls the screen until `pred` holds; panics with the screen otherwise.
+    fn wait_for(&self, what: &str, pred: impl Fn(&Tmux, &str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if pred(self, &screen) {
+                return screen;
+            }
+            if start.elapsed() > WAIT {
+                panic!("timed out waiting for {what}; screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+/// A table row for `symbol` with a price: `AAPL   191.10  ▲ 1.60 …`.
+fn has_quote_row(screen: &str, symbol: &str) -> bool {
+    screen.lines().any(|line| {
+        let mut words = line
+            .split(|c: char| c.is_whitespace() || c == '┃' || c == '│')
+            .filter(|w| !w.is_empty());
+        words.next() == Some(symbol)
+            && words
+                .next()
+                .is_some_and(|w| w.contains('.') && w.parse::<f64>().is_ok())
+    })
+}
+
+fn shell_line(bin: &str, args: &str) -> String {
+    // `$((40+2))` makes the echoed marker differ from the typed command.
+    format!("{bin} {args}; echo EXIT-CODE-$? AFTER-$((40+2))")
+}
+
+fn start_marked_shell(envs: &[(&str, &str)]) -> Tmux {
+    let tmux = Tmux::start(envs);
+    tmux.type_text("echo BEFORE-$((20+1))");
+    tmux.send(&["Enter"]);
+    tmux.wait_for("the shell", |_, s| s.contains("BEFORE-21"));
+    tmux
+}
+
+fn settings_path(dir: &Path) -> String {
+    dir.join("tui.json").to_string_lossy().into_owned()
+}
+
+#[test]
+fn connect_shows_quotes_adds_a_symbol_and_quits_restoring_the_terminal() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(support::rt_server(500));
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings_path(dir.path());
+    let tmux = start_marked_shell(&[("RT_TUI_CONFIG", &config)]);
+
+    tmux.type_text(&shell_line(
+        env!("CARGO_BIN_EXE_rt-tui"),
+        &format!("connect {url}"),
+    ));
+    tmux.send(&["Enter"]);
+    let screen = tmux.wait_for("a ticker row", |t, s| {
+        t.alternate_screen() && has_quote_row(s, "AAPL")
+    });
+    assert!(
+        screen.contains("1 Ticker") && screen.contains("4 Text"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&url),
+        "the status bar names the server:\n{screen}"
+    );
+    assert!(screen.contains("ticker: connected"), "{screen}");
+    assert!(
+        !screen.contains("BEFORE-21"),
+        "the UI is on the alternate screen"
+    );
+
+    // Add a symbol through the one-line input; `q` is typed into it, not a quit.
+    tmux.send(&["a"]);
+    tmux.wait_for("the symbol input", |_, s| s.contains("Add symbol:"));
+    tmux.type_text("tslq");
+    tmux.send(&["BSpace"]);
+    tmux.type_text("a");
+    tmux.send(&["Enter"]);
+    tmux.wait_for("a TSLA row", |_, s| has_quote_row(s, "TSLA"));
+    let saved = std::fs::read_to_string(&config).expect("the watchlist was saved");
+    let saved: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    assert_eq!(
+        saved["watchlist"],
+        serde_json::json!(["AAPL", "MSFT", "IBM", "GOOGL", "AMZN", "TSLA"])
+    );
+
+    tmux.send(&["q"]);
+    let screen = tmux.wait_for("the shell again", |t, s| {
+        !t.alternate_screen() && s.contains("AFTER-42")
+    });
+    assert!(screen.contains("EXIT-CODE-0"), "{screen}");
+    assert!(
+        screen.contains("BEFORE-21"),
+        "previous output is visible again:\n{screen}"
+    );
+    assert!(!screen.contains("1 Ticker"), "{screen}");
+    runtime.block_on(server.shutdown()).unwrap();
+}
+
+#[test]
+fn an_unreachable_server_is_reported_with_a_countdown_and_ctrl_c_quits() {
+    let url = format!("http://127.0.0.1:{}", support::closed_port());
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings_path(dir.path());
+    let tmux = start_marked_shell(&[("RT_TUI_CONFIG", &config), ("NO_COLOR", "1")]);
+
+    tmux.type_text(&shell_line(
+        env!("CARGO_BIN_EXE_rt-tui"),
+        &format!("connect {url}"),
+    ));
+    tmux.send(&["Enter"]);
+    let screen = tmux.wait_for("the retry message", |t, s| {
+        t.alternate_screen() && s.contains(&format!("cannot reach {url}, retrying in"))
+    });
+    assert!(screen.contains("1 Ticker"), "{screen}");
+
+    tmux.send(&["C-c"]);
+    let screen = tmux.wait_for("the shell again", |t, s| {
+        !t.alternate_screen() && s.contains("AFTER-42")
+    });
+    assert!(screen.contains("EXIT-CODE-0"), "{screen}");
+    assert!(screen.contains("BEFORE-21"), "{screen}");
+    assert!(
+        !Path::new(&config).exists(),
+        "nothing changed, nothing written"
+    );
+}
