@@ -16,6 +16,10 @@ pub enum Scope {
     Ticker,
     /// The ticker's one-line symbol input is open.
     TickerInput,
+    /// The canvas pane has focus.
+    Canvas,
+    /// The canvas asks whether to clear the board.
+    CanvasConfirm,
 }
 
 impl Scope {
@@ -26,6 +30,8 @@ impl Scope {
             Scope::Help => "Help",
             Scope::Ticker => "Ticker pane",
             Scope::TickerInput => "Ticker: adding a symbol",
+            Scope::Canvas => "Canvas pane",
+            Scope::CanvasConfirm => "Canvas: clear the board?",
         }
     }
 }
@@ -47,6 +53,13 @@ pub enum Action {
     RemoveSymbol,
     Submit,
     Cancel,
+    /// Move the canvas cursor in the arrow key's direction.
+    MoveCursor,
+    TogglePen,
+    NextColour,
+    UndoMine,
+    ClearBoard,
+    Confirm,
 }
 
 /// One key pattern: a code and the modifiers that must be held.
@@ -220,6 +233,67 @@ pub const BINDINGS: &[Binding] = &[
         Action::Cancel,
         "cancel",
         Some("cancel"),
+    ),
+    bind(
+        Scope::Canvas,
+        &[
+            code(KeyCode::Left),
+            code(KeyCode::Right),
+            code(KeyCode::Up),
+            code(KeyCode::Down),
+        ],
+        "←↑→↓",
+        Action::MoveCursor,
+        "move the cursor (draws while the pen is down)",
+        Some("move"),
+    ),
+    bind(
+        Scope::Canvas,
+        &[plain(' ')],
+        "Space",
+        Action::TogglePen,
+        "pen down / up (or drag with the mouse)",
+        Some("pen"),
+    ),
+    bind(
+        Scope::Canvas,
+        &[plain('c')],
+        "c",
+        Action::NextColour,
+        "next colour",
+        Some("colour"),
+    ),
+    bind(
+        Scope::Canvas,
+        &[plain('u')],
+        "u",
+        Action::UndoMine,
+        "undo my last stroke",
+        Some("undo"),
+    ),
+    bind(
+        Scope::Canvas,
+        &[plain('C')],
+        "C",
+        Action::ClearBoard,
+        "clear the board for everyone (asks y/n first)",
+        Some("clear"),
+    ),
+    bind(
+        Scope::CanvasConfirm,
+        &[plain('y')],
+        "y",
+        Action::Confirm,
+        "yes, clear it",
+        Some("clear"),
+    ),
+    bind(
+        Scope::CanvasConfirm,
+        &[plain('n'), code(KeyCode::Esc)],
+        "n/Esc",
+        Action::Cancel,
+        "keep the drawing",
+        Some("keep"),
     ),
 ];
 

@@ -27,6 +27,8 @@ enum Command {
     Connect(cmd::connect::Args),
     /// Print ticker quotes as JSON lines.
     Ticker(cmd::ticker::Args),
+    /// Drawing board: listen (JSON lines), draw a line, clear.
+    Draw(cmd::draw::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Connect(args) => cmd::connect::run(args).await,
             Command::Ticker(args) => cmd::ticker::run(args).await,
+            Command::Draw(args) => cmd::draw::run(args).await,
         }
     });
     // Background tasks (an embedded server's connections) must not hold the

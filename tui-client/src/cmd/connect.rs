@@ -12,8 +12,10 @@ use anyhow::{Context, bail};
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt;
 use rt_tui::app::{App, Cmd, Msg, ServerInfo};
+use rt_tui::net::draw::DrawClient;
 use rt_tui::net::ticker::{TickerClient, TickerClientConfig, TickerTransport};
 use rt_tui::net::{EVENT_CHANNEL_CAPACITY, NetEvent, Transport};
+use rt_tui::panes::canvas::CanvasPane;
 use rt_tui::panes::ticker::TickerPane;
 use rt_tui::panes::title::TitlePane;
 use rt_tui::panes::{Pane, PaneId};
@@ -146,21 +148,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             transport: args.ticker_transport,
         },
         settings.watchlist.clone(),
-        tx,
+        tx.clone(),
     );
+    let draw = DrawClient::spawn(server.url.clone(), Default::default(), tx);
     let panes: Vec<Box<dyn Pane>> = vec![
         Box::new(TickerPane::new(
             settings.watchlist.clone(),
             args.ticker_transport,
         )),
-        Box::new(TitlePane::new(PaneId::Canvas)),
+        Box::new(CanvasPane::new()),
         Box::new(TitlePane::new(PaneId::Qa)),
         Box::new(TitlePane::new(PaneId::Text)),
     ];
     let mut app = App::new(
         server,
         panes,
-        &[Transport::Ticker],
+        &[Transport::Ticker, Transport::Draw],
         Theme::from_env(),
         Instant::now(),
     );
@@ -170,13 +173,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let result = match terminal::enter() {
         Ok(mut tui) => {
-            let r = event_loop(&mut tui, &mut app, rx, &ticker, save_path.as_deref()).await;
+            let clients = Clients {
+                ticker: &ticker,
+                draw: &draw,
+            };
+            let r = event_loop(&mut tui, &mut app, rx, clients, save_path.as_deref()).await;
             drop(tui);
             r
         }
         Err(e) => Err(anyhow::Error::new(e).context("cannot set up the terminal")),
     };
     drop(ticker);
+    drop(draw);
     if let Some(server) = embedded
         && tokio::time::timeout(SERVER_SHUTDOWN_TIMEOUT, server.shutdown())
             .await
@@ -187,11 +195,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     result.map(|()| ExitCode::SUCCESS)
 }
 
+/// The network clients commands go to.
+struct Clients<'a> {
+    ticker: &'a TickerClient,
+    draw: &'a DrawClient,
+}
+
 async fn event_loop(
     tui: &mut terminal::Tui,
     app: &mut App,
     mut net: mpsc::Receiver<NetEvent>,
-    ticker: &TickerClient,
+    clients: Clients<'_>,
     save_path: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let mut events = EventStream::new();
@@ -236,13 +250,14 @@ async fn event_loop(
             match cmd {
                 Cmd::Quit => return Ok(()),
                 Cmd::Watchlist(list) => {
-                    ticker.set_watchlist(list.clone());
+                    clients.ticker.set_watchlist(list.clone());
                     if let Some(path) = save_path
                         && let Err(e) = (Settings { watchlist: list }).save(path)
                     {
                         app.update(Msg::Notice(e.to_string()));
                     }
                 }
+                Cmd::Draw(c) => clients.draw.send(c),
             }
         }
     }

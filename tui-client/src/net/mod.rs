@@ -3,6 +3,7 @@
 //! over a bounded channel. The UI never awaits the network.
 
 pub mod backoff;
+pub mod draw;
 pub mod ticker;
 
 use std::time::Instant;
@@ -17,12 +18,15 @@ pub const EVENT_CHANNEL_CAPACITY: usize = 256;
 pub enum Transport {
     /// Ticker quotes (HTTP polling or SSE).
     Ticker,
+    /// The drawing board (Socket.IO over WebSocket).
+    Draw,
 }
 
 impl Transport {
     pub fn name(self) -> &'static str {
         match self {
             Transport::Ticker => "ticker",
+            Transport::Draw => "draw",
         }
     }
 }
@@ -47,4 +51,6 @@ pub enum NetEvent {
     State(Transport, ConnState),
     /// Ticker data.
     Ticker(ticker::TickerEvent),
+    /// Drawing board events.
+    Draw(draw::DrawEvent),
 }

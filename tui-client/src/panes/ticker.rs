@@ -620,6 +620,7 @@ impl Pane for TickerPane {
                 row.next = Some(*next);
                 true
             }
+            _ => false,
         }
     }
 
