@@ -442,14 +442,14 @@ mod tests {
         let labels: Vec<_> = a.hints().iter().map(|h| h.label).collect();
         assert_eq!(
             labels,
-            ["j/↓", "k/↑", "a", "d", "q", "?", "Tab", "1-4", "e"]
+            ["j/↓", "k/↑", "a", "d", "q C-c", "?", "Tab", "1-4", "e"]
         );
         a.update(key('2'));
         let labels: Vec<_> = a.hints().iter().map(|h| h.label).collect();
-        assert_eq!(labels, ["q", "?", "Tab", "1-4", "e"]);
+        assert_eq!(labels, ["q C-c", "?", "Tab", "1-4", "e"]);
         a.update(key('?'));
         let labels: Vec<_> = a.hints().iter().map(|h| h.label).collect();
-        assert_eq!(labels, ["Esc"]);
+        assert_eq!(labels, ["Esc ? q"]);
     }
 
     #[test]

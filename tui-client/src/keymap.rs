@@ -127,7 +127,7 @@ pub const BINDINGS: &[Binding] = &[
     bind(
         Scope::Global,
         &[plain('q'), ctrl('c')],
-        "q",
+        "q C-c",
         Action::Quit,
         "quit",
         Some("quit"),
@@ -181,7 +181,7 @@ pub const BINDINGS: &[Binding] = &[
     bind(
         Scope::Help,
         &[code(KeyCode::Esc), plain('?'), plain('q')],
-        "Esc",
+        "Esc ? q",
         Action::CloseHelp,
         "close help",
         Some("close"),
@@ -425,7 +425,7 @@ mod tests {
     #[test]
     fn hints_follow_the_table() {
         let labels: Vec<_> = hints(Scope::Global).iter().map(|h| h.label).collect();
-        assert_eq!(labels, ["q", "?", "Tab", "1-4", "e"]);
+        assert_eq!(labels, ["q C-c", "?", "Tab", "1-4", "e"]);
         assert!(is_interrupt(&k(KeyCode::Char('c'), KeyModifiers::CONTROL)));
         assert!(!is_interrupt(&k(KeyCode::Char('c'), KeyModifiers::NONE)));
     }

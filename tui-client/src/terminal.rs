@@ -73,3 +73,24 @@ fn install_panic_hook() {
         previous(info);
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_restores_the_terminal_before_the_message() {
+        install_panic_hook();
+        // Pretend the UI is up; the hook must take it down.
+        ACTIVE.store(true, Ordering::SeqCst);
+        let result = std::panic::catch_unwind(|| panic!("boom"));
+        assert!(result.is_err());
+        assert!(
+            !ACTIVE.load(Ordering::SeqCst),
+            "the panic hook restored the terminal"
+        );
+        // Restoring twice is harmless.
+        restore();
+        assert!(!ACTIVE.load(Ordering::SeqCst));
+    }
+}

@@ -57,6 +57,15 @@ impl Tmux {
         self.run(&["send-keys", "-t", "rt", "-l", text]);
     }
 
+    /// The pid of the shell running in the pane.
+    fn shell_pid(&self) -> u32 {
+        let out = self.run(&["display-message", "-p", "-t", "rt", "#{pane_pid}"]);
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("pane pid")
+    }
+
     fn screen(&self) -> String {
         String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "rt"]).stdout).into_owned()
     }
@@ -206,4 +215,77 @@ fn an_unreachable_server_is_reported_with_a_countdown_and_ctrl_c_quits() {
         !Path::new(&config).exists(),
         "nothing changed, nothing written"
     );
+}
+
+/// The pids of `pid`'s children (Linux `/proc`).
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn sigterm_restores_the_terminal_too() {
+    let url = format!("http://127.0.0.1:{}", support::closed_port());
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings_path(dir.path());
+    let tmux = start_marked_shell(&[("RT_TUI_CONFIG", &config)]);
+
+    tmux.type_text(&shell_line(
+        env!("CARGO_BIN_EXE_rt-tui"),
+        &format!("connect {url}"),
+    ));
+    tmux.send(&["Enter"]);
+    tmux.wait_for("the UI", |t, s| {
+        t.alternate_screen() && s.contains("1 Ticker")
+    });
+    let shell = tmux.shell_pid();
+    let kids = children(shell);
+    assert_eq!(
+        kids.len(),
+        1,
+        "the shell runs rt-tui and nothing else: {kids:?}"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &kids[0].to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let screen = tmux.wait_for("the shell again", |t, s| {
+        !t.alternate_screen() && s.contains("AFTER-42")
+    });
+    assert!(screen.contains("EXIT-CODE-0"), "{screen}");
+    assert!(screen.contains("BEFORE-21"), "{screen}");
+    // Raw mode is off again: a typed line is echoed and run by the shell.
+    tmux.type_text("echo COOKED-$((3+4))");
+    tmux.send(&["Enter"]);
+    tmux.wait_for("a cooked terminal", |_, s| s.contains("COOKED-7"));
+}
+
+#[test]
+fn the_sse_transport_shows_live_rows() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(support::rt_server(5000));
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings_path(dir.path());
+    let tmux = start_marked_shell(&[("RT_TUI_CONFIG", &config)]);
+
+    tmux.type_text(&shell_line(
+        env!("CARGO_BIN_EXE_rt-tui"),
+        &format!("connect {url} --ticker-transport sse"),
+    ));
+    tmux.send(&["Enter"]);
+    let screen = tmux.wait_for("a live ticker row", |_, s| {
+        has_quote_row(s, "IBM") && s.contains("live")
+    });
+    assert!(screen.contains("live stream (SSE)"), "{screen}");
+    tmux.send(&["q"]);
+    let screen = tmux.wait_for("the shell again", |t, s| {
+        !t.alternate_screen() && s.contains("AFTER-42")
+    });
+    assert!(screen.contains("EXIT-CODE-0"), "{screen}");
+    runtime.block_on(server.shutdown()).unwrap();
 }

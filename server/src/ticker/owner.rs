@@ -18,6 +18,10 @@ use super::mailbox::Mailbox;
 use super::market::{LISTINGS, Series};
 use super::upstream::{Backoff, Upstream, now_ms};
 
+/// The most queued commands handled in one go before the owner looks at its
+/// clock and the shutdown signal again.
+const DRAIN_BATCH: usize = 256;
+
 /// What handlers ask of the owner.
 pub(crate) enum Command {
     /// The poll body for a valid symbol.
@@ -179,6 +183,9 @@ pub(crate) struct Owner {
     next_stamp: u64,
     next_event_id: u64,
     in_flight: usize,
+    /// Every evictable symbol was in use at the last attempt; cleared on the
+    /// next tick.
+    full: bool,
     /// For fetch tasks to report back; weak so the queue closes when every
     /// handle is gone.
     commands: mpsc::WeakSender<Command>,
@@ -206,6 +213,7 @@ impl Owner {
             next_stamp: 0,
             next_event_id: 1,
             in_flight: 0,
+            full: false,
             commands,
         }
     }
@@ -224,7 +232,17 @@ impl Owner {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => self.tick(),
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.handle(cmd),
+                    Some(cmd) => {
+                        self.handle(cmd);
+                        // Under load, take what is already queued without a
+                        // trip through select! per command.
+                        for _ in 0..DRAIN_BATCH {
+                            match rx.try_recv() {
+                                Ok(cmd) => self.handle(cmd),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => break,
                 },
             }
@@ -282,14 +300,16 @@ impl Owner {
             return;
         }
         cached.waiters.push(reply);
-        self.start_fetch(&symbol);
+        if !self.start_fetch(&symbol) {
+            self.fetched(symbol, Err("quote provider unavailable".into()));
+        }
     }
 
     /// Makes sure `symbol` is tracked and marks it as just requested.
     fn track(&mut self, symbol: &Symbol) -> Result<(), Full> {
-        let stamp = self.next_stamp;
         if let Some(entry) = self.entries.get_mut(symbol) {
             if let Some(old) = entry.stamp {
+                let stamp = self.next_stamp;
                 self.next_stamp += 1;
                 entry.stamp = Some(stamp);
                 if let Some(s) = self.lru.remove(&old) {
@@ -301,6 +321,8 @@ impl Owner {
         if self.lru.len() >= self.settings.max_symbols {
             self.evict_one()?;
         }
+        // Taken after eviction, which re-stamps the symbols it skips.
+        let stamp = self.next_stamp;
         self.next_stamp += 1;
         let source = match &self.settings.upstream {
             None => Source::Simulated(Box::new(Series::new(
@@ -324,18 +346,43 @@ impl Owner {
     }
 
     /// Drops the least recently requested symbol that nothing is using.
+    /// Symbols skipped because a stream or a fetch uses them move to the back
+    /// of the order, so later evictions do not scan them again; when every
+    /// symbol is in use, new symbols are refused until the next tick without
+    /// another scan.
     fn evict_one(&mut self) -> Result<(), Full> {
-        let victim = self
-            .lru
-            .iter()
-            .find(|(_, s)| self.entries.get(*s).is_none_or(|e| !e.is_busy()))
-            .map(|(stamp, _)| *stamp)
-            .ok_or(Full)?;
-        if let Some(symbol) = self.lru.remove(&victim) {
-            tracing::debug!(%symbol, "evicting ticker symbol");
-            self.entries.remove(&symbol);
+        if self.full {
+            return Err(Full);
         }
-        Ok(())
+        let mut skipped = Vec::new();
+        let mut victim = None;
+        while let Some((_, symbol)) = self.lru.pop_first() {
+            if self.entries.get(&symbol).is_some_and(Entry::is_busy) {
+                skipped.push(symbol);
+            } else {
+                victim = Some(symbol);
+                break;
+            }
+        }
+        for symbol in skipped {
+            let stamp = self.next_stamp;
+            self.next_stamp += 1;
+            if let Some(e) = self.entries.get_mut(&symbol) {
+                e.stamp = Some(stamp);
+            }
+            self.lru.insert(stamp, symbol);
+        }
+        match victim {
+            Some(symbol) => {
+                tracing::debug!(%symbol, "evicting ticker symbol");
+                self.entries.remove(&symbol);
+                Ok(())
+            }
+            None => {
+                self.full = true;
+                Err(Full)
+            }
+        }
     }
 
     fn subscribe(&mut self, symbols: Vec<Symbol>, mailbox: Arc<Mailbox>) -> Result<(), Full> {
@@ -369,16 +416,18 @@ impl Owner {
             .is_some_and(|u| self.in_flight < u.max_in_flight)
     }
 
-    fn start_fetch(&mut self, symbol: &Symbol) {
+    /// Starts one upstream request for `symbol`; its result comes back as
+    /// [`Command::Fetched`]. False when none could be started.
+    fn start_fetch(&mut self, symbol: &Symbol) -> bool {
         let Some(u) = &self.settings.upstream else {
-            return;
+            return false;
         };
         let Some(Source::Upstream(cached)) = self.entries.get_mut(symbol).map(|e| &mut e.source)
         else {
-            return;
+            return false;
         };
         let Some(commands) = self.commands.upgrade() else {
-            return;
+            return false;
         };
         cached.in_flight = true;
         // The minimum spacing counts from the start of each request.
@@ -393,10 +442,10 @@ impl Owner {
             }
             let _ = commands.send(Command::Fetched { symbol, result }).await;
         });
+        true
     }
 
     fn fetched(&mut self, symbol: Symbol, result: Result<Quote, String>) {
-        self.in_flight = self.in_flight.saturating_sub(1);
         let poll_ms = self.settings.poll_ms;
         let Some(entry) = self.entries.get_mut(&symbol) else {
             return;
@@ -404,7 +453,10 @@ impl Owner {
         let Source::Upstream(cached) = &mut entry.source else {
             return;
         };
-        cached.in_flight = false;
+        if cached.in_flight {
+            cached.in_flight = false;
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
         match result {
             Ok(quote) => {
                 cached.backoff.reset();
@@ -454,6 +506,7 @@ impl Owner {
     /// One beat of the server's clock: the simulated market moves a minute;
     /// upstream symbols that streams watch are refreshed when due.
     fn tick(&mut self) {
+        self.full = false;
         let now = now_ms();
         let mut due = Vec::new();
         for (symbol, entry) in &mut self.entries {
@@ -480,7 +533,9 @@ impl Owner {
             if !self.can_fetch() {
                 break;
             }
-            self.start_fetch(&symbol);
+            if !self.start_fetch(&symbol) {
+                break;
+            }
         }
     }
 }
@@ -545,8 +600,26 @@ mod tests {
         assert_eq!(v["callIn"], ERROR_CALL_IN_MS);
         assert!(v["error"].as_str().unwrap().contains("too many symbols"));
         drop(mailbox);
+        // Refused without another look until the next tick.
+        assert!(poll(&mut o, "BBB")["error"].is_string());
+        o.tick();
         let v = poll(&mut o, "BBB");
         assert_eq!(v["quote"]["symbol"], "BBB");
+        assert!(!o.entries.contains_key(&sym("AAA")));
+    }
+
+    #[test]
+    fn streamed_symbols_survive_eviction_and_idle_ones_go() {
+        let mut o = owner(2);
+        let mailbox = Arc::new(Mailbox::new(1));
+        o.subscribe(vec![sym("AAA")], mailbox.clone()).unwrap();
+        for s in ["BBB", "CCC", "DDD", "EEE"] {
+            assert_eq!(poll(&mut o, s)["quote"]["symbol"], s);
+            assert!(o.entries.contains_key(&sym("AAA")));
+            assert_eq!(o.lru.len(), 2);
+        }
+        assert!(o.entries.contains_key(&sym("EEE")));
+        assert!(!o.entries.contains_key(&sym("DDD")));
     }
 
     #[test]

@@ -61,6 +61,32 @@ pub struct Args {
     /// directory.
     #[arg(long, env = settings::CONFIG_ENV, value_name = "PATH")]
     pub config: Option<PathBuf>,
+
+    /// Write logs to this file (the screen belongs to the UI); `RUST_LOG`
+    /// sets the level, default info.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+}
+
+/// Sends logs to `path`, if given; without it nothing is logged.
+fn init_logging(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the log file {}", path.display()))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .init();
+    Ok(())
 }
 
 /// Checks and normalises a server URL: `http://host[:port]`, no trailing `/`.
@@ -87,7 +113,14 @@ pub async fn server_answers(base: &str) -> bool {
 }
 
 /// The server to use, and the embedded one if this process started it.
-async fn discover(url: Option<String>) -> anyhow::Result<(ServerInfo, Option<rt_server::Server>)> {
+///
+/// With `url`, that server, never an embedded one. Without, the server at
+/// `default`'s address if it answers, else a new one started from
+/// `embedded_config` (whose `bind` is that address).
+async fn discover(
+    url: Option<String>,
+    embedded_config: rt_server::Config,
+) -> anyhow::Result<(ServerInfo, Option<rt_server::Server>)> {
     if let Some(raw) = url {
         let url = normalize_url(&raw)?;
         return Ok((
@@ -98,20 +131,19 @@ async fn discover(url: Option<String>) -> anyhow::Result<(ServerInfo, Option<rt_
             None,
         ));
     }
-    if server_answers(DEFAULT_URL).await {
+    let default = format!("http://{}", embedded_config.bind);
+    if server_answers(&default).await {
         return Ok((
             ServerInfo {
-                url: DEFAULT_URL.to_string(),
+                url: default,
                 embedded: false,
             },
             None,
         ));
     }
-    let server = rt_server::spawn(rt_server::Config::default())
-        .await
-        .with_context(|| {
-            format!("nothing answers at {DEFAULT_URL} and an embedded server could not start")
-        })?;
+    let server = rt_server::spawn(embedded_config).await.with_context(|| {
+        format!("nothing answers at {default} and an embedded server could not start")
+    })?;
     Ok((
         ServerInfo {
             url: server.url(),
@@ -123,6 +155,7 @@ async fn discover(url: Option<String>) -> anyhow::Result<(ServerInfo, Option<rt_
 
 /// Runs the UI until the user quits.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    init_logging(args.log.as_deref())?;
     let path = args
         .config
         .or_else(settings::default_path)
@@ -139,7 +172,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             )),
         ),
     };
-    let (server, embedded) = discover(args.url).await?;
+    // rt_server's default bind address is DEFAULT_URL's.
+    let (server, embedded) = discover(args.url, rt_server::Config::default()).await?;
 
     let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
     let ticker = TickerClient::spawn(
@@ -280,6 +314,55 @@ mod tests {
         assert!(normalize_url("https://example.invalid").is_err());
         assert!(normalize_url("127.0.0.1:8080").is_err());
         assert!(normalize_url("not a url").is_err());
+    }
+
+    #[test]
+    fn the_embedded_server_binds_the_default_address() {
+        assert_eq!(
+            format!("http://{}", rt_server::Config::default().bind),
+            DEFAULT_URL
+        );
+    }
+
+    fn test_config(port: u16) -> rt_server::Config {
+        let mut c = rt_server::Config::for_tests();
+        c.bind.set_port(port);
+        c
+    }
+
+    #[tokio::test]
+    async fn discovery_uses_a_running_server_or_starts_one_but_never_with_a_url() {
+        // A server answers at the "default" address: it is used.
+        let running = rt_server::spawn(rt_server::Config::for_tests())
+            .await
+            .unwrap();
+        let (info, embedded) = discover(None, test_config(running.addr.port()))
+            .await
+            .unwrap();
+        assert_eq!(info.url, running.url());
+        assert!(!info.embedded && embedded.is_none());
+        running.shutdown().await.unwrap();
+
+        // Nothing answers: a server is started there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (info, embedded) = discover(None, test_config(port)).await.unwrap();
+        assert!(info.embedded);
+        assert_eq!(info.url, format!("http://127.0.0.1:{port}"));
+        assert!(server_answers(&info.url).await);
+        embedded.unwrap().shutdown().await.unwrap();
+
+        // An explicit URL is taken as is, even when nothing answers there.
+        let (info, embedded) =
+            discover(Some(format!("http://127.0.0.1:{port}/")), test_config(port))
+                .await
+                .unwrap();
+        assert_eq!(info.url, format!("http://127.0.0.1:{port}"));
+        assert!(!info.embedded && embedded.is_none());
+        assert!(!server_answers(&info.url).await);
     }
 
     #[tokio::test]

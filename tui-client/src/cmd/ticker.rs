@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use super::connect::{DEFAULT_URL, normalize_url};
 
 const OUTPUT: &str = "\
-Output: one JSON object per received quote on stdout, one per line, exactly
-the quote the server sent, for example
+Output: one JSON object per received quote on stdout, one per line: the
+server's quote object with all its fields, for example
   {\"symbol\":\"IBM\",\"companyName\":\"International Business Machines\",
    \"latestPrice\":141.2,\"change\":0.8,\"changePercent\":0.0057,\"open\":140.4,
    \"high\":141.9,\"low\":140.1,\"previousClose\":140.4,\"volume\":1203000,
@@ -62,6 +62,13 @@ fn parse_symbol(raw: &str) -> Result<Symbol, String> {
 
 /// Prints quotes until `--count` is reached or something fails.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let base = normalize_url(&args.url)?;
     let mut symbols = args.symbols;
     let mut seen = std::collections::HashSet::new();

@@ -22,6 +22,9 @@ use super::{ConnState, NetEvent, Transport};
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connecting to the stream may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A stream silent for this long is dead (the server sends a heartbeat
+/// comment every 15 s by default) and is reopened.
+pub const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How quotes are fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -326,6 +329,7 @@ async fn sse_loop(
 ) -> Result<(), Closed> {
     let transport = match HyperTransport::builder()
         .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(STREAM_READ_TIMEOUT)
         .build_http()
     {
         Ok(t) => t,

@@ -564,7 +564,8 @@ impl Pane for TickerPane {
 
     fn handle_mouse(&mut self, event: MouseEvent, area: Rect) -> Vec<Cmd> {
         match event.kind {
-            MouseEventKind::Down(MouseButton::Left) => {
+            // The one-line summary has no rows to click.
+            MouseEventKind::Down(MouseButton::Left) if area.height >= 3 => {
                 let table = self.areas(area).table;
                 let first_row = table.y + 1;
                 if event.row >= first_row && event.row < table.bottom() {
