@@ -144,6 +144,12 @@ async fn the_ui_client_throttles_moves_and_reconnects() {
     .await;
 
     let mut watcher = Session::connect(&url).await.unwrap();
+    // Joined once its snapshot arrives; live events follow it.
+    let (first, _) = tokio::time::timeout(WAIT, watcher.next_event())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, "canvas");
     // Twenty moves in a burst: merged, at most one per 50 ms.
     client.send(DrawCommand::Move {
         x: 10.0,

@@ -3,7 +3,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
-import { startServer } from '../lib/server.mjs';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { startServer, tuiBin } from '../lib/server.mjs';
 import { launchBrowser } from '../lib/browser.mjs';
 
 let server;
@@ -48,10 +50,20 @@ async function openBoard() {
   return page;
 }
 
-test('a drag on page A appears on page B, with A named on B', async () => {
+/** `rt-tui draw listen` against the server, collecting its JSON lines. */
+function listen() {
+  const proc = spawn(tuiBin(), ['draw', 'listen', '--url', server.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const events = [];
+  createInterface({ input: proc.stdout }).on('line', (line) => events.push(JSON.parse(line)));
+  return { events, stop: () => proc.kill('SIGTERM') };
+}
+
+test('a drag on page A appears on page B and in rt-tui draw listen, with A named on B', async () => {
   const a = await openBoard();
   const b = await openBoard();
+  const tui = listen();
   try {
+    await waitFor('rt-tui draw listen connected', () => tui.events.some((e) => e.event === 'canvas'));
     await a.fill('#name', 'Alice');
     await a.press('#name', 'Enter');
     await a.locator('#name').blur();
@@ -69,6 +81,18 @@ test('a drag on page A appears on page B, with A named on B', async () => {
     await a.mouse.up();
     await waitFor('ink on B', async () => (await inked(b)) > 200);
     assert.ok((await inked(a)) > 200, 'A drew locally');
+    const aId = await a.evaluate(() => {
+      const me = document.querySelector('#peers li.me');
+      return me && me.textContent;
+    });
+    assert.equal(aId, 'Alice');
+    const drawn = await waitFor('drawing moves in rt-tui draw listen', () => {
+      const moves = tui.events.filter((e) => e.event === 'moving' && e.data.drawing);
+      return moves.length >= 5 ? moves : null;
+    });
+    const named = tui.events.filter((e) => e.event === 'peers').pop().data.find((p) => p.name === 'Alice');
+    assert.ok(named, 'rt-tui saw Alice in peers');
+    assert.ok(drawn.every((e) => e.data.id === named.id), 'the moves are Alice\'s');
     // A's pointer shows on B with A's name.
     const label = await waitFor('A pointer on B', () =>
       b.evaluate(() => document.querySelector('#cursors .cursor span')?.textContent),
@@ -87,6 +111,7 @@ test('a drag on page A appears on page B, with A named on B', async () => {
     await a.click('#undo');
     await waitFor('B cleared by undo', async () => (await inked(b)) === 0);
   } finally {
+    tui.stop();
     await a.close();
     await b.close();
   }
@@ -164,9 +189,15 @@ test('the classic page works unchanged with our client script', async () => {
   await page.goto(`${server.url}/healthz`);
   await page.setContent(CLASSIC_PAGE);
   const peer = io(server.url, { reconnection: false, forceNew: true });
+  let online = [];
+  peer.on('peers', (list) => {
+    online = list.map((p) => p.id);
+  });
   try {
     await new Promise((resolve) => peer.on('connect', resolve));
     const classicId = await waitFor('classic page connected', () => page.evaluate(() => socket.connected && socket.id));
+    // The board lists the page once it has joined; events flow from then on.
+    await waitFor('classic page on the board', () => online.includes(classicId));
 
     // The page's mouse moves reach the peer as `moving` with the page's id.
     const fromPage = [];
