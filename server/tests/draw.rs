@@ -576,3 +576,69 @@ async fn shutdown_with_connected_clients_is_prompt() {
         .expect("shutdown within 5 s")
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut() {
+    let mut config = Config::for_tests();
+    config.draw.rate = 1_000_000;
+    let server = common::server_with(config).await;
+    let http = common::http();
+    // A long-polling client that connects and then never polls again.
+    let base = format!("{}/socket.io/?EIO=4&transport=polling", server.url());
+    let open = http.get(&base).send().await.unwrap().text().await.unwrap();
+    let EnginePacket::Open(info) = EnginePacket::decode(&open).unwrap() else {
+        panic!("{open}")
+    };
+    let res = http
+        .post(format!("{base}&sid={}", info.sid))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body("40")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut a = Client::connect(&server.url()).await;
+    a.canvas().await;
+    // Wait until the silent client is on the board.
+    let silent = loop {
+        let peers: Vec<Peer> = serde_json::from_value(a.expect("peers").await).unwrap();
+        if let Some(p) = peers.iter().find(|p| p.id != a.id) {
+            break p.id.clone();
+        }
+    };
+    assert_eq!(server.state.stats.open(App::Draw), 2);
+    for i in 0..(rt_server::draw::SOCKET_BUFFER as u32 + 50) {
+        a.mv(f64::from(i % 2000), 1.0, false).await;
+    }
+    assert_eq!(a.expect("clientdisconnect").await, json!(silent));
+    let peers: Vec<Peer> = serde_json::from_value(a.expect("peers").await).unwrap();
+    assert_eq!(peers.len(), 1);
+    // The cut client's moves no longer reach the board.
+    let res = http
+        .post(format!("{base}&sid={}", info.sid))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(r#"42["mousemove",{"x":1,"y":1,"drawing":false}]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    a.expect_none("moving").await;
+    // Reading again drains its queue; the session then ends (the client
+    // would reconnect and get a fresh snapshot).
+    let mut ended = false;
+    for _ in 0..20 {
+        let res = http
+            .get(format!("{base}&sid={}", info.sid))
+            .send()
+            .await
+            .unwrap();
+        let body = res.text().await.unwrap();
+        if body.split('\u{1e}').any(|p| p == "41") || body.contains("Session ID unknown") {
+            ended = true;
+            break;
+        }
+        a.mv(1.0, 1.0, false).await;
+    }
+    assert!(ended, "the cut session was never ended");
+    server.shutdown().await.unwrap();
+}

@@ -228,8 +228,8 @@
     } else if (type === '4') {
       this._fire('connect_error', [new Error((data && data.message) || 'connection refused')]);
     } else if (type === '1') {
-      // The server ended this socket: like socket.io-client, do not retry.
-      this._stopped = true;
+      // rt's server ends a socket only when it fell behind (or the board is
+      // full): unlike socket.io-client, come back after the usual backoff.
       this._drop();
       this._lost('io server disconnect');
     }

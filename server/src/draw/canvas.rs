@@ -67,6 +67,9 @@ pub struct Canvas {
     people: HashMap<Sid, Participant>,
     /// Join order, so `peers` lists people in a stable order.
     order: Vec<Sid>,
+    /// Sockets taken off the board because their queue was full, until
+    /// they are gone (their connection still counts until then).
+    cut: HashMap<Sid, Participant>,
     guests: u64,
     stats: Arc<Stats>,
     persist: Persister,
@@ -79,6 +82,7 @@ impl Canvas {
             board,
             people: HashMap::new(),
             order: Vec::new(),
+            cut: HashMap::new(),
             guests: 0,
             stats,
             persist,
@@ -94,6 +98,7 @@ impl Canvas {
             };
             let Some(cmd) = cmd else { break };
             self.handle(cmd).await;
+            self.retry_cuts();
         }
     }
 
@@ -250,13 +255,53 @@ impl Canvas {
     }
 
     fn leave(&mut self, sid: Sid) {
-        if self.people.remove(&sid).is_none() {
+        if self.cut.remove(&sid).is_some() {
             return;
         }
+        if let Some(person) = self.remove(sid) {
+            drop(person);
+            self.announce_departure(sid);
+        }
+    }
+
+    /// Takes a participant off the board.
+    fn remove(&mut self, sid: Sid) -> Option<Participant> {
+        let person = self.people.remove(&sid)?;
         self.order.retain(|s| *s != sid);
         self.board.leave(&sid.to_string());
+        Some(person)
+    }
+
+    fn announce_departure(&mut self, sid: Sid) {
         self.broadcast(event::CLIENT_DISCONNECT, &sid.to_string(), None);
         self.send_peers();
+    }
+
+    /// A participant whose queue is full has missed events: take it off the
+    /// board (the others see it leave) and end its session. socketioxide
+    /// cannot send the disconnect while the queue is full, so it is retried
+    /// after every command; a client that does not read at all is closed
+    /// sooner by the Engine.IO heartbeat, whose ping no longer fits either.
+    /// Either way the client reconnects and gets a fresh snapshot.
+    fn cut_off(&mut self, sid: Sid) {
+        let Some(person) = self.remove(sid) else {
+            return;
+        };
+        tracing::info!(%sid, "draw client too slow; cutting it off");
+        self.cut.insert(sid, person);
+        self.retry_cuts();
+        self.announce_departure(sid);
+    }
+
+    fn retry_cuts(&mut self) {
+        // Kept (and counted as connected) only while the disconnect cannot
+        // be queued; once it is, or the socket is gone, the entry goes.
+        self.cut.retain(|_, person| {
+            matches!(
+                person.socket.clone().disconnect(),
+                Err(socketioxide::SocketError::InternalChannelFull)
+            )
+        });
     }
 
     fn send_peers(&mut self) {
@@ -301,10 +346,7 @@ impl Canvas {
         }
         self.stats.delivered(sent);
         for sid in slow {
-            if let Some(person) = self.people.get(&sid) {
-                tracing::info!(%sid, "draw client too slow; disconnecting it");
-                let _ = person.socket.clone().disconnect();
-            }
+            self.cut_off(sid);
         }
     }
 }
