@@ -382,9 +382,12 @@ async fn a_flood_is_rate_limited() {
     let server = common::server_with(config).await;
     let mut a = joined(&server.url()).await;
     let mut b = joined(&server.url()).await;
+    let start = std::time::Instant::now();
     for i in 0..30 {
         a.mv(f64::from(i), 1.0, false).await;
     }
+    // The bucket refills while the flood is being sent.
+    let refill = (start.elapsed().as_secs_f64() * 5.0).ceil() as usize;
     assert_eq!(a.expect("error").await["code"], "rate-limited");
     let mut got = 0;
     while let Some((name, _)) = b.read_event(QUIET).await {
@@ -392,7 +395,10 @@ async fn a_flood_is_rate_limited() {
             got += 1;
         }
     }
-    assert!((5..=6).contains(&got), "{got} moves passed a limit of 5/s");
+    assert!(
+        (5..=6 + refill).contains(&got),
+        "{got} moves passed a limit of 5/s"
+    );
     server.shutdown().await.unwrap();
 }
 

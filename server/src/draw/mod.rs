@@ -58,15 +58,15 @@ pub const COMMAND_QUEUE: usize = 4096;
 #[derive(Debug, Clone, clap::Args)]
 pub struct DrawConfig {
     /// Board width: `x` must lie in 0..=WIDTH.
-    #[arg(long = "draw-width", default_value_t = 2000.0, value_name = "PX")]
+    #[arg(long = "draw-width", default_value_t = 2000.0, value_name = "PX", value_parser = positive_size)]
     pub width: f64,
 
     /// Board height: `y` must lie in 0..=HEIGHT.
-    #[arg(long = "draw-height", default_value_t = 1000.0, value_name = "PX")]
+    #[arg(long = "draw-height", default_value_t = 1000.0, value_name = "PX", value_parser = positive_size)]
     pub height: f64,
 
     /// Events per second one client may send (bursts up to one second's worth).
-    #[arg(long = "draw-rate", default_value_t = 60, value_name = "N")]
+    #[arg(long = "draw-rate", default_value_t = 60, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate: u32,
 
     /// Segments the canvas holds at most; drawing beyond it is refused until
@@ -79,8 +79,28 @@ pub struct DrawConfig {
     pub max_segments: usize,
 
     /// Participants on the board at once at most.
-    #[arg(long = "draw-max-clients", default_value_t = 1000, value_name = "N")]
+    #[arg(long = "draw-max-clients", default_value_t = 1000, value_name = "N", value_parser = at_least_one)]
     pub max_clients: usize,
+}
+
+/// Board sizes: finite, positive, and small enough that a coordinate stays
+/// a short number on the wire.
+fn positive_size(raw: &str) -> Result<f64, String> {
+    let v: f64 = raw.parse().map_err(|e| format!("{raw:?}: {e}"))?;
+    if v.is_finite() && v > 0.0 && v <= 100_000.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{raw}: must be a number above 0 and at most 100000"
+        ))
+    }
+}
+
+fn at_least_one(raw: &str) -> Result<usize, String> {
+    match raw.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{raw}: must be a whole number of at least 1")),
+    }
 }
 
 impl DrawConfig {
@@ -165,4 +185,32 @@ pub async fn client_script(State(state): State<AppState>) -> Response {
         );
     }
     res.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+    use clap::Parser;
+
+    #[test]
+    fn flags_have_the_documented_defaults_and_limits() {
+        let c = Config::parse_from(["rt-server"]);
+        assert_eq!((c.draw.width, c.draw.height), (2000.0, 1000.0));
+        assert_eq!(
+            (c.draw.rate, c.draw.max_segments, c.draw.max_clients),
+            (60, 200_000, 1000)
+        );
+        for bad in [
+            &["--draw-width", "0"][..],
+            &["--draw-height", "-5"],
+            &["--draw-width", "inf"],
+            &["--draw-rate", "0"],
+            &["--draw-max-clients", "0"],
+        ] {
+            let args = std::iter::once("rt-server").chain(bad.iter().copied());
+            assert!(Config::try_parse_from(args).is_err(), "{bad:?} accepted");
+        }
+        let c = Config::parse_from(["rt-server", "--draw-width", "640.5", "--draw-rate", "5"]);
+        assert_eq!((c.draw.width, c.draw.rate), (640.5, 5));
+    }
 }
