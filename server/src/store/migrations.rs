@@ -23,7 +23,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
     },
     Migration {
-        name: "draw-0001-strokes",
+        name: "0002-draw",
         sql: "CREATE TABLE draw_strokes (
                   id INTEGER PRIMARY KEY,
                   author TEXT NOT NULL,
