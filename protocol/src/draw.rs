@@ -130,6 +130,8 @@ pub enum DrawError {
     CanvasFull { max_segments: usize },
     #[error("the server is busy; event dropped")]
     Busy,
+    #[error("the board has {max_clients} participants, the most it takes; try again later")]
+    BoardFull { max_clients: usize },
 }
 
 impl DrawError {
@@ -146,6 +148,7 @@ impl DrawError {
             DrawError::RateLimited { .. } => "rate-limited",
             DrawError::CanvasFull { .. } => "canvas-full",
             DrawError::Busy => "busy",
+            DrawError::BoardFull { .. } => "board-full",
         }
     }
 

@@ -147,6 +147,24 @@ impl Client {
         }
     }
 
+    /// Waits for the server's Socket.IO DISCONNECT (`41`).
+    async fn expect_disconnect(&mut self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("a DISCONNECT in time")
+                .expect("open websocket")
+                .expect("websocket frame");
+            if let Message::Text(text) = frame
+                && let Ok(EnginePacket::Message(m)) = EnginePacket::decode(&text)
+                && SocketPacket::decode(&m).unwrap().kind == SocketKind::Disconnect
+            {
+                return;
+            }
+        }
+    }
+
     /// Reads every `canvas` part of the snapshot.
     async fn canvas(&mut self) -> Vec<CanvasPart> {
         let first: CanvasPart = serde_json::from_value(self.expect("canvas").await).unwrap();
@@ -427,6 +445,20 @@ async fn the_canvas_is_bounded() {
     a.mv(6.0, 0.0, true).await;
     b.expect("moving").await;
     wait_for_segments(&server, 1).await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_board_takes_at_most_max_clients() {
+    let mut config = Config::for_tests();
+    config.draw.max_clients = 1;
+    let server = common::server_with(config).await;
+    let _a = joined(&server.url()).await;
+    let mut b = Client::connect(&server.url()).await;
+    let err = b.expect("error").await;
+    assert_eq!(err["code"], "board-full");
+    b.expect_disconnect().await;
+    assert_eq!(server.state.stats.open(App::Draw), 1);
     server.shutdown().await.unwrap();
 }
 

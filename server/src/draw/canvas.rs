@@ -121,14 +121,10 @@ impl Canvas {
             return;
         }
         if self.people.len() >= self.config.max_clients {
-            let _ = socket.emit(
-                event::ERROR,
-                &serde_json::json!({
-                    "code": "board-full",
-                    "message": format!("the board has {} participants, the most it takes; try again later", self.config.max_clients),
-                    "event": "connect",
-                }),
-            );
+            let err = DrawError::BoardFull {
+                max_clients: self.config.max_clients,
+            };
+            let _ = socket.emit(event::ERROR, &err.to_event("connect"));
             let _ = socket.disconnect();
             return;
         }
