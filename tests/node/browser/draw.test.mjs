@@ -110,6 +110,20 @@ test('a drag on page A appears on page B and in rt-tui draw listen, with A named
     // Undo on A removes the stroke on B.
     await a.click('#undo');
     await waitFor('B cleared by undo', async () => (await inked(b)) === 0);
+
+    // A draws again; B clears the board (after confirming) for both.
+    await a.mouse.move(box.x + 50, box.y + 50);
+    await a.mouse.down();
+    for (let i = 1; i <= 10; i++) {
+      await a.mouse.move(box.x + 50 + i * 15, box.y + 50 + i * 10);
+      await sleep(30);
+    }
+    await a.mouse.up();
+    await waitFor('ink on B again', async () => (await inked(b)) > 100);
+    b.once('dialog', (d) => d.accept());
+    await b.click('#clear');
+    await waitFor('A cleared by B', async () => (await inked(a)) === 0);
+    assert.equal(await inked(b), 0);
   } finally {
     tui.stop();
     await a.close();

@@ -281,3 +281,65 @@ test('a large canvas reaches a polling-only late joiner in parts', async () => {
     await big.stop();
   }
 });
+
+test("the page's board model (static/draw/board.js) replays events as the server does", async () => {
+  const { readFileSync } = await import('node:fs');
+  const vm = await import('node:vm');
+  const src = readFileSync(new URL('../../../static/draw/board.js', import.meta.url), 'utf8');
+  const sandbox = {};
+  vm.runInNewContext(src, { window: sandbox });
+  const Board = sandbox.RtBoard;
+
+  const a = await client({ transports: ['websocket'] });
+  const b = await client({ transports: ['websocket'] });
+  const watcher = io(server.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+  try {
+    const mirror = new Board();
+    let colours = new Map();
+    let steps = 0;
+    watcher.on('canvas', (part) => mirror.loadPart(part));
+    watcher.on('peers', (list) => {
+      colours = new Map(list.map((p) => [p.id, p.colour]));
+    });
+    watcher.on('moving', (d) => {
+      mirror.move(d.id, d.x, d.y, d.drawing, colours.get(d.id));
+      steps++;
+    });
+    watcher.on('undone', (u) => {
+      mirror.undo(u.by);
+      steps++;
+    });
+    await next(watcher, 'canvas');
+    // Two authors, several strokes each, an undo in the middle of a stroke.
+    const script = [
+      [a, 10.04, 10, false], [a, 20, 10, true], [a, 30.06, 15, true], [a, 40, 15, false],
+      [b, 500, 500, false], [b, 510, 505, true],
+      [a, 50, 50, true], [a, 60, 60, true],
+      ['undo', a],
+      [a, 70, 70, true], [b, 520, 505, true], [b, 530, 500, false],
+    ];
+    for (const [who, x, y, drawing] of script) {
+      if (who === 'undo') {
+        x.emit('undo');
+      } else {
+        who.emit('mousemove', { x, y, drawing });
+      }
+      const before = steps;
+      for (let i = 0; i < 100 && steps === before; i++) await sleep(10);
+    }
+    const late = io(server.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+    try {
+      const part = await next(late, 'canvas');
+      const server = part.strokes.map((s) => [s.by, s.points.join(',')]).sort();
+      const local = [...mirror.strokes.values()].map((s) => [s.by, s.points.join(',')]).sort();
+      assert.deepEqual(local, server);
+      assert.equal(mirror.segments, part.strokes.reduce((n, s) => n + s.points.length / 2 - 1, 0));
+    } finally {
+      late.disconnect();
+    }
+  } finally {
+    a.disconnect();
+    b.disconnect();
+    watcher.disconnect();
+  }
+});
