@@ -25,8 +25,15 @@
   var cursors = new Map(); // id -> element
   var socket = io.connect('/');
 
-  var saved = JSON.parse(localStorage.getItem('rt-draw') || '{}');
+  var saved = {};
+  try {
+    saved = JSON.parse(localStorage.getItem('rt-draw') || '{}') || {};
+  } catch (e) {
+    saved = {};
+  }
   if (saved.name) nameInput.value = saved.name;
+  // Until the user picks a colour, the server's choice (distinct per person) is shown.
+  var chosenColour = !!saved.colour;
   if (saved.colour) colourInput.value = saved.colour;
 
   function status(text, isError) {
@@ -107,7 +114,8 @@
   }
 
   function sayHello() {
-    var hello = { colour: colourInput.value };
+    var hello = {};
+    if (chosenColour) hello.colour = colourInput.value;
     var name = nameInput.value.trim();
     if (name) hello.name = name;
     localStorage.setItem('rt-draw', JSON.stringify(hello));
@@ -127,7 +135,10 @@
   });
   socket.on('peers', function (list) {
     peers = new Map();
-    list.forEach(function (p) { peers.set(p.id, { name: p.name, colour: p.colour }); });
+    list.forEach(function (p) {
+      peers.set(p.id, { name: p.name, colour: p.colour });
+      if (p.id === socket.id && !chosenColour) colourInput.value = p.colour;
+    });
     renderPeers();
     status('connected · ' + list.length + ' online');
   });
@@ -225,7 +236,10 @@
     }
   });
   nameInput.addEventListener('change', sayHello);
-  colourInput.addEventListener('change', sayHello);
+  colourInput.addEventListener('change', function () {
+    chosenColour = true;
+    sayHello();
+  });
 
   fit();
 })();
