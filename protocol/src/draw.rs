@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// Event names.
+/// Event names (each documented in the module header).
 pub mod event {
     pub const MOUSEMOVE: &str = "mousemove";
     pub const MOVING: &str = "moving";
@@ -352,6 +352,7 @@ pub struct Board {
 }
 
 impl Board {
+    /// An empty board.
     pub fn new() -> Board {
         Board::default()
     }

@@ -76,6 +76,7 @@ pub struct Canvas {
 }
 
 impl Canvas {
+    /// The owner of `board`; `persist` stores its changes.
     pub fn new(config: DrawConfig, board: Board, stats: Arc<Stats>, persist: Persister) -> Canvas {
         Canvas {
             config,

@@ -20,6 +20,7 @@
 
 mod canvas;
 mod handlers;
+/// The drawing's tables and its ordered writer.
 pub mod store;
 
 use std::sync::Arc;

@@ -326,6 +326,8 @@ pub struct MoveQueue {
 }
 
 impl MoveQueue {
+    /// Queues a move, merging it into the last one when the pen state is
+    /// the same.
     pub fn push(&mut self, x: f64, y: f64, drawing: bool) {
         if let Some(last) = self.queue.back_mut()
             && last.2 == drawing
@@ -340,16 +342,14 @@ impl MoveQueue {
         self.queue.push_back((x, y, drawing));
     }
 
+    /// The next move to send.
     pub fn pop(&mut self) -> Option<(f64, f64, bool)> {
         self.queue.pop_front()
     }
 
+    /// Nothing waiting.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
-    }
-
-    pub fn clear(&mut self) {
-        self.queue.clear();
     }
 }
 

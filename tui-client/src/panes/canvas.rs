@@ -49,6 +49,7 @@ impl Default for CanvasPane {
 }
 
 impl CanvasPane {
+    /// An empty board, connecting.
     pub fn new() -> CanvasPane {
         let bounds = Bounds::default();
         CanvasPane {
