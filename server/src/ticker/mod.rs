@@ -38,8 +38,10 @@ pub const COMMAND_QUEUE: usize = 4096;
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Stock ticker")]
 pub struct TickerConfig {
-    /// `callIn` sent to polling clients: how long they wait between polls.
-    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    /// `callIn` sent to polling clients: how long they wait between polls
+    /// (0 is refused: it would tell every classic client to stop).
+    #[arg(long, default_value_t = 5000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub poll_ms: u64,
 
     /// Seed for the simulated market, for a reproducible run (each symbol's
