@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::docs::DocsConfig;
+use crate::draw::DrawConfig;
 use crate::ticker::TickerConfig;
 
 const EXAMPLES: &str = "\
@@ -55,6 +56,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub docs: DocsConfig,
+
+    #[command(flatten)]
+    pub draw: DrawConfig,
 }
 
 impl Default for Config {

@@ -20,6 +20,10 @@ pub enum Scope {
     Text,
     /// The text pane is editing: printable keys are typed into the document.
     TextEdit,
+    /// The canvas pane has focus.
+    Canvas,
+    /// The canvas asks whether to clear the board.
+    CanvasConfirm,
 }
 
 impl Scope {
@@ -32,6 +36,8 @@ impl Scope {
             Scope::TickerInput => "Ticker: adding a symbol",
             Scope::Text => "Text pane",
             Scope::TextEdit => "Text: editing (printable keys are typed)",
+            Scope::Canvas => "Canvas pane",
+            Scope::CanvasConfirm => "Canvas: clear the board?",
         }
     }
 }
@@ -63,6 +69,13 @@ pub enum Action {
     DeleteBack,
     DeleteForward,
     Newline,
+    /// Move the canvas cursor in the arrow key's direction.
+    MoveCursor,
+    TogglePen,
+    NextColour,
+    UndoMine,
+    ClearBoard,
+    Confirm,
 }
 
 /// One key pattern: a code and the modifiers that must be held.
@@ -356,6 +369,67 @@ pub const BINDINGS: &[Binding] = &[
         Action::Newline,
         "new line",
         None,
+    ),
+    bind(
+        Scope::Canvas,
+        &[
+            code(KeyCode::Left),
+            code(KeyCode::Right),
+            code(KeyCode::Up),
+            code(KeyCode::Down),
+        ],
+        "←↑→↓",
+        Action::MoveCursor,
+        "move the cursor (draws while the pen is down)",
+        Some("move"),
+    ),
+    bind(
+        Scope::Canvas,
+        &[plain(' ')],
+        "Space",
+        Action::TogglePen,
+        "pen down / up (or drag with the mouse)",
+        Some("pen"),
+    ),
+    bind(
+        Scope::Canvas,
+        &[plain('c')],
+        "c",
+        Action::NextColour,
+        "next colour",
+        Some("colour"),
+    ),
+    bind(
+        Scope::Canvas,
+        &[plain('u')],
+        "u",
+        Action::UndoMine,
+        "undo my last stroke",
+        Some("undo"),
+    ),
+    bind(
+        Scope::Canvas,
+        &[plain('C')],
+        "C",
+        Action::ClearBoard,
+        "clear the board for everyone (asks y/n first)",
+        Some("clear"),
+    ),
+    bind(
+        Scope::CanvasConfirm,
+        &[plain('y')],
+        "y",
+        Action::Confirm,
+        "yes, clear it",
+        Some("clear"),
+    ),
+    bind(
+        Scope::CanvasConfirm,
+        &[plain('n'), code(KeyCode::Esc)],
+        "n/Esc",
+        Action::Cancel,
+        "keep the drawing",
+        Some("keep"),
     ),
 ];
 

@@ -29,6 +29,8 @@ enum Command {
     Ticker(cmd::ticker::Args),
     /// Read, edit or follow a collaborative document (JSON output).
     Doc(cmd::doc::Args),
+    /// Drawing board: listen (JSON lines), draw a line, clear.
+    Draw(cmd::draw::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
             Command::Connect(args) => cmd::connect::run(args).await,
             Command::Ticker(args) => cmd::ticker::run(args).await,
             Command::Doc(args) => cmd::doc::run(args).await,
+            Command::Draw(args) => cmd::draw::run(args).await,
         }
     });
     // Background tasks (an embedded server's connections) must not hold the

@@ -43,6 +43,21 @@ pub const MIGRATIONS: &[Migration] = &[
                 PRIMARY KEY (collection, doc_id, v)
               ) WITHOUT ROWID;",
     },
+    Migration {
+        name: "0003-draw",
+        sql: "CREATE TABLE draw_strokes (
+                  id INTEGER PRIMARY KEY,
+                  author TEXT NOT NULL,
+                  colour TEXT NOT NULL
+              );
+              CREATE TABLE draw_points (
+                  stroke INTEGER NOT NULL REFERENCES draw_strokes(id) ON DELETE CASCADE,
+                  seq INTEGER NOT NULL,
+                  x REAL NOT NULL,
+                  y REAL NOT NULL,
+                  PRIMARY KEY (stroke, seq)
+              ) WITHOUT ROWID;",
+    },
 ];
 
 pub(super) fn apply(conn: &Connection, path: &Path) -> Result<(), StoreError> {

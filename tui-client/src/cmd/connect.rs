@@ -13,8 +13,10 @@ use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt;
 use rt_tui::app::{App, Cmd, Msg, ServerInfo};
 use rt_tui::net::doc::{DocClient, DocClientConfig};
+use rt_tui::net::draw::DrawClient;
 use rt_tui::net::ticker::{TickerClient, TickerClientConfig, TickerTransport};
 use rt_tui::net::{EVENT_CHANNEL_CAPACITY, NetEvent, Transport};
+use rt_tui::panes::canvas::CanvasPane;
 use rt_tui::panes::text::TextPane;
 use rt_tui::panes::ticker::TickerPane;
 use rt_tui::panes::title::TitlePane;
@@ -206,12 +208,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         settings.watchlist.clone(),
         tx.clone(),
     );
+    let draw = DrawClient::spawn(server.url.clone(), Default::default(), tx.clone());
     let panes: Vec<Box<dyn Pane>> = vec![
         Box::new(TickerPane::new(
             settings.watchlist.clone(),
             args.ticker_transport,
         )),
-        Box::new(TitlePane::new(PaneId::Canvas)),
+        Box::new(CanvasPane::new()),
         Box::new(TitlePane::new(PaneId::Qa)),
         Box::new(TextPane::new(doc_collection, doc_id)),
     ];
@@ -224,7 +227,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut app = App::new(
         server,
         panes,
-        &[Transport::Ticker, Transport::Doc],
+        &[Transport::Ticker, Transport::Draw, Transport::Doc],
         Theme::from_env(),
         Instant::now(),
     );
@@ -234,13 +237,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let result = match terminal::enter() {
         Ok(mut tui) => {
-            let r = event_loop(&mut tui, &mut app, rx, &ticker, &doc, save_path.as_deref()).await;
+            let clients = Clients {
+                ticker: &ticker,
+                draw: &draw,
+                doc: &doc,
+            };
+            let r = event_loop(&mut tui, &mut app, rx, clients, save_path.as_deref()).await;
             drop(tui);
             r
         }
         Err(e) => Err(anyhow::Error::new(e).context("cannot set up the terminal")),
     };
     drop(ticker);
+    drop(draw);
     drop(doc);
     if let Some(server) = embedded
         && tokio::time::timeout(SERVER_SHUTDOWN_TIMEOUT, server.shutdown())
@@ -252,12 +261,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     result.map(|()| ExitCode::SUCCESS)
 }
 
+/// The network clients commands go to.
+struct Clients<'a> {
+    ticker: &'a TickerClient,
+    draw: &'a DrawClient,
+    doc: &'a DocClient,
+}
+
 async fn event_loop(
     tui: &mut terminal::Tui,
     app: &mut App,
     mut net: mpsc::Receiver<NetEvent>,
-    ticker: &TickerClient,
-    doc: &DocClient,
+    clients: Clients<'_>,
     save_path: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let mut events = EventStream::new();
@@ -301,15 +316,16 @@ async fn event_loop(
         for cmd in cmds {
             match cmd {
                 Cmd::Quit => return Ok(()),
-                Cmd::Doc(msgs) => doc.send(msgs),
+                Cmd::Doc(msgs) => clients.doc.send(msgs),
                 Cmd::Watchlist(list) => {
-                    ticker.set_watchlist(list.clone());
+                    clients.ticker.set_watchlist(list.clone());
                     if let Some(path) = save_path
                         && let Err(e) = (Settings { watchlist: list }).save(path)
                     {
                         app.update(Msg::Notice(e.to_string()));
                     }
                 }
+                Cmd::Draw(c) => clients.draw.send(c),
             }
         }
     }

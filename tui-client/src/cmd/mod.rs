@@ -2,4 +2,5 @@
 
 pub mod connect;
 pub mod doc;
+pub mod draw;
 pub mod ticker;

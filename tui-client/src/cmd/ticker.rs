@@ -136,6 +136,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             },
+            NetEvent::Draw(_) => {}
         }
     }
     eprintln!("rt-tui: the ticker client stopped");

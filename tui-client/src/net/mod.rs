@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod doc;
+pub mod draw;
 pub mod ticker;
 
 use std::time::Instant;
@@ -20,6 +21,8 @@ pub enum Transport {
     Ticker,
     /// The collaborative document (ShareDB over a WebSocket).
     Doc,
+    /// The drawing board (Socket.IO over WebSocket).
+    Draw,
 }
 
 impl Transport {
@@ -27,6 +30,7 @@ impl Transport {
         match self {
             Transport::Ticker => "ticker",
             Transport::Doc => "doc",
+            Transport::Draw => "draw",
         }
     }
 }
@@ -53,4 +57,6 @@ pub enum NetEvent {
     Ticker(ticker::TickerEvent),
     /// The document's socket.
     Doc(doc::DocEvent),
+    /// Drawing board events.
+    Draw(draw::DrawEvent),
 }

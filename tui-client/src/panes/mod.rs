@@ -2,6 +2,7 @@
 //! handles keys and mouse events, applies network events, renders itself
 //! into the area inside its frame and lists the keys valid now.
 
+pub mod canvas;
 pub mod text;
 pub mod ticker;
 pub mod title;
