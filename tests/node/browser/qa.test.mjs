@@ -4,7 +4,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { startServer } from '../lib/server.mjs';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { startServer, tuiBin } from '../lib/server.mjs';
 import { launchBrowser } from '../lib/browser.mjs';
 
 let server;
@@ -41,6 +43,39 @@ async function openBoard(which = 0) {
   return { page, problems };
 }
 
+/** `rt-tui qa listen` as a third client: its JSON lines, parsed. */
+function listen() {
+  const proc = spawn(tuiBin(), ['qa', 'listen', '--url', server.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const events = [];
+  const waiters = [];
+  createInterface({ input: proc.stdout }).on('line', (line) => {
+    events.push({ ...JSON.parse(line), at: Date.now() });
+    for (const w of [...waiters]) w();
+  });
+  return {
+    events,
+    waitFor(pred, ms = 1000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const e = events.find(pred);
+          if (e) {
+            waiters.splice(waiters.indexOf(check), 1);
+            clearTimeout(timer);
+            resolve(e);
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(check), 1);
+          reject(new Error(`rt-tui qa listen saw nothing matching in ${ms} ms: ${JSON.stringify(events)}`));
+        }, ms);
+        waiters.push(check);
+        check();
+      });
+    },
+    stop: () => proc.kill('SIGTERM'),
+  };
+}
+
 const question = (page, text) => page.locator('#questions li.question', { hasText: text });
 
 async function ask(page, text) {
@@ -48,9 +83,11 @@ async function ask(page, text) {
   await page.click('#ask-form button[type="submit"]');
 }
 
-test('two pages see each other within a second; hostile text stays inert', async () => {
+test('two pages and rt-tui see each other within a second; hostile text stays inert', async () => {
   const a = await openBoard();
   const b = await openBoard(1);
+  const tui = listen();
+  await tui.waitFor((e) => e.event === 'login', 5000);
 
   let t0 = Date.now();
   await ask(a.page, 'Who reads this first?');
@@ -61,6 +98,17 @@ test('two pages see each other within a second; hostile text stays inert', async
   await ask(b.page, 'And the reply?');
   await question(a.page, 'And the reply?').waitFor({ timeout: 1000 });
   assert.ok(Date.now() - t0 < 1000);
+  // The terminal client saw both questions too.
+  await tui.waitFor((e) => e.data?.type === 'questions' && 'And the reply?' in e.data.questions);
+
+  // A question from the terminal reaches both pages.
+  t0 = Date.now();
+  const asked = spawn(tuiBin(), ['qa', 'ask', 'From the terminal', '--url', server.url], { stdio: 'ignore' });
+  const code = await new Promise((resolve) => asked.once('exit', resolve));
+  assert.equal(code, 0);
+  await question(a.page, 'From the terminal').waitFor({ timeout: 1000 });
+  await question(b.page, 'From the terminal').waitFor({ timeout: 1000 });
+  assert.ok(Date.now() - t0 < 2000);
 
   // Both follow the first question; B answers, A sees it.
   await question(a.page, 'Who reads this first?').locator('.question-text').click();
@@ -91,11 +139,16 @@ test('two pages see each other within a second; hostile text stays inert', async
   assert.equal(await b.page.locator('#answers b, #answers script').count(), 0);
   assert.equal(await b.page.evaluate(() => window.__xss), undefined);
 
-  // Two users: each question names its asker's public handle.
+  // Three users (two pages and the terminal): each question names its
+  // asker's public handle.
   const authors = await b.page.locator('#questions .question-meta').allTextContents();
-  assert.equal(new Set(authors.map((t) => t.split(' · ')[0])).size, 2, authors.join(' | '));
+  assert.equal(new Set(authors.map((t) => t.split(' · ')[0])).size, 3, authors.join(' | '));
 
   await snapshot(a.page, 'qa');
+  // The hostile question reached the terminal client as plain data.
+  await tui.waitFor((e) => e.data?.type === 'questions' && hostile in e.data.questions);
+  tui.stop();
+
   assert.deepEqual(a.problems, []);
   assert.deepEqual(b.problems, []);
   await a.page.close();
