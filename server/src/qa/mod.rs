@@ -1,9 +1,9 @@
 //! The Q&A board over Server-Sent Events (protocols.md §3).
 //!
-//! - [`board`]: the task that owns the board (questions, answers, votes, who
+//! - `board`: the task that owns the board (questions, answers, votes, who
 //!   follows what, the subscribers) and its durable event log;
-//! - [`db`]: the board's tables in the embedded store;
-//! - [`routes`]: `GET /login` (the event stream) and the actions
+//! - `db`: the board's tables in the embedded store;
+//! - `routes`: `GET /login` (the event stream) and the actions
 //!   (`POST /askquestion/…`, `/selectquestion/…`, `/addanswer/…`, `/vote/…`).
 //!
 //! Resuming: every event carries a server-wide id that only grows, across
