@@ -189,3 +189,48 @@ test('a refused action shows the server notification', async () => {
   assert.deepEqual(a.problems, []);
   await a.page.close();
 });
+
+test('the page keeps its board through a server restart and catches up', async () => {
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rt-qa-browser-'));
+  const data = path.join(dir, 'rt.db');
+  const first = await startServer(['--data', data]);
+  const page = await browsers[0].newPage();
+  let second;
+  try {
+    await page.goto(`${first.url}/qa/`);
+    await page.locator('#status[data-state="live"]').waitFor({ timeout: 5000 });
+    await ask(page, 'asked before the restart');
+    await question(page, 'asked before the restart').waitFor({ timeout: 1000 });
+    await first.kill('SIGKILL');
+    await page.locator('#status[data-state="reconnecting"], #status[data-state="offline"]').waitFor({ timeout: 5000 });
+    // The list stays while the page is disconnected.
+    assert.equal(await question(page, 'asked before the restart').count(), 1);
+    second = await startServer(['--data', data, '--bind', `127.0.0.1:${first.port}`]);
+    // Asked on the new server, possibly before the page is back: it arrives once.
+    const res = await fetch(`${second.url}/login`);
+    const reader = res.body.getReader();
+    let text = '';
+    while (!/event: login\nid: \d+\ndata: "([0-9a-f]+)"/.test(text)) {
+      const { value } = await reader.read();
+      text += new TextDecoder().decode(value);
+    }
+    const other = /data: "([0-9a-f]+)"/.exec(text)[1];
+    await reader.cancel();
+    const post = await fetch(`${second.url}/askquestion/${encodeURIComponent('asked while away')}`, {
+      method: 'POST',
+      headers: { _sse_user_id_: other },
+    });
+    assert.equal(post.status, 200);
+    await question(page, 'asked while away').waitFor({ timeout: 10000 });
+    await page.locator('#status[data-state="live"]').waitFor({ timeout: 5000 });
+    assert.equal(await question(page, 'asked while away').count(), 1);
+    assert.equal(await question(page, 'asked before the restart').count(), 1);
+  } finally {
+    await page.close();
+    await second?.stop();
+    await first.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
