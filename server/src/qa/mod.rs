@@ -64,6 +64,11 @@ pub struct QaConfig {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub log_events: u32,
 
+    /// Bytes of events kept in the log at most (the oldest go first).
+    #[arg(long = "qa-log-bytes", default_value_t = 64 << 20, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_bytes: u64,
+
     /// Events queued per subscriber at most; a subscriber that falls this far
     /// behind is disconnected (it can resume with Last-Event-ID).
     #[arg(long = "qa-queue", default_value_t = 256, value_name = "N",
