@@ -3,6 +3,7 @@
 //! Nothing here does I/O: no sockets, no tokio. Each module is named after the
 //! protocol it speaks.
 
+pub mod delta;
 pub mod qa;
 pub mod sse;
 pub mod ticker;

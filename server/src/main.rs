@@ -1,5 +1,7 @@
 //! `rt-server`: parse flags, set up logging, serve until Ctrl-C or SIGTERM.
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
@@ -14,6 +16,7 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = Config::parse();
     let listener = TcpListener::bind(config.bind)
