@@ -5,5 +5,6 @@
 
 pub mod delta;
 pub mod qa;
+pub mod sharedb;
 pub mod sse;
 pub mod ticker;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::docs::DocsConfig;
 use crate::qa::QaConfig;
 use crate::stats_stream::StatsStreamConfig;
 use crate::ticker::TickerConfig;
@@ -59,6 +60,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub stats_stream: StatsStreamConfig,
+
+    #[command(flatten)]
+    pub docs: DocsConfig,
 }
 
 impl Default for Config {

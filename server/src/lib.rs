@@ -3,6 +3,7 @@
 //! - the stock ticker (`GET /?symbol=`, `/ticker/stream`), [`ticker`]
 //! - the Q&A board over SSE (`/login`, `/askquestion/…`), [`qa`]
 //! - server figures over SSE (`/stats`), [`stats_stream`]
+//! - the collaborative editor (ShareDB over a WebSocket at `/`), [`docs`]
 //! - the browser pages (`/`, `/ticker/`, …), [`web`]
 //!
 //! [`app`] builds the router (tests drive it on port 0); [`run`] serves it
@@ -11,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod docs;
 pub mod qa;
 pub mod root;
 pub mod state;

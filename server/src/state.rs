@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::docs::Docs;
 use crate::qa::Board;
 use crate::stats::Stats;
 use crate::store::{Durability, Store, StoreError};
@@ -26,6 +27,7 @@ pub struct AppState {
     pub tasks: TaskTracker,
     pub ticker: Ticker,
     pub qa: Board,
+    pub docs: Docs,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
         };
         let ticker = Ticker::start(&config.ticker, shutdown.clone());
         let qa = Board::start(&config.qa, store.clone(), shutdown.clone()).await?;
+        let docs = Docs::start(&config.docs, store.clone(), shutdown.clone()).await?;
         Ok(AppState {
             config: Arc::new(config),
             store,
@@ -53,6 +56,7 @@ impl AppState {
             tasks: TaskTracker::new(),
             ticker,
             qa,
+            docs,
         })
     }
 }

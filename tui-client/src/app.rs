@@ -43,6 +43,8 @@ pub enum Cmd {
     Watchlist(Vec<Symbol>),
     /// An action on the Q&A board.
     Qa(crate::net::qa::QaCommand),
+    /// Messages for the document's server connection.
+    Doc(Vec<serde_json::Value>),
 }
 
 /// The server the client talks to.
@@ -179,10 +181,12 @@ impl App {
                     self.notice = Some(text.clone());
                     self.dirty = true;
                 }
+                let mut cmds = Vec::new();
                 for p in &mut self.panes {
                     self.dirty |= p.apply(&ev);
+                    cmds.extend(p.take_cmds());
                 }
-                Vec::new()
+                cmds
             }
             Msg::Tick(now) => {
                 self.now = now;

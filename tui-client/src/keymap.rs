@@ -20,6 +20,10 @@ pub enum Scope {
     Qa,
     /// The Q&A pane's one-line input (a question or an answer) is open.
     QaInput,
+    /// The text pane has focus.
+    Text,
+    /// The text pane is editing: printable keys are typed into the document.
+    TextEdit,
 }
 
 impl Scope {
@@ -32,6 +36,8 @@ impl Scope {
             Scope::TickerInput => "Ticker: adding a symbol",
             Scope::Qa => "Q&A pane",
             Scope::QaInput => "Q&A: writing a question or answer",
+            Scope::Text => "Text pane",
+            Scope::TextEdit => "Text: editing (printable keys are typed)",
         }
     }
 }
@@ -61,6 +67,16 @@ pub enum Action {
     Vote,
     /// Cursor movement and deletion in a text field (the key says which).
     Edit,
+    EditText,
+    CursorLeft,
+    CursorRight,
+    CursorUp,
+    CursorDown,
+    LineStart,
+    LineEnd,
+    DeleteBack,
+    DeleteForward,
+    Newline,
 }
 
 /// One key pattern: a code and the modifiers that must be held.
@@ -320,6 +336,126 @@ pub const BINDINGS: &[Binding] = &[
         "←→⌂⌫",
         Action::Edit,
         "edit: ← → move, Home End jump, Backspace Delete erase",
+        None,
+    ),
+    bind(
+        Scope::Text,
+        &[plain('i'), code(KeyCode::Enter)],
+        "i Enter",
+        Action::EditText,
+        "start editing the document",
+        Some("edit"),
+    ),
+    bind(
+        Scope::Text,
+        &[code(KeyCode::Left)],
+        "←",
+        Action::CursorLeft,
+        "cursor left",
+        None,
+    ),
+    bind(
+        Scope::Text,
+        &[code(KeyCode::Right)],
+        "→",
+        Action::CursorRight,
+        "cursor right",
+        None,
+    ),
+    bind(
+        Scope::Text,
+        &[code(KeyCode::Up)],
+        "↑",
+        Action::CursorUp,
+        "cursor up a line",
+        None,
+    ),
+    bind(
+        Scope::Text,
+        &[code(KeyCode::Down)],
+        "↓",
+        Action::CursorDown,
+        "cursor down a line",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Esc)],
+        "Esc",
+        Action::Cancel,
+        "stop editing",
+        Some("done"),
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Left)],
+        "←",
+        Action::CursorLeft,
+        "cursor left",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Right)],
+        "→",
+        Action::CursorRight,
+        "cursor right",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Up)],
+        "↑",
+        Action::CursorUp,
+        "cursor up a line",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Down)],
+        "↓",
+        Action::CursorDown,
+        "cursor down a line",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Home)],
+        "Home",
+        Action::LineStart,
+        "start of the line",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::End)],
+        "End",
+        Action::LineEnd,
+        "end of the line",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Backspace)],
+        "Bksp",
+        Action::DeleteBack,
+        "delete before the cursor",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Delete)],
+        "Del",
+        Action::DeleteForward,
+        "delete at the cursor",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::Enter)],
+        "Enter",
+        Action::Newline,
+        "new line",
         None,
     ),
 ];

@@ -29,6 +29,8 @@ enum Command {
     Ticker(cmd::ticker::Args),
     /// Listen to, ask, answer and vote on the Q&A board.
     Qa(cmd::qa::Args),
+    /// Read, edit or follow a collaborative document (JSON output).
+    Doc(cmd::doc::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
             Command::Connect(args) => cmd::connect::run(args).await,
             Command::Ticker(args) => cmd::ticker::run(args).await,
             Command::Qa(args) => cmd::qa::run(args).await,
+            Command::Doc(args) => cmd::doc::run(args).await,
         }
     });
     // Background tasks (an embedded server's connections) must not hold the

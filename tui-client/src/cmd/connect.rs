@@ -12,10 +12,12 @@ use anyhow::{Context, bail};
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt;
 use rt_tui::app::{App, Cmd, Msg, ServerInfo};
+use rt_tui::net::doc::{DocClient, DocClientConfig};
 use rt_tui::net::qa::QaClient;
 use rt_tui::net::ticker::{TickerClient, TickerClientConfig, TickerTransport};
 use rt_tui::net::{EVENT_CHANNEL_CAPACITY, NetEvent, Transport};
 use rt_tui::panes::qa::QaPane;
+use rt_tui::panes::text::TextPane;
 use rt_tui::panes::ticker::TickerPane;
 use rt_tui::panes::title::TitlePane;
 use rt_tui::panes::{Pane, PaneId};
@@ -62,10 +64,30 @@ pub struct Args {
     #[arg(long, env = settings::CONFIG_ENV, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// The document the text pane edits, as collection/id.
+    #[arg(
+        long,
+        default_value = "examples/richtext",
+        value_name = "COLLECTION/ID"
+    )]
+    pub doc: String,
+
     /// Write logs to this file (the screen belongs to the UI); `RUST_LOG`
     /// sets the level, default info.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+}
+
+impl Args {
+    fn doc_collection(&self) -> &str {
+        self.doc.split_once('/').map_or("examples", |(c, _)| c)
+    }
+
+    fn doc_id(&self) -> &str {
+        self.doc
+            .split_once('/')
+            .map_or(self.doc.as_str(), |(_, d)| d)
+    }
 }
 
 /// Sends logs to `path`, if given; without it nothing is logged.
@@ -156,6 +178,8 @@ async fn discover(
 /// Runs the UI until the user quits.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_logging(args.log.as_deref())?;
+    let (doc_collection, doc_id) = (args.doc_collection().to_string(), args.doc_id().to_string());
+    let (doc_collection, doc_id) = (doc_collection.as_str(), doc_id.as_str());
     let path = args
         .config
         .or_else(settings::default_path)
@@ -192,12 +216,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         )),
         Box::new(TitlePane::new(PaneId::Canvas)),
         Box::new(QaPane::new()),
-        Box::new(TitlePane::new(PaneId::Text)),
+        Box::new(TextPane::new(doc_collection, doc_id)),
     ];
+    let doc = DocClient::spawn(
+        DocClientConfig {
+            base_url: server.url.clone(),
+        },
+        tx,
+    );
     let mut app = App::new(
         server,
         panes,
-        &[Transport::Ticker, Transport::Qa],
+        &[Transport::Ticker, Transport::Qa, Transport::Doc],
         Theme::from_env(),
         Instant::now(),
     );
@@ -207,7 +237,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let result = match terminal::enter() {
         Ok(mut tui) => {
-            let r = event_loop(&mut tui, &mut app, rx, &ticker, &qa, save_path.as_deref()).await;
+            let r = event_loop(
+                &mut tui,
+                &mut app,
+                rx,
+                &ticker,
+                &qa,
+                &doc,
+                save_path.as_deref(),
+            )
+            .await;
             drop(tui);
             r
         }
@@ -215,6 +254,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     drop(ticker);
     drop(qa);
+    drop(doc);
     if let Some(server) = embedded
         && tokio::time::timeout(SERVER_SHUTDOWN_TIMEOUT, server.shutdown())
             .await
@@ -231,6 +271,7 @@ async fn event_loop(
     mut net: mpsc::Receiver<NetEvent>,
     ticker: &TickerClient,
     qa: &QaClient,
+    doc: &DocClient,
     save_path: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let mut events = EventStream::new();
@@ -279,6 +320,7 @@ async fn event_loop(
                         app.update(Msg::Notice(e));
                     }
                 }
+                Cmd::Doc(msgs) => doc.send(msgs),
                 Cmd::Watchlist(list) => {
                     ticker.set_watchlist(list.clone());
                     if let Some(path) = save_path

@@ -1,5 +1,6 @@
 //! The subcommands, one file each.
 
 pub mod connect;
+pub mod doc;
 pub mod qa;
 pub mod ticker;

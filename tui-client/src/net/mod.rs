@@ -3,6 +3,7 @@
 //! over a bounded channel. The UI never awaits the network.
 
 pub mod backoff;
+pub mod doc;
 pub mod qa;
 pub mod ticker;
 
@@ -20,6 +21,8 @@ pub enum Transport {
     Ticker,
     /// The Q&A board's event stream.
     Qa,
+    /// The collaborative document (ShareDB over a WebSocket).
+    Doc,
 }
 
 impl Transport {
@@ -27,6 +30,7 @@ impl Transport {
         match self {
             Transport::Ticker => "ticker",
             Transport::Qa => "qa",
+            Transport::Doc => "doc",
         }
     }
 }
@@ -53,4 +57,6 @@ pub enum NetEvent {
     Ticker(ticker::TickerEvent),
     /// Q&A board data.
     Qa(qa::QaEvent),
+    /// The document's socket.
+    Doc(doc::DocEvent),
 }
