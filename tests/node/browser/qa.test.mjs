@@ -234,3 +234,53 @@ test('the page keeps its board through a server restart and catches up', async (
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a classic-style client (EventSource and XMLHttpRequest) works unchanged', async () => {
+  // A first visit: no identity cookie from the earlier tests.
+  await browsers[1].context.clearCookies();
+  const page = await browsers[1].newPage();
+  // Any same-origin page will do; the client below is the classic pattern.
+  await page.goto(`${server.url}/healthz`);
+  const result = await page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        const seen = { questions: [], answers: [], notifications: [] };
+        let userId = null;
+        const post = (path) => {
+          const xhr = new XMLHttpRequest();
+          xhr.open('POST', path);
+          xhr.setRequestHeader('_sse_user_id_', userId);
+          xhr.send();
+        };
+        const es = new EventSource('/login');
+        es.addEventListener('login', (e) => {
+          userId = JSON.parse(e.data);
+          post(`/addanswer/${encodeURIComponent('no selection yet')}`);
+        });
+        es.onmessage = (e) => {
+          const data = JSON.parse(e.data);
+          if (data.type === 'questions') {
+            seen.questions.push(Object.keys(data.questions));
+            if (!Object.keys(data.questions).includes('classic?')) return;
+            post(`/selectquestion/${encodeURIComponent('classic?')}`);
+          } else if (data.type === 'answers') {
+            seen.answers.push(data.answers);
+            if (data.answers.length === 0) post(`/addanswer/${encodeURIComponent('works')}`);
+            else {
+              es.close();
+              resolve({ userId, ...seen });
+            }
+          } else if (data.type === 'notification') {
+            seen.notifications.push(data.message);
+            post(`/askquestion/${encodeURIComponent('classic?')}`);
+          }
+        };
+        setTimeout(() => reject(new Error(`timed out: ${JSON.stringify(seen)}`)), 5000);
+      }),
+  );
+  assert.match(result.userId, /^[0-9a-f]{32}$/);
+  assert.deepEqual(result.notifications, ['Please select a question to answer']);
+  assert.ok(result.questions.at(-1).includes('classic?'));
+  assert.deepEqual(result.answers.at(-1), ['works']);
+  await page.close();
+});
