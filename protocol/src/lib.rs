@@ -6,6 +6,7 @@
 pub mod delta;
 pub mod draw;
 pub mod engineio;
+pub mod qa;
 pub mod sharedb;
 pub mod sse;
 pub mod ticker;

@@ -10,6 +10,8 @@ use clap::Parser;
 
 use crate::docs::DocsConfig;
 use crate::draw::DrawConfig;
+use crate::qa::QaConfig;
+use crate::stats_stream::StatsStreamConfig;
 use crate::ticker::TickerConfig;
 
 const EXAMPLES: &str = "\
@@ -53,6 +55,12 @@ pub struct Config {
 
     #[command(flatten)]
     pub ticker: TickerConfig,
+
+    #[command(flatten)]
+    pub qa: QaConfig,
+
+    #[command(flatten)]
+    pub stats_stream: StatsStreamConfig,
 
     #[command(flatten)]
     pub docs: DocsConfig,

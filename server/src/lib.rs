@@ -1,6 +1,8 @@
 //! rt-server: one listener for four real-time apps.
 //!
 //! - the stock ticker (`GET /?symbol=`, `/ticker/stream`), [`ticker`]
+//! - the Q&A board over SSE (`/login`, `/askquestion/…`), [`qa`]
+//! - server figures over SSE (`/stats`), [`stats_stream`]
 //! - the collaborative editor (ShareDB over a WebSocket at `/`), [`docs`]
 //! - the drawing board (Socket.IO at `/socket.io/`), [`draw`]
 //! - the browser pages (`/`, `/ticker/`, …), [`web`]
@@ -13,9 +15,11 @@
 pub mod config;
 pub mod docs;
 pub mod draw;
+pub mod qa;
 pub mod root;
 pub mod state;
 pub mod stats;
+pub mod stats_stream;
 pub mod store;
 pub mod ticker;
 pub mod web;
@@ -39,6 +43,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/favicon.ico", get(root::favicon))
         .merge(ticker::routes())
+        .merge(qa::routes())
+        .route("/stats", get(stats_stream::stats))
         .fallback(root::pages)
         // After every route and the fallback, so it wraps them all.
         .layer(state.draw.layer())

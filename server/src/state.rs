@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::docs::Docs;
 use crate::draw::Draw;
+use crate::qa::Board;
 use crate::stats::Stats;
 use crate::store::{Durability, Store, StoreError};
 use crate::ticker::Ticker;
@@ -26,6 +27,7 @@ pub struct AppState {
     /// Connection tasks that must finish (close frames flushed) before exit.
     pub tasks: TaskTracker,
     pub ticker: Ticker,
+    pub qa: Board,
     pub docs: Docs,
     pub draw: Draw,
 }
@@ -45,6 +47,7 @@ impl AppState {
             None => Pages::Embedded,
         };
         let ticker = Ticker::start(&config.ticker, shutdown.clone());
+        let qa = Board::start(&config.qa, store.clone(), shutdown.clone()).await?;
         let docs = Docs::start(&config.docs, store.clone(), shutdown.clone()).await?;
         let stats = Arc::new(Stats::default());
         let tasks = TaskTracker::new();
@@ -64,6 +67,7 @@ impl AppState {
             shutdown,
             tasks,
             ticker,
+            qa,
             docs,
             draw,
         })

@@ -41,6 +41,8 @@ pub enum Cmd {
     Quit,
     /// The ticker watchlist changed: follow it and save it.
     Watchlist(Vec<Symbol>),
+    /// An action on the Q&A board.
+    Qa(crate::net::qa::QaCommand),
     /// Messages for the document's server connection.
     Doc(Vec<serde_json::Value>),
     /// For the drawing board client.
@@ -174,6 +176,11 @@ impl App {
                             *ss = s.clone();
                         }
                     }
+                    self.dirty = true;
+                }
+                // The board's notifications belong in the status line.
+                if let NetEvent::Qa(crate::net::qa::QaEvent::Notification(text)) = &ev {
+                    self.notice = Some(text.clone());
                     self.dirty = true;
                 }
                 let mut cmds = Vec::new();

@@ -27,6 +27,8 @@ enum Command {
     Connect(cmd::connect::Args),
     /// Print ticker quotes as JSON lines.
     Ticker(cmd::ticker::Args),
+    /// Listen to, ask, answer and vote on the Q&A board.
+    Qa(cmd::qa::Args),
     /// Read, edit or follow a collaborative document (JSON output).
     Doc(cmd::doc::Args),
     /// Drawing board: listen (JSON lines), draw a line, clear.
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Connect(args) => cmd::connect::run(args).await,
             Command::Ticker(args) => cmd::ticker::run(args).await,
+            Command::Qa(args) => cmd::qa::run(args).await,
             Command::Doc(args) => cmd::doc::run(args).await,
             Command::Draw(args) => cmd::draw::run(args).await,
         }

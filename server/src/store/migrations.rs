@@ -58,6 +58,49 @@ pub const MIGRATIONS: &[Migration] = &[
                   PRIMARY KEY (stroke, seq)
               ) WITHOUT ROWID;",
     },
+    Migration {
+        name: "0004-qa",
+        sql: "
+CREATE TABLE qa_users (
+    id TEXT PRIMARY KEY,
+    handle TEXT NOT NULL,
+    selected TEXT,
+    seen_ms INTEGER NOT NULL
+);
+CREATE INDEX qa_users_selected ON qa_users(selected) WHERE selected IS NOT NULL;
+CREATE TABLE qa_questions (
+    seq INTEGER PRIMARY KEY,
+    text TEXT NOT NULL UNIQUE,
+    author TEXT NOT NULL,
+    asked_ms INTEGER NOT NULL
+);
+CREATE TABLE qa_answers (
+    seq INTEGER PRIMARY KEY,
+    question TEXT NOT NULL REFERENCES qa_questions(text),
+    text TEXT NOT NULL,
+    author TEXT NOT NULL,
+    answered_ms INTEGER NOT NULL
+);
+CREATE INDEX qa_answers_question ON qa_answers(question, seq);
+CREATE TABLE qa_votes (
+    question TEXT NOT NULL REFERENCES qa_questions(text),
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (question, user_id)
+) WITHOUT ROWID;
+CREATE TABLE qa_events (
+    id INTEGER PRIMARY KEY,
+    everyone INTEGER NOT NULL,
+    frame BLOB NOT NULL
+);
+CREATE TABLE qa_event_targets (
+    event_id INTEGER NOT NULL,
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (event_id, user_id)
+) WITHOUT ROWID;
+CREATE TABLE qa_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO qa_counters(name, value) VALUES ('reserved_id', 0), ('log_floor', 0);
+",
+    },
 ];
 
 pub(super) fn apply(conn: &Connection, path: &Path) -> Result<(), StoreError> {

@@ -14,13 +14,14 @@ use futures_util::StreamExt;
 use rt_tui::app::{App, Cmd, Msg, ServerInfo};
 use rt_tui::net::doc::{DocClient, DocClientConfig};
 use rt_tui::net::draw::DrawClient;
+use rt_tui::net::qa::QaClient;
 use rt_tui::net::ticker::{TickerClient, TickerClientConfig, TickerTransport};
 use rt_tui::net::{EVENT_CHANNEL_CAPACITY, NetEvent, Transport};
+use rt_tui::panes::Pane;
 use rt_tui::panes::canvas::CanvasPane;
+use rt_tui::panes::qa::QaPane;
 use rt_tui::panes::text::TextPane;
 use rt_tui::panes::ticker::TickerPane;
-use rt_tui::panes::title::TitlePane;
-use rt_tui::panes::{Pane, PaneId};
 use rt_tui::settings::{self, Settings};
 use rt_tui::ui;
 use rt_tui::ui::theme::Theme;
@@ -209,13 +210,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         tx.clone(),
     );
     let draw = DrawClient::spawn(server.url.clone(), Default::default(), tx.clone());
+    let qa = QaClient::spawn(server.url.clone(), tx.clone());
     let panes: Vec<Box<dyn Pane>> = vec![
         Box::new(TickerPane::new(
             settings.watchlist.clone(),
             args.ticker_transport,
         )),
         Box::new(CanvasPane::new()),
-        Box::new(TitlePane::new(PaneId::Qa)),
+        Box::new(QaPane::new()),
         Box::new(TextPane::new(doc_collection, doc_id)),
     ];
     let doc = DocClient::spawn(
@@ -227,7 +229,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut app = App::new(
         server,
         panes,
-        &[Transport::Ticker, Transport::Draw, Transport::Doc],
+        &[
+            Transport::Ticker,
+            Transport::Draw,
+            Transport::Qa,
+            Transport::Doc,
+        ],
         Theme::from_env(),
         Instant::now(),
     );
@@ -240,6 +247,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let clients = Clients {
                 ticker: &ticker,
                 draw: &draw,
+                qa: &qa,
                 doc: &doc,
             };
             let r = event_loop(&mut tui, &mut app, rx, clients, save_path.as_deref()).await;
@@ -250,6 +258,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     drop(ticker);
     drop(draw);
+    drop(qa);
     drop(doc);
     if let Some(server) = embedded
         && tokio::time::timeout(SERVER_SHUTDOWN_TIMEOUT, server.shutdown())
@@ -265,6 +274,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 struct Clients<'a> {
     ticker: &'a TickerClient,
     draw: &'a DrawClient,
+    qa: &'a QaClient,
     doc: &'a DocClient,
 }
 
@@ -316,6 +326,11 @@ async fn event_loop(
         for cmd in cmds {
             match cmd {
                 Cmd::Quit => return Ok(()),
+                Cmd::Qa(action) => {
+                    if let Err(e) = clients.qa.send(action) {
+                        app.update(Msg::Notice(e));
+                    }
+                }
                 Cmd::Doc(msgs) => clients.doc.send(msgs),
                 Cmd::Watchlist(list) => {
                     clients.ticker.set_watchlist(list.clone());

@@ -3,4 +3,5 @@
 pub mod connect;
 pub mod doc;
 pub mod draw;
+pub mod qa;
 pub mod ticker;

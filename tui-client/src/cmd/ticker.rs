@@ -92,7 +92,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 eprintln!("rt-tui: {error}");
                 return Ok(ExitCode::FAILURE);
             }
-            NetEvent::State(..) | NetEvent::Doc(_) => {}
+            NetEvent::State(..) | NetEvent::Qa(_) | NetEvent::Doc(_) => {}
             NetEvent::Ticker(TickerEvent::Quote {
                 symbol,
                 quote,

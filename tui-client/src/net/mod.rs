@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod doc;
 pub mod draw;
+pub mod qa;
 pub mod ticker;
 
 use std::time::Instant;
@@ -19,6 +20,8 @@ pub const EVENT_CHANNEL_CAPACITY: usize = 256;
 pub enum Transport {
     /// Ticker quotes (HTTP polling or SSE).
     Ticker,
+    /// The Q&A board's event stream.
+    Qa,
     /// The collaborative document (ShareDB over a WebSocket).
     Doc,
     /// The drawing board (Socket.IO over WebSocket).
@@ -29,6 +32,7 @@ impl Transport {
     pub fn name(self) -> &'static str {
         match self {
             Transport::Ticker => "ticker",
+            Transport::Qa => "qa",
             Transport::Doc => "doc",
             Transport::Draw => "draw",
         }
@@ -55,6 +59,8 @@ pub enum NetEvent {
     State(Transport, ConnState),
     /// Ticker data.
     Ticker(ticker::TickerEvent),
+    /// Q&A board data.
+    Qa(qa::QaEvent),
     /// The document's socket.
     Doc(doc::DocEvent),
     /// Drawing board events.

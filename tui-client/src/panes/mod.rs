@@ -3,6 +3,7 @@
 //! into the area inside its frame and lists the keys valid now.
 
 pub mod canvas;
+pub mod qa;
 pub mod text;
 pub mod ticker;
 pub mod title;
@@ -103,6 +104,12 @@ pub trait Pane {
     /// global keys such as `q` then go to the pane and `Esc` leaves the field.
     fn captures_input(&self) -> bool {
         false
+    }
+
+    /// Extra text for the pane's frame title (for example a connection
+    /// state), after the pane's name.
+    fn title_suffix(&self) -> Option<String> {
+        None
     }
 
     /// Commands the pane wants carried out after a network event (a reply

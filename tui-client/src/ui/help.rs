@@ -10,11 +10,15 @@ use crate::keymap::{self, Scope};
 
 /// The scopes in the order the overlay lists them. The canvas's clear
 /// question names its own keys (y / n) where it is asked.
-const SECTIONS: [Scope; 5] = [
+const SECTIONS: [Scope; 9] = [
     Scope::Global,
     Scope::Ticker,
     Scope::TickerInput,
     Scope::Canvas,
+    Scope::Qa,
+    Scope::QaInput,
+    Scope::Text,
+    Scope::TextEdit,
     Scope::Help,
 ];
 
@@ -49,11 +53,31 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
     out
 }
 
-/// Draws the overlay centred in `area`.
+/// Draws the overlay centred in `area`, in two columns when one would not
+/// fit the height.
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let lines = lines(app);
-    let want_w = lines.iter().map(|l| l.width()).max().unwrap_or(0) as u16 + 4;
-    let want_h = lines.len() as u16 + 2;
+    let room = area.height.saturating_sub(2) as usize;
+    let columns = if lines.len() <= room {
+        vec![lines]
+    } else {
+        // Break at the section boundary nearest the middle.
+        let mid = lines.len() / 2;
+        let split = (0..lines.len())
+            .filter(|&i| lines[i].width() == 0)
+            .min_by_key(|&i| i.abs_diff(mid))
+            .unwrap_or(mid);
+        let mut left = lines;
+        let right: Vec<Line> = left.split_off(split).into_iter().skip(1).collect();
+        vec![left, right]
+    };
+    let widths: Vec<u16> = columns
+        .iter()
+        .map(|c| c.iter().map(|l| l.width()).max().unwrap_or(0) as u16)
+        .collect();
+    let gap = 3;
+    let want_w = widths.iter().sum::<u16>() + gap * (widths.len() as u16 - 1) + 4;
+    let want_h = columns.iter().map(Vec::len).max().unwrap_or(0) as u16 + 2;
     let [row] = Layout::vertical([Constraint::Length(want_h.min(area.height))])
         .flex(Flex::Center)
         .areas(area);
@@ -65,5 +89,16 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         .border_type(BorderType::Double)
         .border_style(app.theme.focused())
         .title(" Keys (Esc closes) ");
-    frame.render_widget(Paragraph::new(lines).block(block), rect);
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    let inner = Rect {
+        x: inner.x + 1,
+        width: inner.width.saturating_sub(2),
+        ..inner
+    };
+    let constraints = widths.iter().map(|&w| Constraint::Length(w));
+    let cells = Layout::horizontal(constraints).spacing(gap).split(inner);
+    for (col, cell) in columns.into_iter().zip(cells.iter()) {
+        frame.render_widget(Paragraph::new(col), *cell);
+    }
 }

@@ -29,7 +29,10 @@ pub fn draw(frame: &mut Frame, app: &App) {
         }
         let focused = i == app.focus();
         let id = pane.id();
-        let title = format!(" {} {} ", id.number(), id.title());
+        let title = match pane.title_suffix() {
+            Some(extra) => format!(" {} {} · {extra} ", id.number(), id.title()),
+            None => format!(" {} {} ", id.number(), id.title()),
+        };
         let block = if focused {
             Block::bordered()
                 .border_type(BorderType::Thick)

@@ -1,0 +1,856 @@
+//! The task that owns the Q&A board.
+//!
+//! Handlers hold a [`Board`] and send it commands over a bounded queue. The
+//! owner handles one command at a time: it checks the action, commits the
+//! change and the events it causes in one store transaction, and only then
+//! updates memory, fans the events out and answers the caller. Joining builds
+//! the snapshot (or the replay) and subscribes in the same step, so nothing
+//! slips between them.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use rand::Rng;
+use rt_protocol::qa::{
+    self, AnswerMeta, Message, MetaUpdate, OrderedMap, QuestionMeta, Reset, SegmentError, VoteReply,
+};
+use rt_protocol::sse;
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::db::{self, Audience, UserRow, Write};
+use super::{QaConfig, now_ms};
+use crate::store::{Store, StoreError};
+
+/// Commands waiting for the owner at most; senders wait beyond that.
+const COMMAND_QUEUE: usize = 1024;
+/// Event ids reserved in the store at a time, so that ids not written to the
+/// log (login, ping, snapshots) are never reused after a restart.
+const ID_BLOCK: u64 = 1000;
+
+/// The four actions of the board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Ask,
+    Select,
+    Answer,
+    Vote,
+}
+
+/// A refused action or login: the HTTP status and a message for the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn store(e: StoreError) -> Refusal {
+        tracing::error!(error = %e, "Q&A store write failed");
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the board could not save this; try again",
+        )
+    }
+
+    fn gone() -> Refusal {
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down",
+        )
+    }
+}
+
+/// What an accepted action answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Plain `200` with an empty body (classic).
+    Done,
+    /// The question was already on the board: nothing changed.
+    AlreadyAsked,
+    Vote(VoteReply),
+}
+
+/// A new subscriber's stream: the bytes to send first, then the live queue.
+pub struct Joined {
+    pub user: String,
+    pub initial: Vec<Bytes>,
+    pub events: mpsc::Receiver<Bytes>,
+    /// Resolves (with an error) when the owner cuts this subscriber.
+    pub cut: oneshot::Receiver<()>,
+}
+
+enum Command {
+    Join {
+        presented: Option<String>,
+        last_event_id: Option<String>,
+        reply: oneshot::Sender<Result<Joined, Refusal>>,
+    },
+    Act {
+        user: String,
+        action: Action,
+        text: Result<String, SegmentError>,
+        reply: oneshot::Sender<Result<Accepted, Refusal>>,
+    },
+}
+
+/// Handle to the board's owner task; cloning is cheap.
+#[derive(Clone)]
+pub struct Board {
+    tx: mpsc::Sender<Command>,
+}
+
+impl Board {
+    /// Loads the board from the store and starts its owner, which runs until
+    /// `shutdown`.
+    pub async fn start(
+        config: &QaConfig,
+        store: Store,
+        shutdown: CancellationToken,
+    ) -> Result<Board, StoreError> {
+        let (max_events, max_bytes) = (config.log_events as usize, config.log_bytes);
+        let stale = now_ms().saturating_sub(config.user_ttl_days.saturating_mul(86_400_000));
+        let loaded = store
+            .call(move |c| db::load(c, max_events, max_bytes, stale))
+            .await?;
+        let mut owner = Owner::new(config, store, loaded);
+        let (tx, mut rx) = mpsc::channel(COMMAND_QUEUE);
+        let ping_every = Duration::from_millis(config.ping_ms);
+        tokio::spawn(async move {
+            let mut ping =
+                tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = ping.tick() => owner.ping().await,
+                    cmd = rx.recv() => match cmd {
+                        Some(cmd) => owner.handle(cmd).await,
+                        None => break,
+                    },
+                }
+            }
+            // Dropping the subscribers ends their streams.
+            owner.subs.clear();
+        });
+        Ok(Board { tx })
+    }
+
+    /// Subscribes a client. `presented` is the identity it claims (kept when
+    /// known, otherwise it gets a new one); `last_event_id` asks for a replay.
+    pub async fn join(
+        &self,
+        presented: Option<String>,
+        last_event_id: Option<String>,
+    ) -> Result<Joined, Refusal> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Join {
+                presented,
+                last_event_id,
+                reply,
+            })
+            .await
+            .map_err(|_| Refusal::gone())?;
+        rx.await.map_err(|_| Refusal::gone())?
+    }
+
+    /// Runs an action for `user` with the decoded path text.
+    pub async fn act(
+        &self,
+        user: String,
+        action: Action,
+        text: Result<String, SegmentError>,
+    ) -> Result<Accepted, Refusal> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Act {
+                user,
+                action,
+                text,
+                reply,
+            })
+            .await
+            .map_err(|_| Refusal::gone())?;
+        rx.await.map_err(|_| Refusal::gone())?
+    }
+}
+
+struct Question {
+    text: String,
+    author: String,
+    time: u64,
+    votes: HashSet<String>,
+    answers: Vec<(String, AnswerMeta)>,
+}
+
+impl Question {
+    fn meta(&self) -> QuestionMeta {
+        QuestionMeta {
+            author: self.author.clone(),
+            time: self.time,
+            votes: self.votes.len() as u32,
+            answers: self.answers.len() as u32,
+        }
+    }
+
+    fn answers_message(&self) -> Message {
+        Message::Answers {
+            question: self.text.clone(),
+            answers: self.answers.iter().map(|(t, _)| t.clone()).collect(),
+            meta: self.answers.iter().map(|(_, m)| m.clone()).collect(),
+        }
+    }
+}
+
+/// A user with at least one open stream.
+struct LiveUser {
+    handle: String,
+    selected: Option<String>,
+    conns: usize,
+}
+
+struct Sub {
+    user: String,
+    tx: mpsc::Sender<Bytes>,
+    // Dropped together with the subscriber: its stream then stops at once.
+    _cut: oneshot::Sender<()>,
+}
+
+/// Who receives an event live.
+enum To<'a> {
+    All,
+    User(&'a str),
+    Followers(&'a str),
+}
+
+/// Writes and log entries of one step, committed together.
+#[derive(Default)]
+struct Tx {
+    writes: Vec<Write>,
+    logged: Vec<(u64, u64)>,
+    reserve: Option<u64>,
+}
+
+/// How a join starts its stream.
+enum Start {
+    Fresh,
+    Reset(String),
+    Replay(u64),
+}
+
+struct Owner {
+    store: Store,
+    max_question: usize,
+    max_answer: usize,
+    log_events: usize,
+    log_bytes: u64,
+    queue: usize,
+    questions: Vec<Question>,
+    index: HashMap<String, usize>,
+    users: HashMap<String, LiveUser>,
+    subs: HashMap<u64, Sub>,
+    next_conn: u64,
+    next_id: u64,
+    /// Highest id the store has reserved (committed).
+    reserved: u64,
+    /// Ids and sizes of the logged events, oldest first.
+    log: VecDeque<(u64, u64)>,
+    /// Bytes in `log`.
+    log_size: u64,
+    /// Highest id dropped from the log: resumes from before it are reset.
+    floor: u64,
+}
+
+impl Owner {
+    fn new(config: &QaConfig, store: Store, loaded: db::Loaded) -> Owner {
+        let mut questions: Vec<Question> = Vec::with_capacity(loaded.questions.len());
+        let mut index = HashMap::with_capacity(loaded.questions.len());
+        for (text, author, time) in loaded.questions {
+            index.insert(text.clone(), questions.len());
+            questions.push(Question {
+                text,
+                author,
+                time,
+                votes: HashSet::new(),
+                answers: Vec::new(),
+            });
+        }
+        for (q, text, author, time) in loaded.answers {
+            if let Some(&i) = index.get(&q) {
+                questions[i]
+                    .answers
+                    .push((text, AnswerMeta { author, time }));
+            }
+        }
+        for (q, user) in loaded.votes {
+            if let Some(&i) = index.get(&q) {
+                questions[i].votes.insert(user);
+            }
+        }
+        Owner {
+            store,
+            max_question: config.max_question_chars as usize,
+            max_answer: config.max_answer_chars as usize,
+            log_events: config.log_events as usize,
+            log_bytes: config.log_bytes,
+            queue: config.queue as usize,
+            questions,
+            index,
+            users: HashMap::new(),
+            subs: HashMap::new(),
+            next_conn: 0,
+            next_id: loaded.reserved + 1,
+            reserved: loaded.reserved,
+            log_size: loaded.log.iter().map(|(_, b)| b).sum(),
+            log: loaded.log.into(),
+            floor: loaded.floor,
+        }
+    }
+
+    async fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Join {
+                presented,
+                last_event_id,
+                reply,
+            } => {
+                let r = self.join(presented, last_event_id).await;
+                let _ = reply.send(r);
+            }
+            Command::Act {
+                user,
+                action,
+                text,
+                reply,
+            } => {
+                let r = self.act(user, action, text).await;
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    /// A fresh event id; reserves a new block in `tx` when needed.
+    fn id(&mut self, tx: &mut Tx) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        if id > tx.reserve.unwrap_or(self.reserved) {
+            tx.reserve = Some(id + ID_BLOCK);
+        }
+        id
+    }
+
+    /// Encodes an event with a fresh id.
+    fn event(&mut self, tx: &mut Tx, name: Option<&str>, data: &str) -> (u64, Bytes) {
+        let id = self.id(tx);
+        (id, sse::encode_event(name, Some(&id.to_string()), data))
+    }
+
+    /// Encodes an event with a fresh id and logs it for `audience`.
+    fn logged(&mut self, tx: &mut Tx, name: Option<&str>, data: &str, audience: Audience) -> Bytes {
+        let (id, frame) = self.event(tx, name, data);
+        tx.writes.push(Write::Log {
+            id,
+            audience,
+            frame: frame.clone(),
+        });
+        tx.logged.push((id, frame.len() as u64));
+        frame
+    }
+
+    /// Commits `tx` (plus whatever `read` reads in the same transaction) and
+    /// then updates the in-memory log bookkeeping.
+    async fn commit<T: Send + 'static>(
+        &mut self,
+        mut tx: Tx,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let new_bytes: u64 = tx.logged.iter().map(|(_, b)| b).sum();
+        let prune = db::prune_point(
+            self.log.iter().chain(&tx.logged),
+            self.log.len() + tx.logged.len(),
+            self.log_size + new_bytes,
+            self.log_events,
+            self.log_bytes,
+        );
+        if let Some(upto) = prune {
+            tx.writes.push(Write::Prune(upto));
+        }
+        if let Some(r) = tx.reserve {
+            tx.writes.push(Write::Reserve(r));
+        }
+        let writes = std::mem::take(&mut tx.writes);
+        let result = self
+            .store
+            .call(move |c| {
+                db::apply(c, &writes)?;
+                read(c)
+            })
+            .await?;
+        if let Some(r) = tx.reserve {
+            self.reserved = r;
+        }
+        self.log.extend(tx.logged);
+        self.log_size += new_bytes;
+        if let Some(upto) = prune {
+            while let Some(&(_, size)) = self.log.front().filter(|(id, _)| *id <= upto) {
+                self.log.pop_front();
+                self.log_size -= size;
+            }
+            self.floor = self.floor.max(upto);
+        }
+        Ok(result)
+    }
+
+    async fn user(&mut self, id: &str) -> Result<Option<UserRow>, StoreError> {
+        if let Some(u) = self.users.get(id) {
+            return Ok(Some(UserRow {
+                handle: u.handle.clone(),
+                selected: u.selected.clone(),
+            }));
+        }
+        if !qa::is_user_id(id) {
+            return Ok(None);
+        }
+        let id = id.to_string();
+        self.store.call(move |c| db::get_user(c, &id)).await
+    }
+
+    fn questions_message(&self) -> String {
+        Message::Questions {
+            questions: OrderedMap(
+                self.questions
+                    .iter()
+                    .map(|q| (q.text.clone(), q.author.clone()))
+                    .collect(),
+            ),
+            meta: OrderedMap(
+                self.questions
+                    .iter()
+                    .map(|q| (q.text.clone(), q.meta()))
+                    .collect(),
+            ),
+        }
+        .to_json()
+    }
+
+    fn meta_update(&self, i: usize) -> String {
+        let q = &self.questions[i];
+        serde_json::to_string(&MetaUpdate {
+            question: q.text.clone(),
+            meta: q.meta(),
+        })
+        .expect("meta serializes")
+    }
+
+    async fn join(
+        &mut self,
+        presented: Option<String>,
+        last_event_id: Option<String>,
+    ) -> Result<Joined, Refusal> {
+        let now = now_ms();
+        let mut tx = Tx::default();
+        let known = match presented {
+            Some(id) => self
+                .user(&id)
+                .await
+                .map_err(Refusal::store)?
+                .map(|row| (id, row)),
+            None => None,
+        };
+        let is_new = known.is_none();
+        let (user, row) = match known {
+            Some((id, row)) => {
+                tx.writes.push(Write::TouchUser {
+                    id: id.clone(),
+                    now,
+                });
+                (id, row)
+            }
+            None => {
+                let (id, handle) = new_identity();
+                tx.writes.push(Write::InsertUser {
+                    id: id.clone(),
+                    handle: handle.clone(),
+                    now,
+                });
+                (
+                    id,
+                    UserRow {
+                        handle,
+                        selected: None,
+                    },
+                )
+            }
+        };
+        // A new identity has nothing to resume: like the classic server, it
+        // starts over with a snapshot.
+        let start = match (is_new, last_event_id) {
+            (true, _) | (false, None) => Start::Fresh,
+            (false, Some(raw)) => match raw.trim().parse::<u64>() {
+                Ok(n) if n >= self.floor && n < self.next_id => Start::Replay(n),
+                Ok(n) if n >= self.next_id => Start::Reset(format!(
+                    "event {n} was never sent by this server; starting over"
+                )),
+                Ok(n) => Start::Reset(format!(
+                    "events after {n} are no longer kept (the log starts after {})",
+                    self.floor
+                )),
+                Err(_) => Start::Reset(format!("unreadable Last-Event-ID {raw:?}")),
+            },
+        };
+        let login_data = serde_json::to_string(&user).expect("a string serializes");
+        let mut initial = Vec::new();
+        let replay_from = match start {
+            Start::Replay(n) => Some(n),
+            Start::Fresh | Start::Reset(_) => {
+                initial.push(self.event(&mut tx, Some(qa::LOGIN_EVENT), &login_data).1);
+                if let Start::Reset(reason) = start {
+                    let data = serde_json::to_string(&Reset { reason }).expect("serializes");
+                    initial.push(self.event(&mut tx, Some(qa::RESET_EVENT), &data).1);
+                }
+                let questions = self.questions_message();
+                initial.push(self.event(&mut tx, None, &questions).1);
+                let followed = row.selected.as_ref().and_then(|q| self.index.get(q));
+                if let Some(&i) = followed {
+                    let answers = self.questions[i].answers_message().to_json();
+                    initial.push(self.event(&mut tx, None, &answers).1);
+                }
+                None
+            }
+        };
+        // Replayed events keep their old ids, so the login (a fresh id) comes
+        // after them and the ids on the stream keep increasing.
+        let login_after_replay =
+            replay_from.map(|_| self.event(&mut tx, Some(qa::LOGIN_EVENT), &login_data).1);
+        let reader = user.clone();
+        let replayed = self
+            .commit(tx, move |c| match replay_from {
+                Some(n) => db::replay(c, n, &reader),
+                None => Ok(Vec::new()),
+            })
+            .await
+            .map_err(Refusal::store)?;
+        if let Some(login) = login_after_replay {
+            initial = replayed;
+            initial.push(login);
+        }
+        let (events_tx, events) = mpsc::channel(self.queue);
+        let (cut_tx, cut) = oneshot::channel();
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        self.subs.insert(
+            conn,
+            Sub {
+                user: user.clone(),
+                tx: events_tx,
+                _cut: cut_tx,
+            },
+        );
+        self.users
+            .entry(user.clone())
+            .or_insert(LiveUser {
+                handle: row.handle,
+                selected: row.selected,
+                conns: 0,
+            })
+            .conns += 1;
+        Ok(Joined {
+            user,
+            initial,
+            events,
+            cut,
+        })
+    }
+
+    async fn act(
+        &mut self,
+        user: String,
+        action: Action,
+        text: Result<String, SegmentError>,
+    ) -> Result<Accepted, Refusal> {
+        let Some(row) = self.user(&user).await.map_err(Refusal::store)? else {
+            return Err(Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "unknown user: open GET /login and send its id in the _sse_user_id_ header",
+            ));
+        };
+        let text = text
+            .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("bad path segment: {e}")))?;
+        match action {
+            Action::Ask => self.ask(&user, &row, text).await,
+            Action::Select => self.select(&user, text).await,
+            Action::Answer => self.answer(&user, &row, text).await,
+            Action::Vote => self.vote(&user, text).await,
+        }
+    }
+
+    /// Sends `message` to `user` alone (logged, so a resuming client gets it)
+    /// and returns the refusal for the action's response.
+    async fn refuse(&mut self, user: &str, status: StatusCode, message: String) -> Refusal {
+        let mut tx = Tx::default();
+        let data = Message::Notification {
+            message: message.clone(),
+        }
+        .to_json();
+        let frame = self.logged(&mut tx, None, &data, Audience::User(user.to_string()));
+        match self.commit(tx, |_| Ok(())).await {
+            Ok(()) => self.fan_out(&frame, To::User(user)),
+            Err(e) => return Refusal::store(e),
+        }
+        Refusal::new(status, message)
+    }
+
+    /// The question's index, or a refusal (with a notification) when unknown.
+    async fn known_question(&mut self, user: &str, q: &str) -> Result<usize, Refusal> {
+        if q.trim().is_empty() {
+            return Err(Refusal::new(StatusCode::BAD_REQUEST, "empty question"));
+        }
+        match self.index.get(q) {
+            Some(&i) => Ok(i),
+            None => Err(self
+                .refuse(
+                    user,
+                    StatusCode::NOT_FOUND,
+                    format!("No such question: {}", clip(q, 80)),
+                )
+                .await),
+        }
+    }
+
+    async fn ask(&mut self, user: &str, row: &UserRow, q: String) -> Result<Accepted, Refusal> {
+        if q.trim().is_empty() {
+            return Err(self
+                .refuse(user, StatusCode::BAD_REQUEST, qa::QUESTION_TOO_SHORT.into())
+                .await);
+        }
+        if q.chars().count() > self.max_question {
+            let msg = format!(
+                "Your question is too long (at most {} characters)",
+                self.max_question
+            );
+            return Err(self.refuse(user, StatusCode::PAYLOAD_TOO_LARGE, msg).await);
+        }
+        if self.index.contains_key(&q) {
+            return Ok(Accepted::AlreadyAsked);
+        }
+        let now = now_ms();
+        let mut tx = Tx::default();
+        tx.writes.push(Write::Question {
+            text: q.clone(),
+            author: row.handle.clone(),
+            now,
+        });
+        // Encode the message as it will be after the change.
+        self.index.insert(q.clone(), self.questions.len());
+        self.questions.push(Question {
+            text: q.clone(),
+            author: row.handle.clone(),
+            time: now,
+            votes: HashSet::new(),
+            answers: Vec::new(),
+        });
+        let data = self.questions_message();
+        let frame = self.logged(&mut tx, None, &data, Audience::Everyone);
+        if let Err(e) = self.commit(tx, |_| Ok(())).await {
+            self.questions.pop();
+            self.index.remove(&q);
+            return Err(Refusal::store(e));
+        }
+        self.fan_out(&frame, To::All);
+        Ok(Accepted::Done)
+    }
+
+    async fn select(&mut self, user: &str, q: String) -> Result<Accepted, Refusal> {
+        let i = self.known_question(user, &q).await?;
+        let mut tx = Tx::default();
+        tx.writes.push(Write::Select {
+            user: user.to_string(),
+            question: q.clone(),
+        });
+        let data = self.questions[i].answers_message().to_json();
+        let frame = self.logged(&mut tx, None, &data, Audience::User(user.to_string()));
+        self.commit(tx, |_| Ok(())).await.map_err(Refusal::store)?;
+        if let Some(u) = self.users.get_mut(user) {
+            u.selected = Some(q);
+        }
+        self.fan_out(&frame, To::User(user));
+        Ok(Accepted::Done)
+    }
+
+    async fn answer(&mut self, user: &str, row: &UserRow, a: String) -> Result<Accepted, Refusal> {
+        if a.trim().is_empty() {
+            return Err(self
+                .refuse(user, StatusCode::BAD_REQUEST, qa::ANSWER_TOO_SHORT.into())
+                .await);
+        }
+        if a.chars().count() > self.max_answer {
+            let msg = format!(
+                "Your answer is too long (at most {} characters)",
+                self.max_answer
+            );
+            return Err(self.refuse(user, StatusCode::PAYLOAD_TOO_LARGE, msg).await);
+        }
+        let Some(&i) = row.selected.as_ref().and_then(|q| self.index.get(q)) else {
+            return Err(self
+                .refuse(user, StatusCode::CONFLICT, qa::SELECT_FIRST.into())
+                .await);
+        };
+        let now = now_ms();
+        let q = self.questions[i].text.clone();
+        let meta = AnswerMeta {
+            author: row.handle.clone(),
+            time: now,
+        };
+        let mut tx = Tx::default();
+        tx.writes.push(Write::Answer {
+            question: q.clone(),
+            text: a.clone(),
+            author: meta.author.clone(),
+            now,
+        });
+        self.questions[i].answers.push((a, meta));
+        let answers = self.questions[i].answers_message().to_json();
+        let update = self.meta_update(i);
+        let answers_frame = self.logged(&mut tx, None, &answers, Audience::FollowersOf(q.clone()));
+        let meta_frame = self.logged(&mut tx, Some(qa::META_EVENT), &update, Audience::Everyone);
+        if let Err(e) = self.commit(tx, |_| Ok(())).await {
+            self.questions[i].answers.pop();
+            return Err(Refusal::store(e));
+        }
+        self.fan_out(&answers_frame, To::Followers(&q));
+        self.fan_out(&meta_frame, To::All);
+        Ok(Accepted::Done)
+    }
+
+    async fn vote(&mut self, user: &str, q: String) -> Result<Accepted, Refusal> {
+        let i = self.known_question(user, &q).await?;
+        let on = !self.questions[i].votes.contains(user);
+        let mut tx = Tx::default();
+        tx.writes.push(Write::Vote {
+            question: q.clone(),
+            user: user.to_string(),
+            on,
+        });
+        let toggle = |votes: &mut HashSet<String>| {
+            if on {
+                votes.insert(user.to_string());
+            } else {
+                votes.remove(user);
+            }
+        };
+        toggle(&mut self.questions[i].votes);
+        let update = self.meta_update(i);
+        let frame = self.logged(&mut tx, Some(qa::META_EVENT), &update, Audience::Everyone);
+        if let Err(e) = self.commit(tx, |_| Ok(())).await {
+            // Toggle back: the change was never saved.
+            if on {
+                self.questions[i].votes.remove(user);
+            } else {
+                self.questions[i].votes.insert(user.to_string());
+            }
+            return Err(Refusal::store(e));
+        }
+        self.fan_out(&frame, To::All);
+        Ok(Accepted::Vote(VoteReply {
+            question: q,
+            votes: self.questions[i].votes.len() as u32,
+            voted: on,
+        }))
+    }
+
+    async fn ping(&mut self) {
+        self.sweep();
+        if self.subs.is_empty() {
+            return;
+        }
+        let mut tx = Tx::default();
+        let (_, frame) = self.event(&mut tx, Some(qa::PING_EVENT), &now_ms().to_string());
+        if tx.reserve.is_some() && self.commit(tx, |_| Ok(())).await.is_err() {
+            return;
+        }
+        self.fan_out(&frame, To::All);
+    }
+
+    /// Queues `frame` for the chosen subscribers. One that is full is cut:
+    /// it would otherwise stall everyone or grow without bound.
+    fn fan_out(&mut self, frame: &Bytes, to: To<'_>) {
+        let mut gone = Vec::new();
+        for (&conn, sub) in &self.subs {
+            let wanted = match to {
+                To::All => true,
+                To::User(u) => sub.user == u,
+                To::Followers(q) => {
+                    self.users
+                        .get(&sub.user)
+                        .and_then(|u| u.selected.as_deref())
+                        == Some(q)
+                }
+            };
+            if !wanted {
+                continue;
+            }
+            match sub.tx.try_send(frame.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::info!(conn, "Q&A subscriber fell behind; cutting it");
+                    gone.push(conn);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => gone.push(conn),
+            }
+        }
+        for conn in gone {
+            self.remove(conn);
+        }
+    }
+
+    /// Forgets subscribers whose streams have ended.
+    fn sweep(&mut self) {
+        let gone: Vec<u64> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.tx.is_closed())
+            .map(|(&c, _)| c)
+            .collect();
+        for conn in gone {
+            self.remove(conn);
+        }
+    }
+
+    fn remove(&mut self, conn: u64) {
+        let Some(sub) = self.subs.remove(&conn) else {
+            return;
+        };
+        if let Some(u) = self.users.get_mut(&sub.user) {
+            u.conns -= 1;
+            if u.conns == 0 {
+                self.users.remove(&sub.user);
+            }
+        }
+    }
+}
+
+/// A new secret user id (128 random bits) and a public handle.
+fn new_identity() -> (String, String) {
+    let mut rng = rand::rng();
+    let id: u128 = rng.random();
+    let handle: u32 = rng.random();
+    (format!("{id:032x}"), format!("user-{handle:08x}"))
+}
+
+fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}

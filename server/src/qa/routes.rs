@@ -1,0 +1,198 @@
+//! HTTP surface of the Q&A board: the `/login` event stream and the actions.
+
+use std::io;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use futures_util::stream;
+use rt_protocol::qa::{self, ErrorBody};
+use rt_protocol::sse;
+
+use super::board::{Accepted, Action, Joined, Refusal};
+use crate::state::AppState;
+use crate::stats::App;
+
+/// `/login` and the action routes. Actions accept POST only (GET gets 405).
+pub fn routes() -> Router<AppState> {
+    let mut r = Router::new().route("/login", get(login));
+    for (prefix, action) in [
+        (qa::ASK_PATH, Action::Ask),
+        (qa::SELECT_PATH, Action::Select),
+        (qa::ANSWER_PATH, Action::Answer),
+        (qa::VOTE_PATH, Action::Vote),
+    ] {
+        let handler = move |state: State<AppState>, headers: HeaderMap, uri: Uri| {
+            act(state, headers, uri, action)
+        };
+        r = r
+            .route(prefix, post(handler))
+            .route(&format!("{prefix}{{*rest}}"), post(handler));
+    }
+    r
+}
+
+fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+    let body = serde_json::to_string(&ErrorBody {
+        error: message.into(),
+    })
+    .expect("serializes");
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        json_error(self.status, self.message)
+    }
+}
+
+async fn act(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    action: Action,
+) -> Response {
+    let Some(user) = headers.get(qa::USER_HEADER) else {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "missing _sse_user_id_ header: open GET /login and send the id from its login event",
+        );
+    };
+    let Ok(user) = user.to_str() else {
+        return json_error(StatusCode::UNAUTHORIZED, "unknown user");
+    };
+    // The classic server split Node's req.url (path and query) on '/'.
+    let target = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or_else(|| uri.path());
+    let text = qa::decode_segment(qa::action_segment(target));
+    match state.qa.act(user.to_string(), action, text).await {
+        Ok(Accepted::Done) => StatusCode::OK.into_response(),
+        Ok(Accepted::AlreadyAsked) => (StatusCode::OK, "already asked").into_response(),
+        Ok(Accepted::Vote(v)) => (
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            serde_json::to_string(&v).expect("serializes"),
+        )
+            .into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// The identity a client presents: the header (non-browser clients), the
+/// `user` query parameter, or the cookie set at an earlier login.
+fn presented_identity(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(v) = headers.get(qa::USER_HEADER).and_then(|v| v.to_str().ok()) {
+        return Some(v.to_string());
+    }
+    if let Some(q) = query
+        && let Some((_, v)) =
+            form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == qa::USER_PARAM)
+    {
+        return Some(v.into_owned());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == qa::USER_COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// `GET /login`: the event stream.
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let presented = presented_identity(&headers, query.as_deref());
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let joined = match state.qa.join(presented, last_event_id).await {
+        Ok(j) => j,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let cookie = format!(
+        "{}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        qa::USER_COOKIE,
+        joined.user,
+        state.config.qa.user_ttl_days.saturating_mul(86_400)
+    );
+    let body = event_stream(&state, joined);
+    let mut res = Response::new(body);
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Reverse proxies (nginx) must not buffer the stream either.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        h.insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+struct StreamState {
+    preamble: Option<Bytes>,
+    pending: std::vec::IntoIter<Bytes>,
+    joined: Joined,
+    shutdown: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    state: AppState,
+    _open: crate::stats::ConnGuard,
+    done: bool,
+}
+
+/// Preamble, the join's first events, then the live queue, until shutdown
+/// (the body ends) or a cut (the body fails, so the connection is dropped
+/// even when the client has stopped reading).
+fn event_stream(state: &AppState, mut joined: Joined) -> Body {
+    let s = StreamState {
+        preamble: Some(sse::preamble(state.config.qa.retry_ms)),
+        pending: std::mem::take(&mut joined.initial).into_iter(),
+        joined,
+        shutdown: Box::pin(state.shutdown.clone().cancelled_owned()),
+        _open: state.stats.connect(App::Qa),
+        state: state.clone(),
+        done: false,
+    };
+    Body::from_stream(stream::unfold(s, |mut s| async move {
+        if s.done {
+            return None;
+        }
+        if let Some(preamble) = s.preamble.take() {
+            return Some((Ok(preamble), s));
+        }
+        if let Some(frame) = s.pending.next() {
+            s.state.stats.delivered(1);
+            return Some((Ok::<_, io::Error>(frame), s));
+        }
+        tokio::select! {
+            biased;
+            _ = &mut s.shutdown => None,
+            _ = &mut s.joined.cut => {
+                s.done = true;
+                Some((Err(io::Error::other("subscriber cut: its queue was full")), s))
+            }
+            frame = s.joined.events.recv() => {
+                let frame = frame?;
+                s.state.stats.delivered(1);
+                Some((Ok(frame), s))
+            }
+        }
+    }))
+}
