@@ -4,6 +4,9 @@
 //! protocol it speaks.
 
 pub mod delta;
+pub mod draw;
+pub mod engineio;
 pub mod qa;
+pub mod sharedb;
 pub mod sse;
 pub mod ticker;

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::docs::DocsConfig;
+use crate::draw::DrawConfig;
 use crate::qa::QaConfig;
 use crate::stats_stream::StatsStreamConfig;
 use crate::ticker::TickerConfig;
@@ -59,6 +61,12 @@ pub struct Config {
 
     #[command(flatten)]
     pub stats_stream: StatsStreamConfig,
+
+    #[command(flatten)]
+    pub docs: DocsConfig,
+
+    #[command(flatten)]
+    pub draw: DrawConfig,
 }
 
 impl Default for Config {

@@ -3,6 +3,8 @@
 //! - the stock ticker (`GET /?symbol=`, `/ticker/stream`), [`ticker`]
 //! - the Q&A board over SSE (`/login`, `/askquestion/…`), [`qa`]
 //! - server figures over SSE (`/stats`), [`stats_stream`]
+//! - the collaborative editor (ShareDB over a WebSocket at `/`), [`docs`]
+//! - the drawing board (Socket.IO at `/socket.io/`), [`draw`]
 //! - the browser pages (`/`, `/ticker/`, …), [`web`]
 //!
 //! [`app`] builds the router (tests drive it on port 0); [`run`] serves it
@@ -11,6 +13,8 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod docs;
+pub mod draw;
 pub mod qa;
 pub mod root;
 pub mod state;
@@ -42,6 +46,10 @@ pub fn app(state: AppState) -> Router {
         .merge(qa::routes())
         .route("/stats", get(stats_stream::stats))
         .fallback(root::pages)
+        // After every route and the fallback, so it wraps them all.
+        .layer(state.draw.layer())
+        // After the layer, so the layer does not claim it.
+        .route("/socket.io/socket.io.js", get(draw::client_script))
         .with_state(state)
 }
 
@@ -55,6 +63,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let token = state.shutdown.clone();
     let tasks = state.tasks.clone();
+    let draw = state.draw.clone();
     // Small frames must not wait for delayed ACKs (Nagle is on by default).
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
@@ -72,6 +81,9 @@ pub async fn run(
             // Streams end on the token; plain graceful shutdown would wait on
             // them forever.
             token.cancel();
+            // socketioxide's close does not run on_disconnect handlers; the
+            // drawing board ends on the token instead.
+            draw.close().await;
         }
     };
     axum::serve(

@@ -1,6 +1,8 @@
-//! `/` serves three things (see protocols.md §0): a ticker poll when the
-//! query names a symbol, the landing page otherwise.
+//! `/` serves three things (see protocols.md §0): the editor's ShareDB
+//! WebSocket on an upgrade request, a ticker poll when the query names a
+//! symbol, the landing page otherwise.
 
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{RawQuery, State};
 use axum::http::{Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -8,11 +10,32 @@ use axum::response::{IntoResponse, Response};
 use crate::state::AppState;
 
 /// `GET /`.
-pub async fn root(State(state): State<AppState>, RawQuery(query): RawQuery, uri: Uri) -> Response {
+pub async fn root(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    RawQuery(query): RawQuery,
+    uri: Uri,
+) -> Response {
+    if let Ok(ws) = ws {
+        return editor_socket(ws, state);
+    }
     if let Some(symbol) = query.as_deref().and_then(symbol_param) {
         return state.ticker.poll_response(&symbol).await;
     }
     state.pages.serve(&uri).await
+}
+
+/// Upgrades to the editor's ShareDB socket. Frames up to twice the frame
+/// limit are read so that an oversized request still gets an error echo;
+/// beyond that the WebSocket layer closes the connection (1009).
+fn editor_socket(ws: WebSocketUpgrade, state: AppState) -> Response {
+    let max = state.config.docs.max_frame_bytes.saturating_mul(2);
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| {
+            let tasks = state.tasks.clone();
+            tasks.track_future(crate::docs::serve_socket(socket, state))
+        })
 }
 
 /// The first `symbol` parameter, decoded leniently: a malformed query must

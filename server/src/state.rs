@@ -7,6 +7,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::docs::Docs;
+use crate::draw::Draw;
 use crate::qa::Board;
 use crate::stats::Stats;
 use crate::store::{Durability, Store, StoreError};
@@ -26,6 +28,8 @@ pub struct AppState {
     pub tasks: TaskTracker,
     pub ticker: Ticker,
     pub qa: Board,
+    pub docs: Docs,
+    pub draw: Draw,
 }
 
 impl AppState {
@@ -44,15 +48,28 @@ impl AppState {
         };
         let ticker = Ticker::start(&config.ticker, shutdown.clone());
         let qa = Board::start(&config.qa, store.clone(), shutdown.clone()).await?;
+        let docs = Docs::start(&config.docs, store.clone(), shutdown.clone()).await?;
+        let stats = Arc::new(Stats::default());
+        let tasks = TaskTracker::new();
+        let draw = Draw::start(
+            &config.draw,
+            store.clone(),
+            stats.clone(),
+            shutdown.clone(),
+            &tasks,
+        )
+        .await?;
         Ok(AppState {
             config: Arc::new(config),
             store,
-            stats: Arc::new(Stats::default()),
+            stats,
             pages,
             shutdown,
-            tasks: TaskTracker::new(),
+            tasks,
             ticker,
             qa,
+            docs,
+            draw,
         })
     }
 }

@@ -644,6 +644,35 @@ async fn a_gap_longer_than_the_log_gets_reset_and_a_snapshot() {
     server.shutdown().await.unwrap();
 }
 
+#[tokio::test]
+async fn the_log_is_also_bounded_in_bytes() {
+    let mut c = test_config();
+    c.qa.log_bytes = 4096;
+    let server = common::server_with(c).await;
+    let (_w, writer) = joined(&server).await;
+    let (s, me) = joined(&server).await;
+    let last = s.last_id();
+    drop(s);
+    // A few small questions fit in 4 KB: replayed.
+    ask(&server, &writer, "small 1").await;
+    ask(&server, &writer, "small 2").await;
+    let mut s = Stream::open(&server, &format!("?user={me}"), &[("last-event-id", &last)]).await;
+    assert_eq!(questions_of(&s.message().await).len(), 1);
+    assert_eq!(questions_of(&s.message().await).len(), 2);
+    assert_eq!(s.login().await, me);
+    let last = s.last_id();
+    drop(s);
+    // Large ones push the missed events out of the 4 KB log: reset.
+    for i in 0..6 {
+        ask(&server, &writer, &format!("{i} {}", "x".repeat(280))).await;
+    }
+    let mut s = Stream::open(&server, &format!("?user={me}"), &[("last-event-id", &last)]).await;
+    s.login().await;
+    assert_eq!(s.next().await.event, qa::RESET_EVENT);
+    assert_eq!(questions_of(&s.message().await).len(), 8);
+    server.shutdown().await.unwrap();
+}
+
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("rt-qa-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -117,7 +117,7 @@ function questionItem(q) {
   info.textContent = parts.join(' · ');
   const vote = document.createElement('button');
   vote.type = 'button';
-  vote.className = 'vote';
+  vote.className = 'vote quiet';
   vote.setAttribute('aria-pressed', String(board.voted.has(q.text)));
   vote.setAttribute('aria-label', `Upvote (${q.votes} votes)`);
   vote.textContent = `▲ ${q.votes}`;

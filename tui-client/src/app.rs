@@ -43,6 +43,10 @@ pub enum Cmd {
     Watchlist(Vec<Symbol>),
     /// An action on the Q&A board.
     Qa(crate::net::qa::QaCommand),
+    /// Messages for the document's server connection.
+    Doc(Vec<serde_json::Value>),
+    /// For the drawing board client.
+    Draw(crate::net::draw::DrawCommand),
 }
 
 /// The server the client talks to.
@@ -179,10 +183,12 @@ impl App {
                     self.notice = Some(text.clone());
                     self.dirty = true;
                 }
+                let mut cmds = Vec::new();
                 for p in &mut self.panes {
                     self.dirty |= p.apply(&ev);
+                    cmds.extend(p.take_cmds());
                 }
-                Vec::new()
+                cmds
             }
             Msg::Tick(now) => {
                 self.now = now;
@@ -268,6 +274,15 @@ impl App {
         if self.help || layout::too_small(self.size) {
             return Vec::new();
         }
+        // Drags and releases go to the focused canvas wherever they happen,
+        // so a stroke that leaves the pane still ends.
+        if matches!(ev.kind, MouseEventKind::Drag(_) | MouseEventKind::Up(_))
+            && self.focused_id() == Some(PaneId::Canvas)
+        {
+            let inner = self.pane_areas()[self.focus].1;
+            self.dirty = true;
+            return self.panes[self.focus].handle_mouse(ev, inner);
+        }
         let at = Position::new(ev.column, ev.row);
         let Some(i) = self
             .pane_areas()
@@ -289,7 +304,10 @@ impl App {
         {
             return Vec::new();
         }
-        if matches!(ev.kind, MouseEventKind::Moved | MouseEventKind::Drag(_)) {
+        if matches!(
+            ev.kind,
+            MouseEventKind::Moved | MouseEventKind::Drag(_) | MouseEventKind::Up(_)
+        ) {
             return Vec::new();
         }
         self.dirty = true;

@@ -29,6 +29,10 @@ enum Command {
     Ticker(cmd::ticker::Args),
     /// Listen to, ask, answer and vote on the Q&A board.
     Qa(cmd::qa::Args),
+    /// Read, edit or follow a collaborative document (JSON output).
+    Doc(cmd::doc::Args),
+    /// Drawing board: listen (JSON lines), draw a line, clear.
+    Draw(cmd::draw::Args),
     /// Load-test a server on loopback and report throughput, latency and CPU.
     Bench(rt_tui::bench::Args),
 }
@@ -47,6 +51,8 @@ fn main() -> ExitCode {
             Command::Connect(args) => cmd::connect::run(args).await,
             Command::Ticker(args) => cmd::ticker::run(args).await,
             Command::Qa(args) => cmd::qa::run(args).await,
+            Command::Doc(args) => cmd::doc::run(args).await,
+            Command::Draw(args) => cmd::draw::run(args).await,
             Command::Bench(args) => rt_tui::bench::run(args).await,
         }
     });

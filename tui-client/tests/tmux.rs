@@ -289,3 +289,62 @@ fn the_sse_transport_shows_live_rows() {
     assert!(screen.contains("EXIT-CODE-0"), "{screen}");
     runtime.block_on(server.shutdown()).unwrap();
 }
+
+#[test]
+fn the_qa_pane_asks_follows_answers_and_votes() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(support::rt_server(5000));
+    let url = server.url();
+    // A question from another user, with escape sequences that must stay inert.
+    let out = Command::new(env!("CARGO_BIN_EXE_rt-tui"))
+        .args([
+            "qa",
+            "ask",
+            "Existing \u{1b}[2J\u{1b}]0;owned\u{7}question",
+            "--url",
+            &url,
+        ])
+        .output()
+        .expect("rt-tui runs");
+    assert!(out.status.success(), "{out:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings_path(dir.path());
+    let tmux = start_marked_shell(&[("RT_TUI_CONFIG", &config)]);
+
+    tmux.type_text(&shell_line(
+        env!("CARGO_BIN_EXE_rt-tui"),
+        &format!("connect {url}"),
+    ));
+    tmux.send(&["Enter"]);
+    tmux.wait_for("the Q&A stream", |t, s| {
+        t.alternate_screen() && s.contains("qa: connected")
+    });
+    tmux.send(&["3", "e"]);
+    tmux.wait_for("the question list", |_, s| {
+        s.contains("Q&A · live") && s.contains("Existing [2J]0;ownedquestion")
+    });
+    tmux.send(&["a"]);
+    tmux.type_text("Typed in tmux, q included?");
+    tmux.send(&["Enter"]);
+    tmux.wait_for("the new question", |_, s| {
+        s.contains("2 questions") && s.contains("Typed in tmux, q included?")
+    });
+    // Newest first: the older question is the second row.
+    tmux.send(&["j", "Enter"]);
+    tmux.wait_for("the followed question", |_, s| s.contains("asked by"));
+    tmux.send(&["r"]);
+    tmux.type_text("an answer");
+    tmux.send(&["Enter"]);
+    tmux.wait_for("the answer", |_, s| s.contains("• an answer"));
+    tmux.send(&["+"]);
+    tmux.wait_for("the vote", |_, s| {
+        s.lines()
+            .any(|l| l.contains("▲1") && l.contains("✎1") && l.contains("Existing"))
+    });
+    tmux.send(&["q"]);
+    let screen = tmux.wait_for("the shell again", |t, s| {
+        !t.alternate_screen() && s.contains("AFTER-42")
+    });
+    assert!(screen.contains("EXIT-CODE-0"), "{screen}");
+    runtime.block_on(server.shutdown()).unwrap();
+}

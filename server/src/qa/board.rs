@@ -118,9 +118,11 @@ impl Board {
         store: Store,
         shutdown: CancellationToken,
     ) -> Result<Board, StoreError> {
-        let log_cap = config.log_events as usize;
+        let (max_events, max_bytes) = (config.log_events as usize, config.log_bytes);
         let stale = now_ms().saturating_sub(config.user_ttl_days.saturating_mul(86_400_000));
-        let loaded = store.call(move |c| db::load(c, log_cap, stale)).await?;
+        let loaded = store
+            .call(move |c| db::load(c, max_events, max_bytes, stale))
+            .await?;
         let mut owner = Owner::new(config, store, loaded);
         let (tx, mut rx) = mpsc::channel(COMMAND_QUEUE);
         let ping_every = Duration::from_millis(config.ping_ms);
@@ -236,7 +238,7 @@ enum To<'a> {
 #[derive(Default)]
 struct Tx {
     writes: Vec<Write>,
-    logged: Vec<u64>,
+    logged: Vec<(u64, u64)>,
     reserve: Option<u64>,
 }
 
@@ -251,7 +253,8 @@ struct Owner {
     store: Store,
     max_question: usize,
     max_answer: usize,
-    log_cap: usize,
+    log_events: usize,
+    log_bytes: u64,
     queue: usize,
     questions: Vec<Question>,
     index: HashMap<String, usize>,
@@ -261,7 +264,10 @@ struct Owner {
     next_id: u64,
     /// Highest id the store has reserved (committed).
     reserved: u64,
-    log: VecDeque<u64>,
+    /// Ids and sizes of the logged events, oldest first.
+    log: VecDeque<(u64, u64)>,
+    /// Bytes in `log`.
+    log_size: u64,
     /// Highest id dropped from the log: resumes from before it are reset.
     floor: u64,
 }
@@ -296,7 +302,8 @@ impl Owner {
             store,
             max_question: config.max_question_chars as usize,
             max_answer: config.max_answer_chars as usize,
-            log_cap: config.log_events as usize,
+            log_events: config.log_events as usize,
+            log_bytes: config.log_bytes,
             queue: config.queue as usize,
             questions,
             index,
@@ -305,7 +312,8 @@ impl Owner {
             next_conn: 0,
             next_id: loaded.reserved + 1,
             reserved: loaded.reserved,
-            log: loaded.log_ids.into(),
+            log_size: loaded.log.iter().map(|(_, b)| b).sum(),
+            log: loaded.log.into(),
             floor: loaded.floor,
         }
     }
@@ -356,7 +364,7 @@ impl Owner {
             audience,
             frame: frame.clone(),
         });
-        tx.logged.push(id);
+        tx.logged.push((id, frame.len() as u64));
         frame
     }
 
@@ -367,15 +375,14 @@ impl Owner {
         mut tx: Tx,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let excess = (self.log.len() + tx.logged.len()).saturating_sub(self.log_cap);
-        let prune = (excess > 0).then(|| {
-            *self
-                .log
-                .iter()
-                .chain(tx.logged.iter())
-                .nth(excess - 1)
-                .expect("excess is within the log")
-        });
+        let new_bytes: u64 = tx.logged.iter().map(|(_, b)| b).sum();
+        let prune = db::prune_point(
+            self.log.iter().chain(&tx.logged),
+            self.log.len() + tx.logged.len(),
+            self.log_size + new_bytes,
+            self.log_events,
+            self.log_bytes,
+        );
         if let Some(upto) = prune {
             tx.writes.push(Write::Prune(upto));
         }
@@ -394,9 +401,11 @@ impl Owner {
             self.reserved = r;
         }
         self.log.extend(tx.logged);
+        self.log_size += new_bytes;
         if let Some(upto) = prune {
-            while self.log.front().is_some_and(|&id| id <= upto) {
+            while let Some(&(_, size)) = self.log.front().filter(|(id, _)| *id <= upto) {
                 self.log.pop_front();
+                self.log_size -= size;
             }
             self.floor = self.floor.max(upto);
         }

@@ -74,8 +74,8 @@ pub(super) struct Loaded {
     pub answers: Vec<(String, String, String, u64)>,
     /// (question, user id)
     pub votes: Vec<(String, String)>,
-    /// Ids of the logged events, ascending.
-    pub log_ids: Vec<u64>,
+    /// Ids and sizes of the logged events, ascending.
+    pub log: Vec<(u64, u64)>,
     pub floor: u64,
     pub reserved: u64,
 }
@@ -197,25 +197,50 @@ pub(super) fn replay(conn: &Connection, after: u64, user: &str) -> rusqlite::Res
     rows.collect()
 }
 
-/// Forgets stale users, trims the log to `log_cap` and reads the board.
+/// How far the log must be trimmed to hold at most `max_events` events and
+/// `max_bytes` bytes: the highest id to drop, if any. `log` is ascending and
+/// holds `count` events of `bytes` bytes in all; only the dropped part of it
+/// is walked.
+pub(super) fn prune_point<'a>(
+    log: impl IntoIterator<Item = &'a (u64, u64)>,
+    mut count: usize,
+    mut bytes: u64,
+    max_events: usize,
+    max_bytes: u64,
+) -> Option<u64> {
+    let mut upto = None;
+    for &(id, size) in log {
+        if count <= max_events && bytes <= max_bytes {
+            break;
+        }
+        count -= 1;
+        bytes -= size;
+        upto = Some(id);
+    }
+    upto
+}
+
+/// Forgets stale users, trims the log to its limits and reads the board.
 pub(super) fn load(
     conn: &Connection,
-    log_cap: usize,
+    max_events: usize,
+    max_bytes: u64,
     stale_before_ms: u64,
 ) -> rusqlite::Result<Loaded> {
     conn.execute(
         "DELETE FROM qa_users WHERE seen_ms < ?1",
         params![stale_before_ms as i64],
     )?;
-    let count: i64 = conn.query_row("SELECT count(*) FROM qa_events", [], |r| r.get(0))?;
-    let excess = (count as usize).saturating_sub(log_cap);
-    if excess > 0 {
-        let upto: i64 = conn.query_row(
-            "SELECT id FROM qa_events ORDER BY id LIMIT 1 OFFSET ?1",
-            params![excess as i64 - 1],
-            |r| r.get(0),
-        )?;
-        prune(conn, upto as u64)?;
+    let log: Vec<(u64, u64)> = conn
+        .prepare("SELECT id, length(frame) FROM qa_events ORDER BY id")?
+        .query_map([], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let total = log.iter().map(|(_, b)| b).sum();
+    let upto = prune_point(&log, log.len(), total, max_events, max_bytes);
+    if let Some(upto) = upto {
+        prune(conn, upto)?;
     }
     let mut out = Loaded::default();
     let mut stmt = conn.prepare("SELECT text, author, asked_ms FROM qa_questions ORDER BY seq")?;
@@ -235,10 +260,10 @@ pub(super) fn load(
     out.votes = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut stmt = conn.prepare("SELECT id FROM qa_events ORDER BY id")?;
-    out.log_ids = stmt
-        .query_map([], |r| r.get::<_, i64>(0).map(|v| v as u64))?
-        .collect::<rusqlite::Result<_>>()?;
+    out.log = log
+        .into_iter()
+        .filter(|(id, _)| upto.is_none_or(|u| *id > u))
+        .collect();
     let counter = |name: &str| -> rusqlite::Result<u64> {
         conn.query_row(
             "SELECT value FROM qa_counters WHERE name = ?1",
@@ -249,4 +274,21 @@ pub(super) fn load(
     out.floor = counter("log_floor")?;
     out.reserved = counter("reserved_id")?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prune_point;
+
+    #[test]
+    fn the_log_is_trimmed_by_count_and_by_bytes() {
+        let log = [(1, 10), (2, 10), (5, 50), (9, 10)];
+        let p = |events, bytes| prune_point(&log, 4, 80, events, bytes);
+        assert_eq!(p(4, 80), None);
+        assert_eq!(p(3, 1000), Some(1));
+        assert_eq!(p(10, 60), Some(2));
+        assert_eq!(p(10, 55), Some(5));
+        assert_eq!(p(10, 5), Some(9));
+        assert_eq!(prune_point(&[], 0, 0, 1, 1), None);
+    }
 }

@@ -1,16 +1,33 @@
 //! The Q&A board over Server-Sent Events (protocols.md §3).
 //!
-//! - [`board`]: the task that owns the board (questions, answers, votes, who
+//! - `board`: the task that owns the board (questions, answers, votes, who
 //!   follows what, the subscribers) and its durable event log;
-//! - [`db`]: the board's tables in the embedded store;
-//! - [`routes`]: `GET /login` (the event stream) and the actions
+//! - `db`: the board's tables in the embedded store;
+//! - `routes`: `GET /login` (the event stream) and the actions
 //!   (`POST /askquestion/…`, `/selectquestion/…`, `/addanswer/…`, `/vote/…`).
 //!
-//! Resuming: every event carries a server-wide, ever-increasing id. Events
-//! that change what a user sees are written to a bounded log together with
-//! the change itself; a reconnect presenting `Last-Event-ID` gets exactly the
-//! logged events addressed to it since then, or `reset` plus a snapshot when
-//! the log no longer reaches back that far.
+//! Resuming: every event carries a server-wide id that only grows, across
+//! restarts too (ids are reserved in the store in blocks). Events that change
+//! what a user sees are written to a bounded log in the same transaction as
+//! the change, each with its audience:
+//!
+//! | event | audience |
+//! |---|---|
+//! | `questions` (a new question) | everyone |
+//! | `meta` (votes or answer count changed) | everyone |
+//! | `answers` after `addanswer` | every user following the question then, connected or not |
+//! | `answers` after `selectquestion` | the caller |
+//! | `notification` | the caller |
+//!
+//! `login`, `ping` and the snapshots sent at join are not logged: they carry
+//! fresh ids but nothing to replay. A reconnect that presents its identity
+//! (`?user=`, the cookie set at login, or the `_sse_user_id_` header) and
+//! `Last-Event-ID: N` gets the logged events after `N` whose audience includes
+//! it, in order and with their original bytes, followed by a new `login`; when
+//! the log no longer reaches back to `N` (or `N` is unreadable or was never
+//! sent), it gets `login`, `reset`, the `questions` snapshot and the answers
+//! of the question it follows. Without an identity a reconnect is a new
+//! user with a fresh snapshot, as with the classic server.
 
 pub mod board;
 mod db;
@@ -46,6 +63,11 @@ pub struct QaConfig {
     #[arg(long = "qa-log-events", default_value_t = 10_000, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub log_events: u32,
+
+    /// Bytes of events kept in the log at most (the oldest go first).
+    #[arg(long = "qa-log-bytes", default_value_t = 64 << 20, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_bytes: u64,
 
     /// Events queued per subscriber at most; a subscriber that falls this far
     /// behind is disconnected (it can resume with Last-Event-ID).

@@ -23,7 +23,43 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
     },
     Migration {
-        name: "0002-qa",
+        name: "0002-doc-ops",
+        sql: "CREATE TABLE doc_ops (
+                collection TEXT NOT NULL,
+                doc_id TEXT NOT NULL,
+                v INTEGER NOT NULL,
+                src TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('create', 'op', 'del')),
+                data TEXT,
+                ts INTEGER NOT NULL,
+                PRIMARY KEY (collection, doc_id, v)
+              ) WITHOUT ROWID;
+              CREATE TABLE doc_snapshots (
+                collection TEXT NOT NULL,
+                doc_id TEXT NOT NULL,
+                v INTEGER NOT NULL,
+                data TEXT,
+                PRIMARY KEY (collection, doc_id, v)
+              ) WITHOUT ROWID;",
+    },
+    Migration {
+        name: "0003-draw",
+        sql: "CREATE TABLE draw_strokes (
+                  id INTEGER PRIMARY KEY,
+                  author TEXT NOT NULL,
+                  colour TEXT NOT NULL
+              );
+              CREATE TABLE draw_points (
+                  stroke INTEGER NOT NULL REFERENCES draw_strokes(id) ON DELETE CASCADE,
+                  seq INTEGER NOT NULL,
+                  x REAL NOT NULL,
+                  y REAL NOT NULL,
+                  PRIMARY KEY (stroke, seq)
+              ) WITHOUT ROWID;",
+    },
+    Migration {
+        name: "0004-qa",
         sql: "
 CREATE TABLE qa_users (
     id TEXT PRIMARY KEY,

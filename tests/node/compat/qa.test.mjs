@@ -158,7 +158,8 @@ test('killed server: reconnect within retry, new login, Last-Event-ID sent', asy
     second = await startServer(['--data', data, '--qa-retry-ms', '1000', '--bind', `127.0.0.1:${first.port}`]);
     const relogin = await c.waitFor(isLogin, asked.index + 1);
     const elapsed = relogin.at - killedAt;
-    assert.ok(elapsed < 3000, `reconnected after ${elapsed} ms`);
+    // retry is 1000 ms; a second attempt is allowed while the new server starts.
+    assert.ok(elapsed < 4000, `reconnected after ${elapsed} ms`);
     assert.notEqual(JSON.parse(relogin.data), before, 'no identity presented: a new user');
     const last = c.requests.at(-1);
     assert.equal(last.headers['Last-Event-ID'], asked.id);

@@ -7,8 +7,8 @@
 //! cheapest) and measures its own CPU alongside the server's, so a reader can
 //! check that its cost does not hide the server's.
 
-// pub mod draw;
 pub mod docclient;
+pub mod draw;
 pub mod editor;
 pub mod net;
 pub mod procstat;
@@ -55,8 +55,8 @@ pub enum Scenario {
     Ticker(ticker::Args),
     /// Q&A streams on `/login`; one client asks, every stream must see it.
     Sse(sse::Args),
-    // Socket.IO drawing clients over WebSocket, some drawing at 20 Hz.
-    // Draw(draw::Args),
+    /// Socket.IO drawing clients over WebSocket, some drawing at 20 Hz.
+    Draw(draw::Args),
     /// ShareDB editors on one document in a closed loop.
     Editor(editor::Args),
     /// An editing trace submitted through the ShareDB protocol by one client.
@@ -95,7 +95,7 @@ impl Scenario {
         match self {
             Scenario::Ticker(a) => &a.common,
             Scenario::Sse(a) => &a.common,
-            // Scenario::Draw(a) => &a.common,
+            Scenario::Draw(a) => &a.common,
             Scenario::Editor(a) => &a.common,
             Scenario::Replay(a) => &a.common,
         }
@@ -106,7 +106,7 @@ impl Scenario {
         match self {
             Scenario::Ticker(a) => a.clients,
             Scenario::Sse(a) => a.streams + 1,
-            // Scenario::Draw(a) => a.clients,
+            Scenario::Draw(a) => a.clients,
             Scenario::Editor(a) => a.editors + 1,
             Scenario::Replay(_) => 2,
         }
@@ -118,7 +118,7 @@ pub async fn measure(scenario: &Scenario, target: &Target) -> anyhow::Result<Sum
     match scenario {
         Scenario::Ticker(a) => ticker::run(a, target).await,
         Scenario::Sse(a) => sse::run(a, target).await,
-        // Scenario::Draw(a) => draw::run(a, target).await,
+        Scenario::Draw(a) => draw::run(a, target).await,
         Scenario::Editor(a) => editor::run(a, target).await,
         Scenario::Replay(a) => replay::run(a, target).await,
     }

@@ -12,13 +12,16 @@ use anyhow::{Context, bail};
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt;
 use rt_tui::app::{App, Cmd, Msg, ServerInfo};
+use rt_tui::net::doc::{DocClient, DocClientConfig};
+use rt_tui::net::draw::DrawClient;
 use rt_tui::net::qa::QaClient;
 use rt_tui::net::ticker::{TickerClient, TickerClientConfig, TickerTransport};
 use rt_tui::net::{EVENT_CHANNEL_CAPACITY, NetEvent, Transport};
+use rt_tui::panes::Pane;
+use rt_tui::panes::canvas::CanvasPane;
 use rt_tui::panes::qa::QaPane;
+use rt_tui::panes::text::TextPane;
 use rt_tui::panes::ticker::TickerPane;
-use rt_tui::panes::title::TitlePane;
-use rt_tui::panes::{Pane, PaneId};
 use rt_tui::settings::{self, Settings};
 use rt_tui::ui;
 use rt_tui::ui::theme::Theme;
@@ -62,10 +65,30 @@ pub struct Args {
     #[arg(long, env = settings::CONFIG_ENV, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// The document the text pane edits, as collection/id.
+    #[arg(
+        long,
+        default_value = "examples/richtext",
+        value_name = "COLLECTION/ID"
+    )]
+    pub doc: String,
+
     /// Write logs to this file (the screen belongs to the UI); `RUST_LOG`
     /// sets the level, default info.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+}
+
+impl Args {
+    fn doc_collection(&self) -> &str {
+        self.doc.split_once('/').map_or("examples", |(c, _)| c)
+    }
+
+    fn doc_id(&self) -> &str {
+        self.doc
+            .split_once('/')
+            .map_or(self.doc.as_str(), |(_, d)| d)
+    }
 }
 
 /// Sends logs to `path`, if given; without it nothing is logged.
@@ -156,6 +179,8 @@ async fn discover(
 /// Runs the UI until the user quits.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_logging(args.log.as_deref())?;
+    let (doc_collection, doc_id) = (args.doc_collection().to_string(), args.doc_id().to_string());
+    let (doc_collection, doc_id) = (doc_collection.as_str(), doc_id.as_str());
     let path = args
         .config
         .or_else(settings::default_path)
@@ -184,20 +209,32 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         settings.watchlist.clone(),
         tx.clone(),
     );
+    let draw = DrawClient::spawn(server.url.clone(), Default::default(), tx.clone());
     let qa = QaClient::spawn(server.url.clone(), tx.clone());
     let panes: Vec<Box<dyn Pane>> = vec![
         Box::new(TickerPane::new(
             settings.watchlist.clone(),
             args.ticker_transport,
         )),
-        Box::new(TitlePane::new(PaneId::Canvas)),
+        Box::new(CanvasPane::new()),
         Box::new(QaPane::new()),
-        Box::new(TitlePane::new(PaneId::Text)),
+        Box::new(TextPane::new(doc_collection, doc_id)),
     ];
+    let doc = DocClient::spawn(
+        DocClientConfig {
+            base_url: server.url.clone(),
+        },
+        tx,
+    );
     let mut app = App::new(
         server,
         panes,
-        &[Transport::Ticker, Transport::Qa],
+        &[
+            Transport::Ticker,
+            Transport::Draw,
+            Transport::Qa,
+            Transport::Doc,
+        ],
         Theme::from_env(),
         Instant::now(),
     );
@@ -207,14 +244,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let result = match terminal::enter() {
         Ok(mut tui) => {
-            let r = event_loop(&mut tui, &mut app, rx, &ticker, &qa, save_path.as_deref()).await;
+            let clients = Clients {
+                ticker: &ticker,
+                draw: &draw,
+                qa: &qa,
+                doc: &doc,
+            };
+            let r = event_loop(&mut tui, &mut app, rx, clients, save_path.as_deref()).await;
             drop(tui);
             r
         }
         Err(e) => Err(anyhow::Error::new(e).context("cannot set up the terminal")),
     };
     drop(ticker);
+    drop(draw);
     drop(qa);
+    drop(doc);
     if let Some(server) = embedded
         && tokio::time::timeout(SERVER_SHUTDOWN_TIMEOUT, server.shutdown())
             .await
@@ -225,12 +270,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     result.map(|()| ExitCode::SUCCESS)
 }
 
+/// The network clients commands go to.
+struct Clients<'a> {
+    ticker: &'a TickerClient,
+    draw: &'a DrawClient,
+    qa: &'a QaClient,
+    doc: &'a DocClient,
+}
+
 async fn event_loop(
     tui: &mut terminal::Tui,
     app: &mut App,
     mut net: mpsc::Receiver<NetEvent>,
-    ticker: &TickerClient,
-    qa: &QaClient,
+    clients: Clients<'_>,
     save_path: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let mut events = EventStream::new();
@@ -275,18 +327,20 @@ async fn event_loop(
             match cmd {
                 Cmd::Quit => return Ok(()),
                 Cmd::Qa(action) => {
-                    if let Err(e) = qa.send(action) {
+                    if let Err(e) = clients.qa.send(action) {
                         app.update(Msg::Notice(e));
                     }
                 }
+                Cmd::Doc(msgs) => clients.doc.send(msgs),
                 Cmd::Watchlist(list) => {
-                    ticker.set_watchlist(list.clone());
+                    clients.ticker.set_watchlist(list.clone());
                     if let Some(path) = save_path
                         && let Err(e) = (Settings { watchlist: list }).save(path)
                     {
                         app.update(Msg::Notice(e.to_string()));
                     }
                 }
+                Cmd::Draw(c) => clients.draw.send(c),
             }
         }
     }

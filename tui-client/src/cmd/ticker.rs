@@ -92,7 +92,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 eprintln!("rt-tui: {error}");
                 return Ok(ExitCode::FAILURE);
             }
-            NetEvent::State(..) | NetEvent::Qa(_) => {}
+            NetEvent::State(..) | NetEvent::Qa(_) | NetEvent::Doc(_) => {}
             NetEvent::Ticker(TickerEvent::Quote {
                 symbol,
                 quote,
@@ -136,6 +136,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             },
+            NetEvent::Draw(_) => {}
         }
     }
     eprintln!("rt-tui: the ticker client stopped");

@@ -3,6 +3,8 @@
 //! over a bounded channel. The UI never awaits the network.
 
 pub mod backoff;
+pub mod doc;
+pub mod draw;
 pub mod qa;
 pub mod ticker;
 
@@ -20,6 +22,10 @@ pub enum Transport {
     Ticker,
     /// The Q&A board's event stream.
     Qa,
+    /// The collaborative document (ShareDB over a WebSocket).
+    Doc,
+    /// The drawing board (Socket.IO over WebSocket).
+    Draw,
 }
 
 impl Transport {
@@ -27,6 +33,8 @@ impl Transport {
         match self {
             Transport::Ticker => "ticker",
             Transport::Qa => "qa",
+            Transport::Doc => "doc",
+            Transport::Draw => "draw",
         }
     }
 }
@@ -53,4 +61,8 @@ pub enum NetEvent {
     Ticker(ticker::TickerEvent),
     /// Q&A board data.
     Qa(qa::QaEvent),
+    /// The document's socket.
+    Doc(doc::DocEvent),
+    /// Drawing board events.
+    Draw(draw::DrawEvent),
 }

@@ -2,7 +2,9 @@
 //! handles keys and mouse events, applies network events, renders itself
 //! into the area inside its frame and lists the keys valid now.
 
+pub mod canvas;
 pub mod qa;
+pub mod text;
 pub mod ticker;
 pub mod title;
 
@@ -108,6 +110,12 @@ pub trait Pane {
     /// state), after the pane's name.
     fn title_suffix(&self) -> Option<String> {
         None
+    }
+
+    /// Commands the pane wants carried out after a network event (a reply
+    /// to send, …).
+    fn take_cmds(&mut self) -> Vec<Cmd> {
+        Vec::new()
     }
 
     /// True while the pane shows clocks (ages, countdowns) that must be

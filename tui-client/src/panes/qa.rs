@@ -514,7 +514,7 @@ impl Pane for QaPane {
                 }
                 true
             }
-            NetEvent::State(..) | NetEvent::Ticker(_) => false,
+            _ => false,
         }
     }
 

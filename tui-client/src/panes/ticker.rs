@@ -621,7 +621,7 @@ impl Pane for TickerPane {
                 row.next = Some(*next);
                 true
             }
-            NetEvent::State(_, _) | NetEvent::Qa(_) => false,
+            _ => false,
         }
     }
 

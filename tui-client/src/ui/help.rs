@@ -8,13 +8,17 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 use crate::app::App;
 use crate::keymap::{self, Scope};
 
-/// The scopes in the order the overlay lists them.
-const SECTIONS: [Scope; 6] = [
+/// The scopes in the order the overlay lists them. The canvas's clear
+/// question names its own keys (y / n) where it is asked.
+const SECTIONS: [Scope; 9] = [
     Scope::Global,
     Scope::Ticker,
     Scope::TickerInput,
+    Scope::Canvas,
     Scope::Qa,
     Scope::QaInput,
+    Scope::Text,
+    Scope::TextEdit,
     Scope::Help,
 ];
 

@@ -1,0 +1,406 @@
+//! The canvas task: owns the drawing and the list of participants, applies
+//! every change in one order, and fans events out.
+
+use std::collections::HashMap;
+
+use rt_protocol::draw::{
+    Board, Cleared, DrawError, Hello, MouseMove, MoveEffect, PALETTE, Peer, Undone, event,
+};
+use serde::Serialize;
+use serde_json::Value;
+use socketioxide::SendError;
+use socketioxide::extract::SocketRef;
+use socketioxide::socket::Sid;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::store::{Change, Persister};
+use super::{CANVAS_PART_BYTES, DrawConfig};
+use crate::stats::{App, ConnGuard, Stats};
+#[cfg(test)]
+use rt_protocol::draw::CanvasPart;
+
+/// What the canvas task is asked to do.
+pub enum Command {
+    /// A socket connected: send it the drawing and add it to the board.
+    Join {
+        socket: SocketRef,
+    },
+    /// A validated `mousemove`.
+    Move {
+        sid: Sid,
+        mv: MouseMove,
+    },
+    /// A validated `hello`.
+    Hello {
+        sid: Sid,
+        hello: Hello,
+    },
+    Clear {
+        sid: Sid,
+    },
+    Undo {
+        sid: Sid,
+    },
+    /// The socket is gone.
+    Leave {
+        sid: Sid,
+    },
+    /// A copy of the board.
+    Inspect {
+        reply: oneshot::Sender<Board>,
+    },
+}
+
+struct Participant {
+    socket: SocketRef,
+    name: String,
+    colour: String,
+    _conn: ConnGuard,
+}
+
+/// The owner of the drawing.
+pub struct Canvas {
+    config: DrawConfig,
+    board: Board,
+    people: HashMap<Sid, Participant>,
+    /// Join order, so `peers` lists people in a stable order.
+    order: Vec<Sid>,
+    /// Sockets taken off the board because their queue was full, until
+    /// they are gone (their connection still counts until then).
+    cut: HashMap<Sid, Participant>,
+    guests: u64,
+    stats: Arc<Stats>,
+    persist: Persister,
+}
+
+impl Canvas {
+    /// The owner of `board`; `persist` stores its changes.
+    pub fn new(config: DrawConfig, board: Board, stats: Arc<Stats>, persist: Persister) -> Canvas {
+        Canvas {
+            config,
+            board,
+            people: HashMap::new(),
+            order: Vec::new(),
+            cut: HashMap::new(),
+            guests: 0,
+            stats,
+            persist,
+        }
+    }
+
+    /// Serves commands until shutdown.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+        loop {
+            let cmd = tokio::select! {
+                cmd = rx.recv() => cmd,
+                _ = shutdown.cancelled() => None,
+            };
+            let Some(cmd) = cmd else { break };
+            self.handle(cmd).await;
+            self.retry_cuts();
+        }
+    }
+
+    async fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Join { socket } => self.join(socket),
+            Command::Move { sid, mv } => self.mouse_move(sid, mv).await,
+            Command::Hello { sid, hello } => self.hello(sid, hello),
+            Command::Clear { sid } => self.clear(sid).await,
+            Command::Undo { sid } => self.undo(sid).await,
+            Command::Leave { sid } => self.leave(sid),
+            Command::Inspect { reply } => {
+                let _ = reply.send(self.board.clone());
+            }
+        }
+    }
+
+    fn join(&mut self, socket: SocketRef) {
+        if !socket.connected() || self.people.contains_key(&socket.id) {
+            return;
+        }
+        if self.people.len() >= self.config.max_clients {
+            let err = DrawError::BoardFull {
+                max_clients: self.config.max_clients,
+            };
+            let _ = socket.emit(event::ERROR, &err.to_event("connect"));
+            let _ = socket.disconnect();
+            return;
+        }
+        // The snapshot goes out before the participant is listed, in this
+        // one step: every later event reaches them after it.
+        for part in self.board.snapshot(self.config.bounds(), CANVAS_PART_BYTES) {
+            if let Err(e) = emit_one(&socket, event::CANVAS, &part) {
+                tracing::debug!(sid = %socket.id, error = %e, "cannot send the canvas; dropping");
+                let _ = socket.disconnect();
+                return;
+            }
+        }
+        let n = self.guests;
+        self.guests += 1;
+        let sid = socket.id;
+        self.people.insert(
+            sid,
+            Participant {
+                socket,
+                name: format!("guest-{}", n + 1),
+                colour: PALETTE[(n as usize) % PALETTE.len()].to_string(),
+                _conn: self.stats.connect(App::Draw),
+            },
+        );
+        self.order.push(sid);
+        self.send_peers();
+    }
+
+    async fn mouse_move(&mut self, sid: Sid, mv: MouseMove) {
+        let Some(person) = self.people.get(&sid) else {
+            return;
+        };
+        let author = sid.to_string();
+        if self.board.adds_segment(&author, mv.drawing)
+            && self.board.segments() >= self.config.max_segments
+        {
+            let err = DrawError::CanvasFull {
+                max_segments: self.config.max_segments,
+            };
+            let _ = person
+                .socket
+                .emit(event::ERROR, &err.to_event(event::MOUSEMOVE));
+            return;
+        }
+        let colour = person.colour.clone();
+        let effect = self
+            .board
+            .apply_move(&author, mv.point, mv.drawing, &colour);
+        let mut fields = mv.fields;
+        fields.insert("id".into(), Value::String(author.clone()));
+        self.broadcast(event::MOVING, &fields, Some(sid));
+        let change = match effect {
+            MoveEffect::None => None,
+            MoveEffect::Started { stroke, from, to } => Some(Change::Start {
+                id: stroke,
+                author,
+                colour,
+                from,
+                to,
+            }),
+            MoveEffect::Extended { stroke, to, .. } => {
+                let seq = self
+                    .board
+                    .stroke(stroke)
+                    .map(|s| s.points.len() - 1)
+                    .unwrap_or(0);
+                Some(Change::Extend {
+                    id: stroke,
+                    seq,
+                    to,
+                })
+            }
+        };
+        if let Some(change) = change {
+            self.persist.send(change).await;
+        }
+    }
+
+    fn hello(&mut self, sid: Sid, hello: Hello) {
+        let Some(person) = self.people.get_mut(&sid) else {
+            return;
+        };
+        if let Some(name) = hello.name {
+            person.name = name;
+        }
+        if let Some(colour) = hello.colour {
+            person.colour = colour;
+        }
+        self.send_peers();
+    }
+
+    async fn clear(&mut self, sid: Sid) {
+        if !self.people.contains_key(&sid) {
+            return;
+        }
+        self.board.clear();
+        self.broadcast(
+            event::CLEARED,
+            &Cleared {
+                by: sid.to_string(),
+            },
+            None,
+        );
+        self.persist.send(Change::Clear).await;
+    }
+
+    async fn undo(&mut self, sid: Sid) {
+        if !self.people.contains_key(&sid) {
+            return;
+        }
+        let by = sid.to_string();
+        let Some(stroke) = self.board.undo(&by) else {
+            return;
+        };
+        self.broadcast(
+            event::UNDONE,
+            &Undone {
+                by,
+                stroke: stroke.id,
+            },
+            None,
+        );
+        self.persist.send(Change::Remove { id: stroke.id }).await;
+    }
+
+    fn leave(&mut self, sid: Sid) {
+        if self.cut.remove(&sid).is_some() {
+            return;
+        }
+        if let Some(person) = self.remove(sid) {
+            drop(person);
+            self.announce_departure(sid);
+        }
+    }
+
+    /// Takes a participant off the board.
+    fn remove(&mut self, sid: Sid) -> Option<Participant> {
+        let person = self.people.remove(&sid)?;
+        self.order.retain(|s| *s != sid);
+        self.board.leave(&sid.to_string());
+        Some(person)
+    }
+
+    fn announce_departure(&mut self, sid: Sid) {
+        self.broadcast(event::CLIENT_DISCONNECT, &sid.to_string(), None);
+        self.send_peers();
+    }
+
+    /// A participant whose queue is full has missed events: take it off the
+    /// board (the others see it leave) and end its session. socketioxide
+    /// cannot send the disconnect while the queue is full, so it is retried
+    /// after every command; a client that does not read at all is closed
+    /// sooner by the Engine.IO heartbeat, whose ping no longer fits either.
+    /// Either way the client reconnects and gets a fresh snapshot.
+    fn cut_off(&mut self, sid: Sid) {
+        let Some(person) = self.remove(sid) else {
+            return;
+        };
+        tracing::info!(%sid, "draw client too slow; cutting it off");
+        self.cut.insert(sid, person);
+        self.retry_cuts();
+        self.announce_departure(sid);
+    }
+
+    fn retry_cuts(&mut self) {
+        // Kept (and counted as connected) only while the disconnect cannot
+        // be queued; once it is, or the socket is gone, the entry goes.
+        self.cut.retain(|_, person| {
+            matches!(
+                person.socket.clone().disconnect(),
+                Err(socketioxide::SocketError::InternalChannelFull)
+            )
+        });
+    }
+
+    fn send_peers(&mut self) {
+        let peers: Vec<Peer> = self
+            .order
+            .iter()
+            .filter_map(|sid| {
+                self.people.get(sid).map(|p| Peer {
+                    id: sid.to_string(),
+                    name: p.name.clone(),
+                    colour: p.colour.clone(),
+                })
+            })
+            .collect();
+        self.broadcast(event::PEERS, &peers, None);
+    }
+
+    /// Serializes `payload` once and queues the same JSON on every
+    /// participant's socket but `except`. A socket whose queue is full has
+    /// missed state: it is cut, and gets a fresh snapshot when it reconnects.
+    fn broadcast<T: Serialize + ?Sized>(&mut self, name: &str, payload: &T, except: Option<Sid>) {
+        let raw = match serde_json::value::to_raw_value(payload) {
+            Ok(raw) => raw,
+            Err(e) => {
+                tracing::error!(error = %e, event = name, "cannot serialize an event");
+                return;
+            }
+        };
+        let mut slow = Vec::new();
+        let mut sent = 0u64;
+        for (sid, person) in &self.people {
+            if Some(*sid) == except {
+                continue;
+            }
+            match emit_one(&person.socket, name, &*raw) {
+                Ok(()) => sent += 1,
+                Err(SendError::Socket(socketioxide::SocketError::InternalChannelFull)) => {
+                    slow.push(*sid)
+                }
+                Err(_) => {}
+            }
+        }
+        self.stats.delivered(sent);
+        for sid in slow {
+            self.cut_off(sid);
+        }
+    }
+}
+
+fn emit_one<T: Serialize + ?Sized>(
+    socket: &SocketRef,
+    name: &str,
+    payload: &T,
+) -> Result<(), SendError> {
+    socket.emit(name, payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_canvas_part_fits_the_payload_limit() {
+        // A full default canvas of the worst shape: one segment per stroke,
+        // coordinates with the most digits.
+        let mut board = Board::new();
+        for i in 0..20_000u32 {
+            let author = format!("{:020}", i % 1000);
+            let x = 1000.0 + f64::from(i % 999) + 0.1;
+            board.apply_move(
+                &author,
+                rt_protocol::draw::Point { x, y: 999.9 },
+                false,
+                "#123456",
+            );
+            board.apply_move(
+                &author,
+                rt_protocol::draw::Point {
+                    x: x + 0.5,
+                    y: 998.3,
+                },
+                true,
+                "#123456",
+            );
+        }
+        let parts = board.snapshot(rt_protocol::draw::Bounds::default(), CANVAS_PART_BYTES);
+        let mut total = 0;
+        for part in &parts {
+            let len = serde_json::to_string::<CanvasPart>(part).unwrap().len();
+            assert!(
+                (len as u64) < super::super::MAX_PAYLOAD,
+                "part of {len} bytes"
+            );
+            total += len;
+        }
+        // Scaled to the default limit of 200,000 segments, the parts still fit
+        // the socket buffer with room for live events.
+        assert!(total > 1_000_000, "{total} bytes for 20,000 segments");
+        let full = parts.len() * 10;
+        assert!(
+            full < super::super::SOCKET_BUFFER / 2,
+            "{full} parts for a full canvas"
+        );
+    }
+}

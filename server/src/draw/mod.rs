@@ -1,0 +1,217 @@
+//! The collaborative drawing board over Socket.IO (protocols.md §2).
+//!
+//! socketioxide speaks Engine.IO / Socket.IO at `/socket.io/` (long-polling,
+//! WebSocket, and the upgrade between them). [`Canvas`] is the one task that
+//! owns the drawing: every event that changes it, and every join, is a
+//! command to that task, so a joiner's snapshot and its live stream meet
+//! without a gap. Strokes are kept in the store ([`store`]).
+//!
+//! Event handlers run their checks (shape, bounds, rate) synchronously in the
+//! socket's receive path and queue the command there with `try_send`:
+//! socketioxide spawns one task per message, so queueing from those tasks
+//! could reorder a client's moves.
+//!
+//! # Sizes
+//! A full canvas (the default 200,000 segments) can be several megabytes of
+//! JSON, more than one long-polling response should carry, so `canvas` is
+//! sent in parts of at most [`CANVAS_PART_BYTES`]; [`MAX_PAYLOAD`] fits one
+//! part with its envelope, and the socket buffer ([`SOCKET_BUFFER`] packets)
+//! fits every part of a full canvas plus live traffic.
+
+mod canvas;
+mod handlers;
+/// The drawing's tables and its ordered writer.
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use rt_protocol::draw::Bounds;
+use socketioxide::SocketIo;
+use socketioxide::layer::SocketIoLayer;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::state::AppState;
+use crate::stats::Stats;
+use crate::store::{Store, StoreError};
+
+pub use canvas::Command;
+
+/// Bytes of stroke JSON per `canvas` part at most (one stroke entry may be
+/// up to `MAX_POINTS_PER_ENTRY` points, about 15 kB, and is never split).
+pub const CANVAS_PART_BYTES: usize = 128 * 1024;
+/// Engine.IO `maxPayload`: one `canvas` part plus its envelope and the pens
+/// of [`DrawConfig::max_clients`] participants. Client events are tiny.
+pub const MAX_PAYLOAD: u64 = 256 * 1024;
+/// Packets a socket may have queued. A full default canvas is about 150
+/// parts; the rest is room for live events.
+pub const SOCKET_BUFFER: usize = 512;
+/// Commands queued for the canvas task at most; beyond it events are
+/// refused with `busy`.
+pub const COMMAND_QUEUE: usize = 4096;
+
+/// Drawing board settings (flattened into `rt-server --help`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DrawConfig {
+    /// Board width: `x` must lie in 0..=WIDTH.
+    #[arg(long = "draw-width", default_value_t = 2000.0, value_name = "PX", value_parser = positive_size)]
+    pub width: f64,
+
+    /// Board height: `y` must lie in 0..=HEIGHT.
+    #[arg(long = "draw-height", default_value_t = 1000.0, value_name = "PX", value_parser = positive_size)]
+    pub height: f64,
+
+    /// Events per second one client may send (bursts up to one second's worth).
+    #[arg(long = "draw-rate", default_value_t = 60, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: u32,
+
+    /// Segments the canvas holds at most; drawing beyond it is refused until
+    /// someone clears or undoes.
+    #[arg(
+        long = "draw-max-segments",
+        default_value_t = 200_000,
+        value_name = "N"
+    )]
+    pub max_segments: usize,
+
+    /// Participants on the board at once at most.
+    #[arg(long = "draw-max-clients", default_value_t = 1000, value_name = "N", value_parser = at_least_one)]
+    pub max_clients: usize,
+}
+
+/// Board sizes: finite, positive, and small enough that a coordinate stays
+/// a short number on the wire.
+fn positive_size(raw: &str) -> Result<f64, String> {
+    let v: f64 = raw.parse().map_err(|e| format!("{raw:?}: {e}"))?;
+    if v.is_finite() && v > 0.0 && v <= 100_000.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{raw}: must be a number above 0 and at most 100000"
+        ))
+    }
+}
+
+fn at_least_one(raw: &str) -> Result<usize, String> {
+    match raw.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{raw}: must be a whole number of at least 1")),
+    }
+}
+
+impl DrawConfig {
+    /// The board's size.
+    pub fn bounds(&self) -> Bounds {
+        Bounds {
+            width: self.width,
+            height: self.height,
+        }
+    }
+}
+
+/// Handle to the drawing board: the Socket.IO layer and server, and the
+/// canvas task's queue.
+#[derive(Clone)]
+pub struct Draw {
+    io: SocketIo,
+    layer: SocketIoLayer,
+    commands: mpsc::Sender<Command>,
+}
+
+impl Draw {
+    /// Loads the canvas from the store, starts its task and builds the
+    /// Socket.IO server.
+    pub async fn start(
+        config: &DrawConfig,
+        store: Store,
+        stats: Arc<Stats>,
+        shutdown: CancellationToken,
+        tasks: &TaskTracker,
+    ) -> Result<Draw, StoreError> {
+        let board = store::load(&store).await?;
+        let (layer, io) = SocketIo::builder()
+            .max_payload(MAX_PAYLOAD)
+            .max_buffer_size(SOCKET_BUFFER)
+            .ws_max_message_size(MAX_PAYLOAD as usize)
+            .ws_max_frame_size(MAX_PAYLOAD as usize)
+            .connect_timeout(Duration::from_secs(45))
+            .build_layer();
+        let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
+        let persist = store::Persister::start(store, tasks);
+        let canvas = canvas::Canvas::new(config.clone(), board, stats, persist);
+        tasks.spawn(canvas.run(rx, shutdown));
+        handlers::register(&io, config, commands.clone());
+        Ok(Draw {
+            io,
+            layer,
+            commands,
+        })
+    }
+
+    /// The tower layer that answers `/socket.io/…`.
+    pub fn layer(&self) -> SocketIoLayer {
+        self.layer.clone()
+    }
+
+    /// Closes every Socket.IO connection (at shutdown).
+    pub async fn close(&self) {
+        self.io.close().await;
+    }
+
+    /// Asks the canvas task for a copy of the drawing (tests, diagnostics).
+    pub async fn snapshot(&self) -> Option<rt_protocol::draw::Board> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(Command::Inspect { reply: tx })
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
+}
+
+/// `GET /socket.io/socket.io.js`: rt's browser client (the classic page
+/// loads it from here), always as JavaScript.
+pub async fn client_script(State(state): State<AppState>) -> Response {
+    let uri = Uri::from_static("/socket.io/socket.io.js");
+    let mut res = state.pages.serve(&uri).await;
+    if res.status().is_success() {
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/javascript; charset=utf-8"),
+        );
+    }
+    res.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+    use clap::Parser;
+
+    #[test]
+    fn flags_have_the_documented_defaults_and_limits() {
+        let c = Config::parse_from(["rt-server"]);
+        assert_eq!((c.draw.width, c.draw.height), (2000.0, 1000.0));
+        assert_eq!(
+            (c.draw.rate, c.draw.max_segments, c.draw.max_clients),
+            (60, 200_000, 1000)
+        );
+        for bad in [
+            &["--draw-width", "0"][..],
+            &["--draw-height", "-5"],
+            &["--draw-width", "inf"],
+            &["--draw-rate", "0"],
+            &["--draw-max-clients", "0"],
+        ] {
+            let args = std::iter::once("rt-server").chain(bad.iter().copied());
+            assert!(Config::try_parse_from(args).is_err(), "{bad:?} accepted");
+        }
+        let c = Config::parse_from(["rt-server", "--draw-width", "640.5", "--draw-rate", "5"]);
+        assert_eq!((c.draw.width, c.draw.rate), (640.5, 5));
+    }
+}

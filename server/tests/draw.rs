@@ -1,0 +1,682 @@
+//! The drawing board over Socket.IO, driven with raw WebSocket clients that
+//! speak Engine.IO v4 / Socket.IO v5 through `rt_protocol::engineio`.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rt_protocol::draw::{CanvasPart, Peer};
+use rt_protocol::engineio::{EnginePacket, SocketKind, SocketPacket, event_frame};
+use rt_server::Config;
+use rt_server::stats::App;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const WAIT: Duration = Duration::from_secs(5);
+/// How long "nothing arrives" is watched for.
+const QUIET: Duration = Duration::from_millis(400);
+
+/// A Socket.IO client on the WebSocket transport.
+struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    id: String,
+    /// Events read while looking for another one.
+    seen: VecDeque<(String, Vec<Value>)>,
+}
+
+impl Client {
+    async fn connect(url: &str) -> Client {
+        let ws_url = format!(
+            "{}/socket.io/?EIO=4&transport=websocket",
+            url.replace("http://", "ws://")
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url)
+            .await
+            .expect("websocket connects");
+        let open = next_text(&mut ws).await;
+        assert!(
+            matches!(EnginePacket::decode(&open), Ok(EnginePacket::Open(_))),
+            "first frame {open}"
+        );
+        ws.send(Message::text("40")).await.unwrap();
+        let m = loop {
+            let frame = next_text(&mut ws).await;
+            match EnginePacket::decode(&frame).unwrap() {
+                EnginePacket::Message(m) => break m,
+                EnginePacket::Ping(d) => ws
+                    .send(Message::text(EnginePacket::Pong(d).encode()))
+                    .await
+                    .unwrap(),
+                other => panic!("expected CONNECT, got {other:?}"),
+            }
+        };
+        let p = SocketPacket::decode(&m).unwrap();
+        assert_eq!(p.kind, SocketKind::Connect);
+        let id = p.data.unwrap()["sid"].as_str().unwrap().to_string();
+        Client {
+            ws,
+            id,
+            seen: VecDeque::new(),
+        }
+    }
+
+    async fn emit(&mut self, name: &str, args: Vec<Value>) {
+        self.ws
+            .send(Message::text(event_frame(name, args)))
+            .await
+            .unwrap();
+    }
+
+    async fn mv(&mut self, x: f64, y: f64, drawing: bool) {
+        self.emit(
+            "mousemove",
+            vec![json!({"x": x, "y": y, "drawing": drawing})],
+        )
+        .await;
+    }
+
+    /// The next event from the server (answering pings on the way), or None
+    /// after `timeout`.
+    async fn read_event(&mut self, timeout: Duration) -> Option<(String, Vec<Value>)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??;
+            let Message::Text(text) = frame.expect("websocket frame") else {
+                continue;
+            };
+            match EnginePacket::decode(&text).expect("engine.io packet") {
+                EnginePacket::Ping(d) => {
+                    self.ws
+                        .send(Message::text(EnginePacket::Pong(d).encode()))
+                        .await
+                        .unwrap();
+                }
+                EnginePacket::Message(m) => {
+                    let p = SocketPacket::decode(&m).expect("socket.io packet");
+                    if let Some((name, args)) = p.as_event() {
+                        return Some((name.to_string(), args.to_vec()));
+                    }
+                }
+                EnginePacket::Close => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits for event `name` (others are kept for later) and returns its
+    /// first argument.
+    async fn expect(&mut self, name: &str) -> Value {
+        if let Some(i) = self.seen.iter().position(|(n, _)| n == name) {
+            let (_, args) = self.seen.remove(i).unwrap();
+            return args.into_iter().next().unwrap_or(Value::Null);
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some((n, args)) = self.read_event(left).await else {
+                panic!("no {name:?} event; saw {:?}", self.seen)
+            };
+            if n == name {
+                return args.into_iter().next().unwrap_or(Value::Null);
+            }
+            self.seen.push_back((n, args));
+        }
+    }
+
+    /// Asserts no `name` event arrives within [`QUIET`].
+    async fn expect_none(&mut self, name: &str) {
+        assert!(
+            !self.seen.iter().any(|(n, _)| n == name),
+            "unexpected {name}: {:?}",
+            self.seen
+        );
+        let deadline = tokio::time::Instant::now() + QUIET;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.read_event(left).await {
+                None => return,
+                Some((n, args)) if n == name => panic!("unexpected {name}: {args:?}"),
+                Some(other) => self.seen.push_back(other),
+            }
+        }
+    }
+
+    /// Waits for the server's Socket.IO DISCONNECT (`41`).
+    async fn expect_disconnect(&mut self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("a DISCONNECT in time")
+                .expect("open websocket")
+                .expect("websocket frame");
+            if let Message::Text(text) = frame
+                && let Ok(EnginePacket::Message(m)) = EnginePacket::decode(&text)
+                && SocketPacket::decode(&m).unwrap().kind == SocketKind::Disconnect
+            {
+                return;
+            }
+        }
+    }
+
+    /// Reads every `canvas` part of the snapshot.
+    async fn canvas(&mut self) -> Vec<CanvasPart> {
+        let first: CanvasPart = serde_json::from_value(self.expect("canvas").await).unwrap();
+        let mut parts = vec![first];
+        while parts.len() < parts[0].parts {
+            parts.push(serde_json::from_value(self.expect("canvas").await).unwrap());
+        }
+        parts
+    }
+
+    async fn close(mut self) {
+        let _ = self.ws.send(Message::text("41")).await;
+        let _ = self.ws.close(None).await;
+    }
+}
+
+async fn next_text(ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>) -> String {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open websocket")
+            .expect("websocket frame");
+        if let Message::Text(t) = msg {
+            return t.to_string();
+        }
+    }
+}
+
+/// A connected client that has read its snapshot and first `peers`.
+async fn joined(url: &str) -> Client {
+    let mut c = Client::connect(url).await;
+    c.canvas().await;
+    c.expect("peers").await;
+    c
+}
+
+#[tokio::test]
+async fn moving_reaches_others_with_the_senders_id_and_is_not_echoed() {
+    let server = common::server().await;
+    let mut a = joined(&server.url()).await;
+    let mut b = joined(&server.url()).await;
+    a.emit(
+        "mousemove",
+        vec![json!({"x": 10, "y": 20.5, "drawing": false, "tool": "pen", "id": "forged"})],
+    )
+    .await;
+    let moving = b.expect("moving").await;
+    assert_eq!(
+        moving,
+        json!({"x": 10, "y": 20.5, "drawing": false, "tool": "pen", "id": a.id})
+    );
+    a.expect_none("moving").await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn clientdisconnect_names_the_leaver() {
+    let server = common::server().await;
+    let a = joined(&server.url()).await;
+    let mut b = joined(&server.url()).await;
+    let a_id = a.id.clone();
+    a.close().await;
+    assert_eq!(b.expect("clientdisconnect").await, json!(a_id));
+    let peers: Vec<Peer> = serde_json::from_value(b.expect("peers").await).unwrap();
+    assert!(peers.iter().all(|p| p.id != a_id));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_late_joiner_gets_the_canvas_then_live_events() {
+    let server = common::server().await;
+    let mut a = joined(&server.url()).await;
+    a.mv(100.0, 100.0, false).await;
+    a.mv(110.0, 100.0, true).await;
+    a.mv(120.0, 105.0, true).await;
+    a.mv(130.0, 105.0, false).await;
+    // Moves are asynchronous; wait until the canvas has them.
+    wait_for_segments(&server, 2).await;
+    let mut c = Client::connect(&server.url()).await;
+    let parts = c.canvas().await;
+    assert_eq!(parts.len(), 1);
+    assert_eq!((parts[0].width, parts[0].height), (2000.0, 1000.0));
+    let strokes = &parts[0].strokes;
+    assert_eq!(strokes.len(), 1);
+    assert_eq!(strokes[0].by, a.id);
+    assert_eq!(
+        strokes[0].points,
+        vec![100.0, 100.0, 110.0, 100.0, 120.0, 105.0]
+    );
+    let pen = parts[0].pens.iter().find(|p| p.id == a.id).unwrap();
+    assert_eq!((pen.x, pen.y, pen.stroke), (130.0, 105.0, None));
+    c.expect("peers").await;
+    a.mv(1.0, 2.0, false).await;
+    assert_eq!(c.expect("moving").await["id"], json!(a.id));
+    server.shutdown().await.unwrap();
+}
+
+async fn wait_for_segments(server: &rt_server::Server, n: usize) {
+    for _ in 0..100 {
+        if server.state.draw.snapshot().await.unwrap().segments() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the canvas never reached {n} segments");
+}
+
+#[tokio::test]
+async fn invalid_input_gets_an_error_and_is_not_broadcast() {
+    let server = common::server().await;
+    let mut a = joined(&server.url()).await;
+    let mut b = joined(&server.url()).await;
+    let bad = [
+        json!({"x": -1, "y": 5, "drawing": true}),
+        json!({"x": 2001, "y": 5, "drawing": true}),
+        json!({"x": 5, "y": 1000.5, "drawing": true}),
+        json!({"x": "5", "y": 5, "drawing": true}),
+        json!({"x": 5, "y": 5, "drawing": "yes"}),
+        json!({"x": 5, "y": 5}),
+        json!({"x": 5, "y": 5, "drawing": true, "note": "x".repeat(2000)}),
+        json!("hello"),
+        json!(null),
+    ];
+    for arg in &bad {
+        a.emit("mousemove", vec![arg.clone()]).await;
+        let err = a.expect("error").await;
+        assert_eq!(err["event"], "mousemove", "{arg}: {err}");
+        assert!(
+            err["message"].as_str().unwrap().contains("mousemove"),
+            "{err}"
+        );
+    }
+    a.emit("mousemove", vec![]).await;
+    a.expect("error").await;
+    a.emit("hello", vec![json!({"name": "x".repeat(100)})])
+        .await;
+    assert_eq!(a.expect("error").await["code"], "bad-name");
+    a.emit("hello", vec![json!({"colour": "blue"})]).await;
+    assert_eq!(a.expect("error").await["code"], "bad-colour");
+    a.emit("paint", vec![json!(1)]).await;
+    let err = a.expect("error").await;
+    assert_eq!(
+        (err["code"].as_str(), err["event"].as_str()),
+        (Some("unknown-event"), Some("paint"))
+    );
+    b.expect_none("moving").await;
+    // Non-JSON garbage and unknown packet types do not bring the server down.
+    a.ws.send(Message::text("42[\"mousemove\",{"))
+        .await
+        .unwrap();
+    a.ws.send(Message::text("4zzz")).await.unwrap();
+    let mut c = joined(&server.url()).await;
+    c.mv(3.0, 4.0, false).await;
+    assert_eq!(b.expect("moving").await["x"], json!(3.0));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn undo_removes_only_the_callers_last_stroke() {
+    let server = common::server().await;
+    let mut a = joined(&server.url()).await;
+    let mut b = joined(&server.url()).await;
+    for (c, y) in [(&mut a, 10.0), (&mut b, 50.0)] {
+        c.mv(0.0, y, false).await;
+        c.mv(10.0, y, true).await;
+        c.mv(20.0, y, false).await;
+        c.mv(30.0, y, true).await;
+    }
+    wait_for_segments(&server, 4).await;
+    a.emit("undo", vec![]).await;
+    let undone = b.expect("undone").await;
+    assert_eq!(undone["by"], json!(a.id));
+    assert_eq!(a.expect("undone").await, undone);
+    let board = server.state.draw.snapshot().await.unwrap();
+    let mut left: Vec<(String, f64)> = board
+        .strokes()
+        .map(|s| (s.by.clone(), s.points[1].x))
+        .collect();
+    left.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    let mut expected = vec![
+        (a.id.clone(), 10.0),
+        (b.id.clone(), 10.0),
+        (b.id.clone(), 30.0),
+    ];
+    expected.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    assert_eq!(left, expected);
+    // Undo with nothing of one's own left is a no-op for the others.
+    a.emit("undo", vec![]).await;
+    a.emit("undo", vec![]).await;
+    b.expect("undone").await;
+    b.expect_none("undone").await;
+    assert_eq!(server.state.draw.snapshot().await.unwrap().segments(), 2);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn clear_is_broadcast_with_who_cleared() {
+    let server = common::server().await;
+    let mut a = joined(&server.url()).await;
+    let mut b = joined(&server.url()).await;
+    a.mv(0.0, 0.0, false).await;
+    a.mv(5.0, 5.0, true).await;
+    wait_for_segments(&server, 1).await;
+    b.emit("clear", vec![]).await;
+    assert_eq!(a.expect("cleared").await, json!({"by": b.id}));
+    assert_eq!(b.expect("cleared").await, json!({"by": b.id}));
+    let mut c = Client::connect(&server.url()).await;
+    assert!(c.canvas().await[0].strokes.is_empty());
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn hello_names_peers_and_defaults_are_assigned() {
+    let server = common::server().await;
+    let mut a = joined(&server.url()).await;
+    let mut b = joined(&server.url()).await;
+    a.emit("hello", vec![json!({"name": "Ann", "colour": "#00AA00"})])
+        .await;
+    let peers: Vec<Peer> = serde_json::from_value(b.expect("peers").await).unwrap();
+    let ann = peers.iter().find(|p| p.id == a.id).unwrap();
+    assert_eq!((ann.name.as_str(), ann.colour.as_str()), ("Ann", "#00aa00"));
+    let other = peers.iter().find(|p| p.id == b.id).unwrap();
+    assert!(other.name.starts_with("guest-"), "{other:?}");
+    assert!(rt_protocol::draw::is_colour(&other.colour));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_flood_is_rate_limited() {
+    let mut config = Config::for_tests();
+    config.draw.rate = 5;
+    let server = common::server_with(config).await;
+    let mut a = joined(&server.url()).await;
+    let mut b = joined(&server.url()).await;
+    let start = std::time::Instant::now();
+    for i in 0..30 {
+        a.mv(f64::from(i), 1.0, false).await;
+    }
+    // The bucket refills while the flood is being sent.
+    let refill = (start.elapsed().as_secs_f64() * 5.0).ceil() as usize;
+    assert_eq!(a.expect("error").await["code"], "rate-limited");
+    let mut got = 0;
+    while let Some((name, _)) = b.read_event(QUIET).await {
+        if name == "moving" {
+            got += 1;
+        }
+    }
+    assert!(
+        (5..=6 + refill).contains(&got),
+        "{got} moves passed a limit of 5/s"
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_canvas_is_bounded() {
+    let mut config = Config::for_tests();
+    config.draw.max_segments = 3;
+    let server = common::server_with(config).await;
+    let mut a = joined(&server.url()).await;
+    let mut b = joined(&server.url()).await;
+    a.mv(0.0, 0.0, false).await;
+    for i in 1..=3 {
+        a.mv(f64::from(i), 0.0, true).await;
+    }
+    for _ in 0..4 {
+        b.expect("moving").await;
+    }
+    a.mv(4.0, 0.0, true).await;
+    assert_eq!(a.expect("error").await["code"], "canvas-full");
+    b.expect_none("moving").await;
+    // Pointer moves without drawing still pass; clearing makes room.
+    a.mv(5.0, 0.0, false).await;
+    b.expect("moving").await;
+    a.emit("clear", vec![]).await;
+    b.expect("cleared").await;
+    a.mv(6.0, 0.0, true).await;
+    b.expect("moving").await;
+    wait_for_segments(&server, 1).await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_board_takes_at_most_max_clients() {
+    let mut config = Config::for_tests();
+    config.draw.max_clients = 1;
+    let server = common::server_with(config).await;
+    let _a = joined(&server.url()).await;
+    let mut b = Client::connect(&server.url()).await;
+    let err = b.expect("error").await;
+    assert_eq!(err["code"], "board-full");
+    b.expect_disconnect().await;
+    assert_eq!(server.state.stats.open(App::Draw), 1);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn connections_are_counted() {
+    let server = common::server().await;
+    let a = joined(&server.url()).await;
+    let _b = joined(&server.url()).await;
+    assert_eq!(server.state.stats.open(App::Draw), 2);
+    a.close().await;
+    for _ in 0..100 {
+        if server.state.stats.open(App::Draw) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.state.stats.open(App::Draw), 1);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn strokes_survive_a_restart() {
+    let dir = std::env::temp_dir().join(format!("rt-draw-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut config = Config::for_tests();
+    config.data = Some(dir.join("rt.db"));
+    let server = common::server_with(config.clone()).await;
+    let mut a = joined(&server.url()).await;
+    a.mv(1.0, 1.0, false).await;
+    a.mv(2.0, 2.0, true).await;
+    a.mv(3.0, 3.0, true).await;
+    a.mv(4.0, 4.0, false).await;
+    a.mv(5.0, 5.0, true).await;
+    wait_for_segments(&server, 3).await;
+    a.emit("undo", vec![]).await;
+    a.expect("undone").await;
+    server.shutdown().await.unwrap();
+
+    let server = common::server_with(config).await;
+    let mut c = Client::connect(&server.url()).await;
+    let parts = c.canvas().await;
+    assert_eq!(parts[0].strokes.len(), 1);
+    assert_eq!(
+        parts[0].strokes[0].points,
+        vec![1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+    );
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_large_canvas_arrives_in_parts_over_polling_limits() {
+    let mut config = Config::for_tests();
+    config.draw.rate = 100_000;
+    let server = common::server_with(config).await;
+    let mut a = joined(&server.url()).await;
+    a.mv(0.0, 0.0, false).await;
+    // About 20,000 segments: more than one part. Sent in batches so the
+    // command queue never fills.
+    let mut expected = 0;
+    for batch in 0..20u32 {
+        for i in batch * 1000..(batch + 1) * 1000 {
+            let x = f64::from(i % 2000) + 0.3;
+            let y = f64::from((i / 2000) * 90) + 0.7;
+            let drawing = i % 50 != 0;
+            a.mv(x, y, drawing).await;
+            expected += usize::from(drawing);
+        }
+        wait_for_segments(&server, expected).await;
+    }
+    let mut c = Client::connect(&server.url()).await;
+    let parts = c.canvas().await;
+    assert!(parts.len() > 1, "one part for {expected} segments");
+    let mut board = rt_protocol::draw::Board::new();
+    for part in &parts {
+        let len = serde_json::to_string(part).unwrap().len() as u64;
+        assert!(len <= rt_server::draw::MAX_PAYLOAD, "part of {len} bytes");
+        board.load_part(part);
+    }
+    assert_eq!(board.segments(), expected);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn polling_with_an_unknown_sid_is_refused() {
+    let server = common::server().await;
+    let res = common::http()
+        .get(format!(
+            "{}/socket.io/?EIO=4&transport=polling&sid=nope",
+            server.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    // The polling handshake works, advertising the upgrade and our payload limit.
+    let body = common::http()
+        .get(format!(
+            "{}/socket.io/?EIO=4&transport=polling",
+            server.url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let EnginePacket::Open(info) = EnginePacket::decode(&body).unwrap() else {
+        panic!("not an open packet: {body}")
+    };
+    assert_eq!(info.upgrades, vec!["websocket"]);
+    assert_eq!(info.max_payload, rt_server::draw::MAX_PAYLOAD);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_client_script_is_served_as_javascript() {
+    let server = common::server().await;
+    let res = common::http()
+        .get(format!("{}/socket.io/socket.io.js", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let ct = res.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("application/javascript"), "{ct}");
+    let body = res.text().await.unwrap();
+    assert!(body.contains("EIO=4"), "not our client");
+    // The drawing page is served too.
+    let res = common::http()
+        .get(format!("{}/draw/", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("/socket.io/socket.io.js")
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_with_connected_clients_is_prompt() {
+    let server = common::server().await;
+    let _a = joined(&server.url()).await;
+    let _b = joined(&server.url()).await;
+    tokio::time::timeout(Duration::from_secs(5), server.shutdown())
+        .await
+        .expect("shutdown within 5 s")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut() {
+    let mut config = Config::for_tests();
+    config.draw.rate = 1_000_000;
+    let server = common::server_with(config).await;
+    let http = common::http();
+    // A long-polling client that connects and then never polls again.
+    let base = format!("{}/socket.io/?EIO=4&transport=polling", server.url());
+    let open = http.get(&base).send().await.unwrap().text().await.unwrap();
+    let EnginePacket::Open(info) = EnginePacket::decode(&open).unwrap() else {
+        panic!("{open}")
+    };
+    let res = http
+        .post(format!("{base}&sid={}", info.sid))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body("40")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut a = Client::connect(&server.url()).await;
+    a.canvas().await;
+    // Wait until the silent client is on the board.
+    let silent = loop {
+        let peers: Vec<Peer> = serde_json::from_value(a.expect("peers").await).unwrap();
+        if let Some(p) = peers.iter().find(|p| p.id != a.id) {
+            break p.id.clone();
+        }
+    };
+    assert_eq!(server.state.stats.open(App::Draw), 2);
+    for i in 0..(rt_server::draw::SOCKET_BUFFER as u32 + 50) {
+        a.mv(f64::from(i % 2000), 1.0, false).await;
+    }
+    assert_eq!(a.expect("clientdisconnect").await, json!(silent));
+    let peers: Vec<Peer> = serde_json::from_value(a.expect("peers").await).unwrap();
+    assert_eq!(peers.len(), 1);
+    // The cut client's moves no longer reach the board.
+    let res = http
+        .post(format!("{base}&sid={}", info.sid))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(r#"42["mousemove",{"x":1,"y":1,"drawing":false}]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    a.expect_none("moving").await;
+    // Reading again drains its queue; the session then ends (the client
+    // would reconnect and get a fresh snapshot).
+    let mut ended = false;
+    for _ in 0..20 {
+        let res = http
+            .get(format!("{base}&sid={}", info.sid))
+            .send()
+            .await
+            .unwrap();
+        let body = res.text().await.unwrap();
+        if body.split('\u{1e}').any(|p| p == "41") || body.contains("Session ID unknown") {
+            ended = true;
+            break;
+        }
+        a.mv(1.0, 1.0, false).await;
+    }
+    assert!(ended, "the cut session was never ended");
+    server.shutdown().await.unwrap();
+}

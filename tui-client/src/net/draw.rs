@@ -1,0 +1,563 @@
+//! Drawing board client: Socket.IO v5 over Engine.IO v4 on the WebSocket
+//! transport (`rt_protocol::engineio` does the framing).
+//!
+//! [`Session`] is one connection (used directly by `rt-tui draw`);
+//! [`DrawClient`] is the UI's task: it keeps a session open, reconnects with
+//! backoff, sends at most one `mousemove` per [`MOVE_INTERVAL`] and reports
+//! events and its state on the UI's channel.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rt_protocol::draw::{CanvasPart, Cleared, ErrorEvent, Hello, Peer, Undone, event};
+use rt_protocol::engineio::{EnginePacket, SocketKind, SocketPacket, event_frame};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::backoff::Backoff;
+use super::{ConnState, NetEvent, Transport};
+
+/// At most one `mousemove` per this interval.
+pub const MOVE_INTERVAL: Duration = Duration::from_millis(50);
+/// How long connecting (through the Socket.IO CONNECT) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Moves waiting for their turn at most; same-pen moves are merged first.
+pub const MOVE_QUEUE: usize = 64;
+/// Commands from the UI waiting for the task at most.
+pub const COMMAND_QUEUE: usize = 256;
+/// Largest incoming WebSocket message (one `canvas` part fits well).
+pub const MAX_MESSAGE: usize = 1024 * 1024;
+
+/// Why a session failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("cannot reach {url}: {source}")]
+    Connect {
+        url: String,
+        source: tokio_tungstenite::tungstenite::Error,
+    },
+    #[error("connection lost: {0}")]
+    Lost(String),
+    #[error("the server refused the connection: {0}")]
+    Refused(String),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+}
+
+/// An event from the board, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DrawEvent {
+    /// Connected with this socket id.
+    Connected {
+        id: String,
+    },
+    /// Part of the drawing (part 0 starts over).
+    Canvas(CanvasPart),
+    /// Who is online.
+    Peers(Vec<Peer>),
+    /// Someone's pointer moved (`data` is the object as sent).
+    Moving {
+        id: String,
+        x: f64,
+        y: f64,
+        drawing: bool,
+    },
+    ClientDisconnect(String),
+    Cleared(Cleared),
+    Undone(Undone),
+    /// The server refused something we sent.
+    Error(ErrorEvent),
+    /// A `mousemove` of ours went out (so the pane draws exactly what was sent).
+    Sent {
+        x: f64,
+        y: f64,
+        drawing: bool,
+    },
+    /// The connection ended; the client reconnects.
+    Disconnected,
+}
+
+impl DrawEvent {
+    /// Decodes a Socket.IO event; `None` for events this client ignores or
+    /// payloads that do not parse.
+    pub fn from_socketio(name: &str, args: &[Value]) -> Option<DrawEvent> {
+        let arg = args.first().cloned().unwrap_or(Value::Null);
+        let ev = match name {
+            event::CANVAS => DrawEvent::Canvas(serde_json::from_value(arg).ok()?),
+            event::PEERS => DrawEvent::Peers(serde_json::from_value(arg).ok()?),
+            event::MOVING => DrawEvent::Moving {
+                id: arg.get("id")?.as_str()?.to_string(),
+                x: arg.get("x")?.as_f64()?,
+                y: arg.get("y")?.as_f64()?,
+                drawing: arg.get("drawing")?.as_bool()?,
+            },
+            event::CLIENT_DISCONNECT => DrawEvent::ClientDisconnect(arg.as_str()?.to_string()),
+            event::CLEARED => DrawEvent::Cleared(serde_json::from_value(arg).ok()?),
+            event::UNDONE => DrawEvent::Undone(serde_json::from_value(arg).ok()?),
+            event::ERROR => DrawEvent::Error(serde_json::from_value(arg).ok()?),
+            _ => return None,
+        };
+        Some(ev)
+    }
+}
+
+/// What the UI asks the client to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DrawCommand {
+    /// Move the pen to `(x, y)` (board coordinates), drawing or not.
+    Move {
+        x: f64,
+        y: f64,
+        drawing: bool,
+    },
+    /// Name and colour (re-sent after every reconnect).
+    Hello(Hello),
+    Undo,
+    Clear,
+}
+
+/// The Socket.IO WebSocket URL for a server base URL.
+pub fn socket_url(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    let ws = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_string()
+    };
+    format!("{ws}/socket.io/?EIO=4&transport=websocket")
+}
+
+/// One Socket.IO connection on the default namespace.
+pub struct Session {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Our socket id.
+    pub id: String,
+    /// No ping for this long means the server is gone.
+    heartbeat: Duration,
+    last_ping: Instant,
+}
+
+impl Session {
+    /// Connects, completes the Engine.IO handshake and the Socket.IO CONNECT.
+    pub async fn connect(base: &str) -> Result<Session, SessionError> {
+        tokio::time::timeout(CONNECT_TIMEOUT, Session::connect_inner(base))
+            .await
+            .map_err(|_| SessionError::Timeout("connecting"))?
+    }
+
+    async fn connect_inner(base: &str) -> Result<Session, SessionError> {
+        let url = socket_url(base);
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE));
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
+            .await
+            .map_err(|source| SessionError::Connect {
+                url: base.to_string(),
+                source,
+            })?;
+        let heartbeat = loop {
+            match read_packet(&mut ws).await? {
+                EnginePacket::Open(info) => {
+                    break Duration::from_millis(info.ping_interval + info.ping_timeout);
+                }
+                EnginePacket::Close => return Err(SessionError::Lost("closed".into())),
+                _ => {}
+            }
+        };
+        send_text(
+            &mut ws,
+            EnginePacket::Message(SocketPacket::connect(None).encode()).encode(),
+        )
+        .await?;
+        let id = loop {
+            match read_packet(&mut ws).await? {
+                EnginePacket::Ping(d) => send_text(&mut ws, EnginePacket::Pong(d).encode()).await?,
+                EnginePacket::Message(m) => {
+                    let p = SocketPacket::decode(&m)
+                        .map_err(|e| SessionError::Protocol(e.to_string()))?;
+                    match p.kind {
+                        SocketKind::Connect => {
+                            let sid = p
+                                .data
+                                .as_ref()
+                                .and_then(|d| d.get("sid"))
+                                .and_then(Value::as_str)
+                                .ok_or_else(|| {
+                                    SessionError::Protocol("CONNECT without sid".into())
+                                })?;
+                            break sid.to_string();
+                        }
+                        SocketKind::ConnectError => {
+                            let msg = p
+                                .data
+                                .as_ref()
+                                .and_then(|d| d.get("message"))
+                                .and_then(Value::as_str)
+                                .unwrap_or("no reason given");
+                            return Err(SessionError::Refused(msg.to_string()));
+                        }
+                        _ => {}
+                    }
+                }
+                EnginePacket::Close => return Err(SessionError::Lost("closed".into())),
+                _ => {}
+            }
+        };
+        Ok(Session {
+            ws,
+            id,
+            heartbeat,
+            last_ping: Instant::now(),
+        })
+    }
+
+    /// Sends event `name` with `args`.
+    pub async fn emit(&mut self, name: &str, args: Vec<Value>) -> Result<(), SessionError> {
+        send_text(&mut self.ws, event_frame(name, args)).await
+    }
+
+    /// Sends a `mousemove`.
+    pub async fn mouse_move(&mut self, x: f64, y: f64, drawing: bool) -> Result<(), SessionError> {
+        self.emit(
+            event::MOUSEMOVE,
+            vec![json!({"x": x, "y": y, "drawing": drawing})],
+        )
+        .await
+    }
+
+    /// The next event (name, arguments), answering pings on the way. Fails
+    /// when the connection ends or the server's pings stop.
+    pub async fn next_event(&mut self) -> Result<(String, Vec<Value>), SessionError> {
+        loop {
+            let deadline = self.last_ping + self.heartbeat;
+            let packet = tokio::time::timeout_at(deadline, read_packet(&mut self.ws))
+                .await
+                .map_err(|_| SessionError::Timeout("no ping from the server"))??;
+            match packet {
+                EnginePacket::Ping(d) => {
+                    self.last_ping = Instant::now();
+                    send_text(&mut self.ws, EnginePacket::Pong(d).encode()).await?;
+                }
+                EnginePacket::Message(m) => {
+                    let p = SocketPacket::decode(&m)
+                        .map_err(|e| SessionError::Protocol(e.to_string()))?;
+                    if p.kind == SocketKind::Disconnect {
+                        return Err(SessionError::Lost("the server ended the session".into()));
+                    }
+                    if let Some((name, args)) = p.as_event() {
+                        return Ok((name.to_string(), args.to_vec()));
+                    }
+                }
+                EnginePacket::Close => {
+                    return Err(SessionError::Lost("closed by the server".into()));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Leaves politely: Socket.IO DISCONNECT, Engine.IO close, WebSocket close.
+    pub async fn close(mut self) {
+        let _ = send_text(
+            &mut self.ws,
+            EnginePacket::Message(
+                SocketPacket {
+                    kind: SocketKind::Disconnect,
+                    nsp: "/".into(),
+                    ack: None,
+                    data: None,
+                }
+                .encode(),
+            )
+            .encode(),
+        )
+        .await;
+        let _ = send_text(&mut self.ws, EnginePacket::Close.encode()).await;
+        let _ = self.ws.close(None).await;
+    }
+}
+
+async fn send_text(
+    ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>,
+    text: String,
+) -> Result<(), SessionError> {
+    ws.send(Message::text(text))
+        .await
+        .map_err(|e| SessionError::Lost(e.to_string()))
+}
+
+async fn read_packet(
+    ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>,
+) -> Result<EnginePacket, SessionError> {
+    loop {
+        let msg = ws
+            .next()
+            .await
+            .ok_or_else(|| SessionError::Lost("closed".into()))?
+            .map_err(|e| SessionError::Lost(e.to_string()))?;
+        match msg {
+            Message::Text(t) => {
+                return EnginePacket::decode(&t).map_err(|e| SessionError::Protocol(e.to_string()));
+            }
+            Message::Close(_) => return Err(SessionError::Lost("closed".into())),
+            // Binary attachments are not used by the board.
+            _ => {}
+        }
+    }
+}
+
+/// Moves waiting to go out, one per [`MOVE_INTERVAL`]. Consecutive moves
+/// with the same pen state merge (the latest position wins); a change of pen
+/// state is kept, so strokes start and end where they did.
+#[derive(Debug, Default)]
+pub struct MoveQueue {
+    queue: VecDeque<(f64, f64, bool)>,
+}
+
+impl MoveQueue {
+    /// Queues a move, merging it into the last one when the pen state is
+    /// the same.
+    pub fn push(&mut self, x: f64, y: f64, drawing: bool) {
+        if let Some(last) = self.queue.back_mut()
+            && last.2 == drawing
+        {
+            *last = (x, y, drawing);
+            return;
+        }
+        if self.queue.len() >= MOVE_QUEUE {
+            // Far behind: keep the newest state, drop the oldest point.
+            self.queue.pop_front();
+        }
+        self.queue.push_back((x, y, drawing));
+    }
+
+    /// The next move to send.
+    pub fn pop(&mut self) -> Option<(f64, f64, bool)> {
+        self.queue.pop_front()
+    }
+
+    /// Nothing waiting.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+/// The UI's drawing client. Dropping it stops the task.
+pub struct DrawClient {
+    commands: mpsc::Sender<DrawCommand>,
+    task: JoinHandle<()>,
+}
+
+impl DrawClient {
+    /// Starts the task; events go to `events`.
+    pub fn spawn(base_url: String, hello: Hello, events: mpsc::Sender<NetEvent>) -> DrawClient {
+        let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
+        let task = tokio::spawn(run(base_url, hello, rx, events));
+        DrawClient { commands, task }
+    }
+
+    /// Queues a command; dropped if the task is far behind.
+    pub fn send(&self, cmd: DrawCommand) {
+        let _ = self.commands.try_send(cmd);
+    }
+}
+
+impl Drop for DrawClient {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn run(
+    base: String,
+    mut hello: Hello,
+    mut commands: mpsc::Receiver<DrawCommand>,
+    events: mpsc::Sender<NetEvent>,
+) {
+    let mut backoff = Backoff::default();
+    let report = |ev: NetEvent| {
+        let events = events.clone();
+        async move { events.send(ev).await.is_ok() }
+    };
+    if !report(NetEvent::State(Transport::Draw, ConnState::Connecting)).await {
+        return;
+    }
+    loop {
+        let error = match Session::connect(&base).await {
+            Ok(mut session) => {
+                backoff.reset();
+                if !report(NetEvent::State(Transport::Draw, ConnState::Connected)).await
+                    || !report(NetEvent::Draw(DrawEvent::Connected {
+                        id: session.id.clone(),
+                    }))
+                    .await
+                {
+                    return;
+                }
+                let end = connected(&mut session, &mut hello, &mut commands, &events).await;
+                match end {
+                    Ok(()) => {
+                        session.close().await;
+                        return;
+                    }
+                    Err(e) => {
+                        if !report(NetEvent::Draw(DrawEvent::Disconnected)).await {
+                            return;
+                        }
+                        e.to_string()
+                    }
+                }
+            }
+            Err(e) => e.to_string(),
+        };
+        let delay = backoff.next_delay();
+        let at = std::time::Instant::now() + delay;
+        if !report(NetEvent::State(
+            Transport::Draw,
+            ConnState::Retrying { at, error },
+        ))
+        .await
+        {
+            return;
+        }
+        // Commands while away are stale (the board will be resent); only the
+        // latest hello matters.
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                cmd = commands.recv() => match cmd {
+                    Some(DrawCommand::Hello(h)) => hello = h,
+                    Some(_) => {}
+                    None => return,
+                },
+            }
+        }
+    }
+}
+
+/// Serves one session; `Ok` when the UI has gone away.
+async fn connected(
+    session: &mut Session,
+    hello: &mut Hello,
+    commands: &mut mpsc::Receiver<DrawCommand>,
+    events: &mpsc::Sender<NetEvent>,
+) -> Result<(), SessionError> {
+    session
+        .emit(
+            event::HELLO,
+            vec![serde_json::to_value(&*hello).unwrap_or(Value::Null)],
+        )
+        .await?;
+    let mut moves = MoveQueue::default();
+    let mut next_move = Instant::now();
+    loop {
+        let due = !moves.is_empty();
+        tokio::select! {
+            ev = session.next_event() => {
+                let (name, args) = ev?;
+                if let Some(ev) = DrawEvent::from_socketio(&name, &args)
+                    && events.send(NetEvent::Draw(ev)).await.is_err()
+                {
+                    return Ok(());
+                }
+            }
+            cmd = commands.recv() => match cmd {
+                None => return Ok(()),
+                Some(DrawCommand::Move { x, y, drawing }) => moves.push(x, y, drawing),
+                Some(DrawCommand::Hello(h)) => {
+                    *hello = h;
+                    session.emit(event::HELLO, vec![serde_json::to_value(&*hello).unwrap_or(Value::Null)]).await?;
+                }
+                Some(DrawCommand::Undo) => session.emit(event::UNDO, vec![]).await?,
+                Some(DrawCommand::Clear) => session.emit(event::CLEAR, vec![]).await?,
+            },
+            _ = tokio::time::sleep_until(next_move), if due => {
+                if let Some((x, y, drawing)) = moves.pop() {
+                    session.mouse_move(x, y, drawing).await?;
+                    next_move = Instant::now() + MOVE_INTERVAL;
+                    if events.send(NetEvent::Draw(DrawEvent::Sent { x, y, drawing })).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_url_from_base() {
+        assert_eq!(
+            socket_url("http://127.0.0.1:8080/"),
+            "ws://127.0.0.1:8080/socket.io/?EIO=4&transport=websocket"
+        );
+        assert_eq!(
+            socket_url("https://h"),
+            "wss://h/socket.io/?EIO=4&transport=websocket"
+        );
+    }
+
+    #[test]
+    fn move_queue_merges_same_pen_moves_and_keeps_pen_changes() {
+        let mut q = MoveQueue::default();
+        q.push(1.0, 1.0, false);
+        q.push(2.0, 2.0, false);
+        q.push(3.0, 3.0, true);
+        q.push(4.0, 4.0, true);
+        q.push(5.0, 5.0, true);
+        q.push(6.0, 6.0, false);
+        let all: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(
+            all,
+            vec![(2.0, 2.0, false), (5.0, 5.0, true), (6.0, 6.0, false)]
+        );
+    }
+
+    #[test]
+    fn move_queue_is_bounded() {
+        let mut q = MoveQueue::default();
+        for i in 0..1000 {
+            q.push(f64::from(i), 0.0, i % 2 == 0);
+        }
+        assert!(std::iter::from_fn(|| q.pop()).count() <= MOVE_QUEUE);
+    }
+
+    #[test]
+    fn decodes_board_events() {
+        let ev = DrawEvent::from_socketio(
+            "moving",
+            &[json!({"x": 1, "y": 2.5, "drawing": true, "id": "abc", "extra": 1})],
+        );
+        assert_eq!(
+            ev,
+            Some(DrawEvent::Moving {
+                id: "abc".into(),
+                x: 1.0,
+                y: 2.5,
+                drawing: true
+            })
+        );
+        assert_eq!(
+            DrawEvent::from_socketio("clientdisconnect", &[json!("abc")]),
+            Some(DrawEvent::ClientDisconnect("abc".into()))
+        );
+        assert_eq!(DrawEvent::from_socketio("moving", &[json!({"x": 1})]), None);
+        assert_eq!(DrawEvent::from_socketio("other", &[]), None);
+    }
+}
