@@ -159,3 +159,68 @@ async fn remote_targets_are_refused() {
         "{out:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draw_deliveries_carry_latencies() {
+    let server = rt_server(5000).await;
+    let target = Target::in_process(server.addr);
+    let s = measure(
+        &scenario(&[
+            "draw",
+            "--clients",
+            "4",
+            "--drawers",
+            "1",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--verify-every",
+            "2",
+            "--quiet",
+        ]),
+        &target,
+    )
+    .await
+    .expect("the run completes");
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(figure(&s, "clients_connected"), 4.0);
+    let deliveries = figure(&s, "deliveries");
+    assert!(deliveries >= 1.0, "{deliveries}");
+    assert_eq!(latency_count(&s, "delivery") as f64, deliveries);
+    // Three receivers per move; a move sent just before the end may arrive
+    // after it, one sent just before the start may arrive within it.
+    let sent = figure(&s, "moves_sent");
+    assert!(sent >= 1.0);
+    assert!(deliveries <= 3.0 * (sent + 2.0), "{deliveries} for {sent}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editors_converge() {
+    let server = rt_server(5000).await;
+    let target = Target::in_process(server.addr);
+    let s = measure(
+        &scenario(&[
+            "editor",
+            "--editors",
+            "3",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--quiet",
+        ]),
+        &target,
+    )
+    .await
+    .expect("the run completes");
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(figure(&s, "editors_converged"), 3.0);
+    let acked = figure(&s, "acked_ops");
+    assert!(acked >= 1.0);
+    assert_eq!(latency_count(&s, "ack") as f64, acked);
+    // The create plus every op, the measured ones among them.
+    assert!(figure(&s, "final_version") >= acked + 1.0);
+    server.shutdown().await.unwrap();
+}
