@@ -1,6 +1,9 @@
 //! Delta hot paths on a 100 KB rich-text document: compose, transform and
 //! `Document::apply` (the server's apply path), plus the replay of the
-//! automerge-paper editing trace (259,778 single-character edits).
+//! automerge-paper editing trace (259,778 single-character edits): through
+//! `Document::apply` alone, and through the server's whole CPU path for a
+//! submitted op (parse the client's frame, validate, apply, encode the ack
+//! and the broadcast) without the store and the sockets.
 //!
 //! ```text
 //! cargo bench -p rt-protocol --bench delta
@@ -12,6 +15,7 @@ use std::io::Read;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use rt_protocol::delta::{Attributes, Delta, Document};
+use rt_protocol::sharedb::{self, OpBody, Request};
 use serde_json::{Value, json};
 
 /// Where the trace is read from unless `RT_TRACE` says otherwise.
@@ -172,6 +176,38 @@ fn trace(c: &mut Criterion) {
                 d.apply(op).expect("applies");
             }
             d
+        })
+    });
+    // The client frames as a ShareDB client would send them, one per edit.
+    let frames: Vec<String> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            json!({"a": "op", "c": "bench", "d": "trace", "v": i + 1, "seq": i + 1,
+                   "x": {}, "op": op.ops_value()})
+            .to_string()
+        })
+        .collect();
+    g.bench_function("automerge_paper_server_submit_path", |b| {
+        b.iter(|| {
+            let mut d = Document::new();
+            let mut wire = 0usize;
+            for frame in &frames {
+                let parsed = sharedb::parse_frame(frame).expect("a frame");
+                let Ok(Request::Op(submit)) = sharedb::parse_request(&parsed) else {
+                    panic!("not a submit: {frame}");
+                };
+                let OpBody::Edit(op) = &submit.body else {
+                    panic!("not an edit: {frame}");
+                };
+                d.apply(op).expect("applies");
+                let v = submit.v.expect("a version");
+                wire += sharedb::ack(&submit.c, &submit.d, "src", submit.seq, v).len();
+                wire +=
+                    sharedb::op_message(&submit.c, &submit.d, v, "src", submit.seq, &submit.body)
+                        .len();
+            }
+            (d, wire)
         })
     });
     g.finish();

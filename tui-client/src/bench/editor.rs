@@ -97,6 +97,10 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
     summary.param("duration_s", args.duration);
     summary.param("threads", args.common.threads);
     summary.param("server_args", args.common.target.server_args.join(" "));
+    summary.param(
+        "server_data",
+        args.common.target.server_data.display().to_string(),
+    );
 
     let m = args.editors as usize;
     let mut tasks = JoinSet::new();

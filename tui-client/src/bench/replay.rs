@@ -116,6 +116,10 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
     summary.param("trace", args.trace.display().to_string());
     summary.param("edits", total as u64);
     summary.param("server_args", args.common.target.server_args.join(" "));
+    summary.param(
+        "server_data",
+        args.common.target.server_data.display().to_string(),
+    );
 
     let server_mark = target.pid.and_then(CpuMark::take);
     let own_mark = CpuMark::take(std::process::id());

@@ -25,11 +25,15 @@ pub struct TargetArgs {
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
 
-    /// Start this `rt-server` binary on an ephemeral loopback port with a
-    /// throwaway store, measure it, and stop it at the end (`--url` is then
-    /// ignored).
+    /// Start this `rt-server` binary on an ephemeral loopback port, measure
+    /// it, and stop it at the end (`--url` is then ignored).
     #[arg(long, value_name = "PATH")]
     pub spawn_server: Option<PathBuf>,
+
+    /// Data file of the spawned server: `:memory:` (no disk writes) or a
+    /// path, to measure commits that reach the file.
+    #[arg(long, default_value = ":memory:", value_name = "PATH")]
+    pub server_data: PathBuf,
 
     /// Extra flag for the spawned server (repeatable), e.g.
     /// `--server-arg=--fsync`.
@@ -56,7 +60,7 @@ impl Target {
     /// looks for the pid.
     pub async fn resolve(args: &TargetArgs) -> anyhow::Result<Target> {
         if let Some(path) = &args.spawn_server {
-            return spawn(path, &args.server_args).await;
+            return spawn(path, &args.server_data, &args.server_args).await;
         }
         let addr = parse_url(&args.url)?;
         let pid = match args.server_pid {
@@ -122,9 +126,10 @@ pub fn parse_url(url: &str) -> anyhow::Result<SocketAddr> {
     Ok(SocketAddr::new(ip, port))
 }
 
-async fn spawn(path: &PathBuf, extra: &[String]) -> anyhow::Result<Target> {
+async fn spawn(path: &PathBuf, data: &PathBuf, extra: &[String]) -> anyhow::Result<Target> {
     let mut cmd = Command::new(path);
-    cmd.args(["--bind", "127.0.0.1:0", "--data", ":memory:"])
+    cmd.args(["--bind", "127.0.0.1:0", "--data"])
+        .arg(data)
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
