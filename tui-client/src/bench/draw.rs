@@ -5,7 +5,7 @@
 //! per delivery.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -76,6 +76,8 @@ struct Shared {
     /// Drawers start once every client is connected.
     go: CancellationToken,
     measuring: AtomicBool,
+    /// Every frame received, measured or not (to see the join traffic end).
+    frames: AtomicU64,
     counters: Arc<Counters>,
     stop: CancellationToken,
 }
@@ -101,6 +103,7 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
         ready: AtomicUsize::new(0),
         go: CancellationToken::new(),
         measuring: AtomicBool::new(false),
+        frames: AtomicU64::new(0),
         counters: counters.clone(),
         stop: CancellationToken::new(),
     });
@@ -140,6 +143,22 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
         ));
         shared.stop.cancel();
     } else {
+        // Joins make the server send to everyone (the peer list); start
+        // drawing once that traffic has stopped.
+        let quiet_start = Instant::now();
+        let mut last = shared.frames.load(Ordering::Relaxed);
+        let mut still = 0;
+        while still < 3 && quiet_start.elapsed() < Duration::from_secs(args.connect_timeout) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = shared.frames.load(Ordering::Relaxed);
+            still = if now == last { still + 1 } else { 0 };
+            last = now;
+        }
+        summary.figure("join_traffic_frames", last);
+        summary.figure(
+            "join_traffic_drain_s",
+            (quiet_start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        );
         shared.go.cancel();
         tokio::time::sleep(Duration::from_secs(args.warmup)).await;
         let server_mark = target.pid.and_then(CpuMark::take);
@@ -271,20 +290,22 @@ async fn session(
     shared: &Shared,
     tally: &mut Tally,
 ) -> Result<(), String> {
-    tokio::select! {
-        _ = shared.go.cancelled() => {}
-        _ = shared.stop.cancelled() => return Ok(()),
-    }
-    // Spread the drawers over the 50 ms period.
+    // Read from the start: the server greets every join with traffic to
+    // everyone, which must be drained, not left queued on its side.
     let period = Duration::from_millis(1000 / DRAW_HZ);
-    let offset = period.mul_f64((i % 50) as f64 / 50.0);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick: Option<tokio::time::Interval> = None;
     let mut step = 0u64;
     loop {
         tokio::select! {
             _ = shared.stop.cancelled() => return Ok(()),
-            _ = tick.tick(), if drawer => {
+            _ = shared.go.cancelled(), if drawer && tick.is_none() => {
+                // Spread the drawers over the 50 ms period.
+                let offset = period.mul_f64((i % 50) as f64 / 50.0);
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick = Some(t);
+            }
+            _ = async { tick.as_mut().expect("checked").tick().await }, if tick.is_some() => {
                 step += 1;
                 let frame = mousemove(i, step, shared.base.elapsed().as_nanos() as u64);
                 conn.send_text(frame.as_bytes()).await.map_err(|e| e.to_string())?;
@@ -324,6 +345,7 @@ async fn handle(
     shared: &Shared,
     tally: &mut Tally,
 ) -> Result<(), String> {
+    shared.frames.fetch_add(1, Ordering::Relaxed);
     let text = match m {
         Message::Text(t) => t,
         Message::Close(code) => return Err(format!("closed by the server ({code:?})")),
