@@ -331,7 +331,7 @@ fn mousemove(i: u64, step: u64, t: u64) -> String {
     let x = (1000.0 + 400.0 * angle.cos()).round();
     let y = (500.0 + 400.0 * angle.sin()).round();
     // Pen up every 100 moves, so strokes stay short as on the classic page.
-    let drawing = step % 100 != 0;
+    let drawing = !step.is_multiple_of(100);
     rt_protocol::engineio::event_frame(
         event::MOUSEMOVE,
         [json!({"x": x, "y": y, "drawing": drawing, "t": t, "s": i})],
