@@ -432,6 +432,11 @@ async fn bad_input_gets_clear_statuses_and_changes_nothing() {
         "/addanswer/%C3",
         "/selectquestion/",
         "/vote/",
+        // Control characters (NUL, ESC, DEL, a C1 control) are refused.
+        "/askquestion/a%00b",
+        "/askquestion/%1B%5B2J",
+        "/askquestion/x%7F",
+        "/addanswer/%C2%9B31m",
     ] {
         let (status, _) = post(&server, path, Some(&a_id)).await;
         assert_eq!(status, 400, "{path}");
@@ -670,6 +675,95 @@ async fn the_log_is_also_bounded_in_bytes() {
     s.login().await;
     assert_eq!(s.next().await.event, qa::RESET_EVENT);
     assert_eq!(questions_of(&s.message().await).len(), 8);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn refusals_do_not_push_real_events_out_of_the_log() {
+    let mut c = test_config();
+    c.qa.log_events = 5;
+    let server = common::server_with(c).await;
+    let (mut troll, troll_id) = joined(&server).await;
+    let (s, me) = joined(&server).await;
+    let last = s.last_id();
+    drop(s);
+    ask(&server, &troll_id, "a real question").await;
+    troll.message().await;
+    // Far more refusals than the log holds; each still notifies the caller.
+    for _ in 0..20 {
+        assert_eq!(answer(&server, &troll_id, " ").await.0, 400);
+        assert_eq!(select(&server, &troll_id, "nope").await.0, 404);
+    }
+    for _ in 0..40 {
+        assert!(matches!(
+            troll.message().await,
+            Message::Notification { .. }
+        ));
+    }
+    // The missed question is still in the log: replayed, no reset.
+    let mut s = Stream::open(&server, &format!("?user={me}"), &[("last-event-id", &last)]).await;
+    let first = s.next().await;
+    assert_eq!(first.event, "message", "no reset: {first:?}");
+    let m: Message = serde_json::from_str(&first.data).unwrap();
+    assert_eq!(questions_of(&m)[0].0, "a real question");
+    assert_eq!(s.login().await, me);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn head_login_creates_no_user_and_no_stream() {
+    let server = common::server_with(test_config()).await;
+    let (a, _) = joined(&server).await;
+    let before: u64 = a.last_id().parse().unwrap();
+    let http = common::http();
+    for _ in 0..3 {
+        let res = http
+            .head(format!("{}/login", server.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "text/event-stream");
+        assert!(res.headers().get("set-cookie").is_none(), "no identity");
+    }
+    // No event ids were spent on logins or snapshots for the HEADs.
+    let mut b = Stream::open(&server, "", &[]).await;
+    b.login().await;
+    assert_eq!(b.last_id().parse::<u64>().unwrap(), before + 1);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn idle_anonymous_users_are_forgotten_while_running() {
+    let mut c = test_config();
+    c.qa.ping_ms = 50;
+    c.qa.idle_user_ttl_secs = 0;
+    c.qa.user_sweep_ms = 100;
+    let server = common::server_with(c).await;
+    // An anonymous visitor who leaves without doing anything.
+    let (idle, idle_id) = joined(&server).await;
+    drop(idle);
+    // One who asked (and so has a handle on the board), one who follows a
+    // question, and one still connected: all kept.
+    let (asker, asker_id) = joined(&server).await;
+    assert_eq!(ask(&server, &asker_id, "kept").await.0, 200);
+    drop(asker);
+    let (follower, follower_id) = joined(&server).await;
+    assert_eq!(select(&server, &follower_id, "kept").await.0, 200);
+    drop(follower);
+    let (mut live, live_id) = joined(&server).await;
+    // Wait for a few sweeps (pings keep the live stream busy meanwhile).
+    for _ in 0..6 {
+        live.next().await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(post(&server, "/vote/kept", Some(&idle_id)).await.0, 401);
+    for user in [&asker_id, &follower_id, &live_id] {
+        assert_eq!(post(&server, "/vote/kept", Some(user)).await.0, 200);
+    }
+    // The forgotten id gets a new identity at login.
+    let mut s = Stream::open(&server, &format!("?user={idle_id}"), &[]).await;
+    assert_ne!(s.login().await, idle_id);
     server.shutdown().await.unwrap();
 }
 

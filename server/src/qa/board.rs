@@ -119,21 +119,26 @@ impl Board {
         shutdown: CancellationToken,
     ) -> Result<Board, StoreError> {
         let (max_events, max_bytes) = (config.log_events as usize, config.log_bytes);
-        let stale = now_ms().saturating_sub(config.user_ttl_days.saturating_mul(86_400_000));
+        let forget = forget_policy(config);
         let loaded = store
-            .call(move |c| db::load(c, max_events, max_bytes, stale))
+            .call(move |c| db::load(c, max_events, max_bytes, forget))
             .await?;
         let mut owner = Owner::new(config, store, loaded);
         let (tx, mut rx) = mpsc::channel(COMMAND_QUEUE);
         let ping_every = Duration::from_millis(config.ping_ms);
+        let sweep_every = Duration::from_millis(config.user_sweep_ms);
+        let config = config.clone();
         tokio::spawn(async move {
-            let mut ping =
-                tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+            let start = tokio::time::Instant::now();
+            let mut ping = tokio::time::interval_at(start + ping_every, ping_every);
             ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut sweep = tokio::time::interval_at(start + sweep_every, sweep_every);
+            sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = ping.tick() => owner.ping().await,
+                    _ = sweep.tick() => owner.forget_users(forget_policy(&config)).await,
                     cmd = rx.recv() => match cmd {
                         Some(cmd) => owner.handle(cmd).await,
                         None => break,
@@ -587,6 +592,17 @@ impl Owner {
         };
         let text = text
             .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("bad path segment: {e}")))?;
+        if matches!(action, Action::Ask | Action::Answer)
+            && let Some(c) = text.chars().find(|&c| is_forbidden_control(c))
+        {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the text contains the control character U+{:04X}",
+                    u32::from(c)
+                ),
+            ));
+        }
         match action {
             Action::Ask => self.ask(&user, &row, text).await,
             Action::Select => self.select(&user, text).await,
@@ -595,19 +611,22 @@ impl Owner {
         }
     }
 
-    /// Sends `message` to `user` alone (logged, so a resuming client gets it)
-    /// and returns the refusal for the action's response.
+    /// Sends `message` to `user`'s open streams and returns the refusal for
+    /// the action's response. Not logged: anyone can cause refusals at will,
+    /// and they must not push real events out of the bounded log.
     async fn refuse(&mut self, user: &str, status: StatusCode, message: String) -> Refusal {
         let mut tx = Tx::default();
         let data = Message::Notification {
             message: message.clone(),
         }
         .to_json();
-        let frame = self.logged(&mut tx, None, &data, Audience::User(user.to_string()));
-        match self.commit(tx, |_| Ok(())).await {
-            Ok(()) => self.fan_out(&frame, To::User(user)),
-            Err(e) => return Refusal::store(e),
+        let (_, frame) = self.event(&mut tx, None, &data);
+        if tx.reserve.is_some()
+            && let Err(e) = self.commit(tx, |_| Ok(())).await
+        {
+            return Refusal::store(e);
         }
+        self.fan_out(&frame, To::User(user));
         Refusal::new(status, message)
     }
 
@@ -769,6 +788,20 @@ impl Owner {
         }))
     }
 
+    /// Deletes the users the policy forgets, keeping the connected ones.
+    async fn forget_users(&mut self, forget: db::Forget) {
+        self.sweep();
+        let live: Vec<String> = self.users.keys().cloned().collect();
+        match self
+            .store
+            .call(move |c| db::forget_users(c, &live, forget))
+            .await
+        {
+            Ok(n) => tracing::debug!(forgotten = n, "Q&A users swept"),
+            Err(e) => tracing::warn!(error = %e, "Q&A user sweep failed"),
+        }
+    }
+
     async fn ping(&mut self) {
         self.sweep();
         if self.subs.is_empty() {
@@ -837,6 +870,23 @@ impl Owner {
                 self.users.remove(&sub.user);
             }
         }
+    }
+}
+
+/// Control characters refused in questions and answers (NUL, ESC, DEL, C1
+/// …): they can only confuse or attack whoever displays the text. Tab and
+/// line breaks are plain text.
+fn is_forbidden_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
+/// Who [`db::forget_users`] removes, as of now.
+fn forget_policy(config: &QaConfig) -> db::Forget {
+    let now = now_ms();
+    db::Forget {
+        now_ms: now,
+        stale_before_ms: now.saturating_sub(config.user_ttl_days.saturating_mul(86_400_000)),
+        idle_before_ms: now.saturating_sub(config.idle_user_ttl_secs.saturating_mul(1000)),
     }
 }
 

@@ -220,17 +220,50 @@ pub(super) fn prune_point<'a>(
     upto
 }
 
+/// Which users to forget: everyone not seen since `stale_before_ms`, and
+/// users who never did anything (no question or answer under their handle,
+/// no vote, nothing followed) not seen since `idle_before_ms`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Forget {
+    pub now_ms: u64,
+    pub stale_before_ms: u64,
+    pub idle_before_ms: u64,
+}
+
+/// Marks the `live` (connected) users as seen now, so they are kept, then
+/// deletes the forgotten ones. Returns how many were deleted.
+pub(super) fn forget_users(
+    conn: &Connection,
+    live: &[String],
+    forget: Forget,
+) -> rusqlite::Result<usize> {
+    for id in live {
+        conn.prepare_cached("UPDATE qa_users SET seen_ms = ?2 WHERE id = ?1")?
+            .execute(params![id, forget.now_ms as i64])?;
+    }
+    let stale = conn
+        .prepare_cached("DELETE FROM qa_users WHERE seen_ms < ?1")?
+        .execute(params![forget.stale_before_ms as i64])?;
+    let idle = conn
+        .prepare_cached(
+            "DELETE FROM qa_users AS u
+             WHERE u.seen_ms < ?1 AND u.selected IS NULL
+               AND NOT EXISTS (SELECT 1 FROM qa_votes v WHERE v.user_id = u.id)
+               AND NOT EXISTS (SELECT 1 FROM qa_questions q WHERE q.author = u.handle)
+               AND NOT EXISTS (SELECT 1 FROM qa_answers a WHERE a.author = u.handle)",
+        )?
+        .execute(params![forget.idle_before_ms as i64])?;
+    Ok(stale + idle)
+}
+
 /// Forgets stale users, trims the log to its limits and reads the board.
 pub(super) fn load(
     conn: &Connection,
     max_events: usize,
     max_bytes: u64,
-    stale_before_ms: u64,
+    forget: Forget,
 ) -> rusqlite::Result<Loaded> {
-    conn.execute(
-        "DELETE FROM qa_users WHERE seen_ms < ?1",
-        params![stale_before_ms as i64],
-    )?;
+    forget_users(conn, &[], forget)?;
     let log: Vec<(u64, u64)> = conn
         .prepare("SELECT id, length(frame) FROM qa_events ORDER BY id")?
         .query_map([], |r| {

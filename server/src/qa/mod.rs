@@ -17,10 +17,11 @@
 //! | `meta` (votes or answer count changed) | everyone |
 //! | `answers` after `addanswer` | every user following the question then, connected or not |
 //! | `answers` after `selectquestion` | the caller |
-//! | `notification` | the caller |
 //!
-//! `login`, `ping` and the snapshots sent at join are not logged: they carry
-//! fresh ids but nothing to replay. A reconnect that presents its identity
+//! `login`, `ping`, the snapshots sent at join and the `notification` of a
+//! refused action are not logged: they carry fresh ids but nothing to replay
+//! (a refusal's message is also in the action's response), and refusals,
+//! which anyone can cause at will, must not push real events out of the log. A reconnect that presents its identity
 //! (`?user=`, the cookie set at login, or the `_sse_user_id_` header) and
 //! `Last-Event-ID: N` gets the logged events after `N` whose audience includes
 //! it, in order and with their original bytes, followed by a new `login`; when
@@ -75,9 +76,24 @@ pub struct QaConfig {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub queue: u32,
 
-    /// Forget users who have not logged in for this many days (at startup).
+    /// Forget users who have not logged in for this many days.
     #[arg(long = "qa-user-ttl-days", default_value_t = 30, value_name = "DAYS")]
     pub user_ttl_days: u64,
+
+    /// Forget sooner users who never did anything (no question, answer,
+    /// vote or followed question) once disconnected this many seconds: every
+    /// anonymous login creates one.
+    #[arg(
+        long = "qa-idle-user-ttl-secs",
+        default_value_t = 86_400,
+        value_name = "SECS"
+    )]
+    pub idle_user_ttl_secs: u64,
+
+    /// How often forgotten users are removed from the store (also at startup).
+    #[arg(long = "qa-user-sweep-ms", default_value_t = 3_600_000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub user_sweep_ms: u64,
 }
 
 /// Milliseconds since the Unix epoch.
