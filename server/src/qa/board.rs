@@ -258,6 +258,7 @@ struct Owner {
     store: Store,
     max_question: usize,
     max_answer: usize,
+    retry_ms: u64,
     log_events: usize,
     log_bytes: u64,
     queue: usize,
@@ -307,6 +308,7 @@ impl Owner {
             store,
             max_question: config.max_question_chars as usize,
             max_answer: config.max_answer_chars as usize,
+            retry_ms: config.retry_ms,
             log_events: config.log_events as usize,
             log_bytes: config.log_bytes,
             queue: config.queue as usize,
@@ -359,6 +361,17 @@ impl Owner {
     fn event(&mut self, tx: &mut Tx, name: Option<&str>, data: &str) -> (u64, Bytes) {
         let id = self.id(tx);
         (id, sse::encode_event(name, Some(&id.to_string()), data))
+    }
+
+    /// The `login` event. It repeats the preamble's `retry:` inside itself:
+    /// some client libraries (the Rust `eventsource-client`) only take up a
+    /// `retry` field that arrives in an event with data.
+    fn login_event(&mut self, tx: &mut Tx, data: &str) -> Bytes {
+        let (_, frame) = self.event(tx, Some(qa::LOGIN_EVENT), data);
+        let mut out = Vec::with_capacity(frame.len() + 24);
+        out.extend_from_slice(format!("retry: {}\n", self.retry_ms).as_bytes());
+        out.extend_from_slice(&frame);
+        Bytes::from(out)
     }
 
     /// Encodes an event with a fresh id and logs it for `audience`.
@@ -519,7 +532,7 @@ impl Owner {
         let replay_from = match start {
             Start::Replay(n) => Some(n),
             Start::Fresh | Start::Reset(_) => {
-                initial.push(self.event(&mut tx, Some(qa::LOGIN_EVENT), &login_data).1);
+                initial.push(self.login_event(&mut tx, &login_data));
                 if let Start::Reset(reason) = start {
                     let data = serde_json::to_string(&Reset { reason }).expect("serializes");
                     initial.push(self.event(&mut tx, Some(qa::RESET_EVENT), &data).1);
@@ -536,8 +549,7 @@ impl Owner {
         };
         // Replayed events keep their old ids, so the login (a fresh id) comes
         // after them and the ids on the stream keep increasing.
-        let login_after_replay =
-            replay_from.map(|_| self.event(&mut tx, Some(qa::LOGIN_EVENT), &login_data).1);
+        let login_after_replay = replay_from.map(|_| self.login_event(&mut tx, &login_data));
         let reader = user.clone();
         let replayed = self
             .commit(tx, move |c| match replay_from {
@@ -592,17 +604,6 @@ impl Owner {
         };
         let text = text
             .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("bad path segment: {e}")))?;
-        if matches!(action, Action::Ask | Action::Answer)
-            && let Some(c) = text.chars().find(|&c| is_forbidden_control(c))
-        {
-            return Err(Refusal::new(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "the text contains the control character U+{:04X}",
-                    u32::from(c)
-                ),
-            ));
-        }
         match action {
             Action::Ask => self.ask(&user, &row, text).await,
             Action::Select => self.select(&user, text).await,
@@ -871,13 +872,6 @@ impl Owner {
             }
         }
     }
-}
-
-/// Control characters refused in questions and answers (NUL, ESC, DEL, C1
-/// …): they can only confuse or attack whoever displays the text. Tab and
-/// line breaks are plain text.
-fn is_forbidden_control(c: char) -> bool {
-    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
 }
 
 /// Who [`db::forget_users`] removes, as of now.

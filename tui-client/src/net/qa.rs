@@ -272,6 +272,10 @@ pub async fn follow(
                     }
                 }
                 Some(Ok(SSE::Event(ev))) => {
+                    // The server's `retry:` sets the reconnection delay.
+                    if let Some(ms) = ev.retry {
+                        backoff.set_initial(Duration::from_millis(ms));
+                    }
                     let raw = RawEvent {
                         id: ev.id,
                         event: ev.event_type,
