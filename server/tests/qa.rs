@@ -766,6 +766,35 @@ async fn idle_anonymous_users_are_forgotten_while_running() {
     server.shutdown().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_replay_larger_than_its_bound_is_a_snapshot_instead() {
+    let mut c = test_config();
+    c.qa.replay_bytes = 6000;
+    let server = common::server_with(c).await;
+    let (_w, writer) = joined(&server).await;
+    let (s, me) = joined(&server).await;
+    let last = s.last_id();
+    drop(s);
+    // Every new question resends the whole list (about 100 bytes a
+    // question): 40 of them are far more than 6000 bytes of missed events,
+    // though the log still holds them.
+    for i in 0..40 {
+        ask(&server, &writer, &format!("q{i}")).await;
+    }
+    let mut s = Stream::open(&server, &format!("?user={me}"), &[("last-event-id", &last)]).await;
+    assert_eq!(s.login().await, me);
+    assert_eq!(s.next().await.event, qa::RESET_EVENT);
+    assert_eq!(questions_of(&s.message().await).len(), 40);
+    // A small gap is still replayed.
+    let last = s.last_id();
+    drop(s);
+    ask(&server, &writer, "one more").await;
+    let mut s = Stream::open(&server, &format!("?user={me}"), &[("last-event-id", &last)]).await;
+    assert_eq!(questions_of(&s.message().await).len(), 41);
+    assert_eq!(s.login().await, me);
+    server.shutdown().await.unwrap();
+}
+
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("rt-qa-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

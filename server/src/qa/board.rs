@@ -259,6 +259,7 @@ struct Owner {
     max_question: usize,
     max_answer: usize,
     retry_ms: u64,
+    replay_bytes: u64,
     log_events: usize,
     log_bytes: u64,
     queue: usize,
@@ -309,6 +310,7 @@ impl Owner {
             max_question: config.max_question_chars as usize,
             max_answer: config.max_answer_chars as usize,
             retry_ms: config.retry_ms,
+            replay_bytes: config.replay_bytes,
             log_events: config.log_events as usize,
             log_bytes: config.log_bytes,
             queue: config.queue as usize,
@@ -516,7 +518,23 @@ impl Owner {
         let start = match (is_new, last_event_id) {
             (true, _) | (false, None) => Start::Fresh,
             (false, Some(raw)) => match raw.trim().parse::<u64>() {
-                Ok(n) if n >= self.floor && n < self.next_id => Start::Replay(n),
+                Ok(n) if n >= self.floor && n < self.next_id => {
+                    let reader = user.clone();
+                    let bytes = self
+                        .store
+                        .call(move |c| db::replay_bytes(c, n, &reader))
+                        .await
+                        .map_err(Refusal::store)?;
+                    // The missed events are read into memory for this one
+                    // stream; past the bound a snapshot says the same.
+                    if bytes <= self.replay_bytes {
+                        Start::Replay(n)
+                    } else {
+                        Start::Reset(format!(
+                            "the events after {n} ({bytes} bytes) are more than a snapshot"
+                        ))
+                    }
+                }
                 Ok(n) if n >= self.next_id => Start::Reset(format!(
                     "event {n} was never sent by this server; starting over"
                 )),
@@ -524,7 +542,7 @@ impl Owner {
                     "events after {n} are no longer kept (the log starts after {})",
                     self.floor
                 )),
-                Err(_) => Start::Reset(format!("unreadable Last-Event-ID {raw:?}")),
+                Err(_) => Start::Reset(format!("unreadable Last-Event-ID {:?}", clip(&raw, 40))),
             },
         };
         let login_data = serde_json::to_string(&user).expect("a string serializes");

@@ -197,6 +197,18 @@ pub(super) fn replay(conn: &Connection, after: u64, user: &str) -> rusqlite::Res
     rows.collect()
 }
 
+/// The size in bytes of what [`replay`] would return.
+pub(super) fn replay_bytes(conn: &Connection, after: u64, user: &str) -> rusqlite::Result<u64> {
+    conn.prepare_cached(
+        "SELECT coalesce(sum(length(frame)), 0) FROM qa_events e
+         WHERE e.id > ?1 AND (e.everyone = 1 OR EXISTS (
+             SELECT 1 FROM qa_event_targets t WHERE t.event_id = e.id AND t.user_id = ?2))",
+    )?
+    .query_row(params![after as i64, user], |r| {
+        r.get::<_, i64>(0).map(|v| v as u64)
+    })
+}
+
 /// How far the log must be trimmed to hold at most `max_events` events and
 /// `max_bytes` bytes: the highest id to drop, if any. `log` is ascending and
 /// holds `count` events of `bytes` bytes in all; only the dropped part of it

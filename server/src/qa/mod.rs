@@ -70,6 +70,11 @@ pub struct QaConfig {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub log_bytes: u64,
 
+    /// Bytes of missed events replayed to one resuming client at most; a
+    /// larger gap gets `reset` and a snapshot instead.
+    #[arg(long = "qa-replay-bytes", default_value_t = 8 << 20, value_name = "BYTES")]
+    pub replay_bytes: u64,
+
     /// Events queued per subscriber at most; a subscriber that falls this far
     /// behind is disconnected (it can resume with Last-Event-ID).
     #[arg(long = "qa-queue", default_value_t = 256, value_name = "N",
