@@ -258,11 +258,13 @@ pub(super) fn forget_users(
         .execute(params![forget.stale_before_ms as i64])?;
     let idle = conn
         .prepare_cached(
-            "DELETE FROM qa_users AS u
-             WHERE u.seen_ms < ?1 AND u.selected IS NULL
-               AND NOT EXISTS (SELECT 1 FROM qa_votes v WHERE v.user_id = u.id)
-               AND NOT EXISTS (SELECT 1 FROM qa_questions q WHERE q.author = u.handle)
-               AND NOT EXISTS (SELECT 1 FROM qa_answers a WHERE a.author = u.handle)",
+            // Uncorrelated subqueries: SQLite builds each set once, so the
+            // sweep stays linear in users plus board.
+            "DELETE FROM qa_users
+             WHERE seen_ms < ?1 AND selected IS NULL
+               AND id NOT IN (SELECT user_id FROM qa_votes)
+               AND handle NOT IN (SELECT author FROM qa_questions
+                                  UNION SELECT author FROM qa_answers)",
         )?
         .execute(params![forget.idle_before_ms as i64])?;
     Ok(stale + idle)

@@ -87,16 +87,17 @@ pub struct QaConfig {
 
     /// Forget sooner users who never did anything (no question, answer,
     /// vote or followed question) once disconnected this many seconds: every
-    /// anonymous login creates one.
+    /// anonymous login creates one, and they lose nothing by it (a new
+    /// identity gets the same snapshot).
     #[arg(
         long = "qa-idle-user-ttl-secs",
-        default_value_t = 86_400,
+        default_value_t = 3600,
         value_name = "SECS"
     )]
     pub idle_user_ttl_secs: u64,
 
     /// How often forgotten users are removed from the store (also at startup).
-    #[arg(long = "qa-user-sweep-ms", default_value_t = 3_600_000, value_name = "MS",
+    #[arg(long = "qa-user-sweep-ms", default_value_t = 600_000, value_name = "MS",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub user_sweep_ms: u64,
 }
