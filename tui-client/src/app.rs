@@ -180,7 +180,8 @@ impl App {
                 }
                 // The board's notifications belong in the status line.
                 if let NetEvent::Qa(crate::net::qa::QaEvent::Notification(text)) = &ev {
-                    self.notice = Some(text.clone());
+                    // Server text: shown inertly, like the board's.
+                    self.notice = Some(crate::panes::qa::inert(text));
                     self.dirty = true;
                 }
                 let mut cmds = Vec::new();
@@ -519,5 +520,16 @@ mod tests {
         assert!(!a.take_dirty(), "same clock step");
         a.update(Msg::Tick(t0 + Duration::from_millis(1300)));
         assert!(a.take_dirty());
+    }
+
+    #[test]
+    fn board_notifications_reach_the_status_line_inertly() {
+        let mut a = app();
+        a.update(Msg::Net(NetEvent::Qa(
+            crate::net::qa::QaEvent::Notification(
+                "No such \u{1b}[2J\u{1b}]0;owned\u{7}question\u{202e}".into(),
+            ),
+        )));
+        assert_eq!(a.notice(), Some("No such [2J]0;ownedquestion"));
     }
 }

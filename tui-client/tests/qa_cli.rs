@@ -236,3 +236,38 @@ async fn the_stream_reconnects_after_the_servers_retry_delay() {
     drop(items);
     task.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_servers_error_text_reaches_the_terminal_inertly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A hostile server whose refusals carry terminal escape sequences.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let fake = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = sock.read(&mut buf).await.unwrap();
+        let body = r#"{"error":"bad \u001b[2J\u001b]0;owned\u0007news"}"#;
+        let res = format!(
+            "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        sock.write_all(res.as_bytes()).await.unwrap();
+    });
+    let out = rt_tui(&[
+        "qa",
+        "ask",
+        "hello",
+        "--url",
+        &url,
+        "--user",
+        "0123456789abcdef0123456789abcdef",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad [2J]0;ownednews"), "{stderr:?}");
+    assert!(!stderr.contains('\u{1b}') && !stderr.contains('\u{7}'));
+    fake.await.unwrap();
+}
