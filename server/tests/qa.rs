@@ -795,6 +795,48 @@ async fn a_replay_larger_than_its_bound_is_a_snapshot_instead() {
     server.shutdown().await.unwrap();
 }
 
+#[tokio::test]
+async fn the_board_is_bounded_in_questions_and_answers() {
+    let mut c = test_config();
+    c.qa.max_questions = 3;
+    c.qa.max_answers_per_question = 2;
+    let server = common::server_with(c).await;
+    let (mut a, me) = joined(&server).await;
+    for q in ["one", "two", "three"] {
+        assert_eq!(ask(&server, &me, q).await.0, 200);
+        a.message().await;
+    }
+    let (status, body) = ask(&server, &me, "four").await;
+    assert_eq!(status, 409);
+    assert!(body.contains("full"), "{body}");
+    assert!(
+        matches!(a.message().await, Message::Notification { message } if message.contains("full"))
+    );
+    // Asking an existing question is still the classic no-op.
+    assert_eq!(
+        ask(&server, &me, "one").await,
+        (200, "already asked".into())
+    );
+    select(&server, &me, "one").await;
+    a.message().await;
+    for ans in ["a1", "a2"] {
+        assert_eq!(answer(&server, &me, ans).await.0, 200);
+        a.next_non_ping().await;
+        a.next_non_ping().await;
+    }
+    assert_eq!(answer(&server, &me, "a3").await.0, 409);
+    assert!(matches!(a.message().await, Message::Notification { .. }));
+    // Nothing of the refused ones is on the board.
+    let mut fresh = Stream::open(&server, "", &[]).await;
+    fresh.login().await;
+    let Message::Questions { meta, .. } = fresh.message().await else {
+        panic!()
+    };
+    assert_eq!(meta.0.len(), 3);
+    assert_eq!(meta.0[0].1.answers, 2);
+    server.shutdown().await.unwrap();
+}
+
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("rt-qa-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

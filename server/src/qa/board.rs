@@ -259,6 +259,8 @@ struct Owner {
     max_question: usize,
     max_answer: usize,
     retry_ms: u64,
+    max_questions: usize,
+    max_answers_per_question: usize,
     replay_bytes: u64,
     log_events: usize,
     log_bytes: u64,
@@ -310,6 +312,8 @@ impl Owner {
             max_question: config.max_question_chars as usize,
             max_answer: config.max_answer_chars as usize,
             retry_ms: config.retry_ms,
+            max_questions: config.max_questions as usize,
+            max_answers_per_question: config.max_answers_per_question as usize,
             replay_bytes: config.replay_bytes,
             log_events: config.log_events as usize,
             log_bytes: config.log_bytes,
@@ -682,6 +686,14 @@ impl Owner {
         if self.index.contains_key(&q) {
             return Ok(Accepted::AlreadyAsked);
         }
+        // Every new question resends the whole list: its size is bounded.
+        if self.questions.len() >= self.max_questions {
+            let msg = format!(
+                "The board is full (at most {} questions)",
+                self.max_questions
+            );
+            return Err(self.refuse(user, StatusCode::CONFLICT, msg).await);
+        }
         let now = now_ms();
         let mut tx = Tx::default();
         tx.writes.push(Write::Question {
@@ -744,6 +756,14 @@ impl Owner {
                 .refuse(user, StatusCode::CONFLICT, qa::SELECT_FIRST.into())
                 .await);
         };
+        // Every answer resends the question's whole list: bounded too.
+        if self.questions[i].answers.len() >= self.max_answers_per_question {
+            let msg = format!(
+                "This question has all the answers it can take ({})",
+                self.max_answers_per_question
+            );
+            return Err(self.refuse(user, StatusCode::CONFLICT, msg).await);
+        }
         let now = now_ms();
         let q = self.questions[i].text.clone();
         let meta = AnswerMeta {

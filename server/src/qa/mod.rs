@@ -59,6 +59,18 @@ pub struct QaConfig {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_answer_chars: u32,
 
+    /// Questions the board holds at most (each new one resends the whole
+    /// list to everyone); more are refused with 409 and a notification.
+    #[arg(long = "qa-max-questions", default_value_t = 10_000, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_questions: u32,
+
+    /// Answers one question holds at most (each new one resends the
+    /// question's whole list to its followers).
+    #[arg(long = "qa-max-answers-per-question", default_value_t = 1000, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_answers_per_question: u32,
+
     /// Events kept in the durable log for resuming clients; a client that
     /// missed more gets `reset` and a snapshot.
     #[arg(long = "qa-log-events", default_value_t = 10_000, value_name = "N",
