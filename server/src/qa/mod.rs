@@ -21,13 +21,15 @@
 //! `login`, `ping`, the snapshots sent at join and the `notification` of a
 //! refused action are not logged: they carry fresh ids but nothing to replay
 //! (a refusal's message is also in the action's response), and refusals,
-//! which anyone can cause at will, must not push real events out of the log. A reconnect that presents its identity
-//! (`?user=`, the cookie set at login, or the `_sse_user_id_` header) and
-//! `Last-Event-ID: N` gets the logged events after `N` whose audience includes
-//! it, in order and with their original bytes, followed by a new `login`; when
-//! the log no longer reaches back to `N` (or `N` is unreadable or was never
-//! sent), it gets `login`, `reset`, the `questions` snapshot and the answers
-//! of the question it follows. Without an identity a reconnect is a new
+//! which anyone can cause at will, must not push real events out of the log.
+//!
+//! A reconnect that presents its identity (`?user=`, the cookie set at
+//! login, or the `_sse_user_id_` header) and `Last-Event-ID: N` gets the
+//! logged events after `N` whose audience includes it, in order and with
+//! their original bytes, followed by a new `login`; when the log no longer
+//! reaches back to `N` (or `N` is unreadable or was never sent), or the
+//! missed events exceed `--qa-replay-bytes`, it gets `login`, `reset`, the
+//! `questions` snapshot and the answers of the question it follows. Without an identity a reconnect is a new
 //! user with a fresh snapshot, as with the classic server.
 
 pub mod board;
