@@ -54,6 +54,11 @@ pub enum Action {
     Quit,
     ToggleHelp,
     CloseHelp,
+    /// Scroll the help overlay by a line or a page.
+    ScrollDown,
+    ScrollUp,
+    PageDown,
+    PageUp,
     FocusNext,
     FocusPrev,
     /// Focus the pane whose number is the key's digit.
@@ -132,6 +137,16 @@ pub struct Binding {
     /// Short text for the bottom hint bar, if the row is shown there (help
     /// always shows every row, with `description`).
     pub hint: Option<&'static str>,
+}
+
+impl Binding {
+    /// The row's hint-bar entry, if it has one.
+    pub fn hint(&self) -> Option<Hint> {
+        self.hint.map(|text| Hint {
+            label: self.label,
+            description: text,
+        })
+    }
 }
 
 const fn bind(
@@ -215,6 +230,38 @@ pub const BINDINGS: &[Binding] = &[
         Action::CloseHelp,
         "close help",
         Some("close"),
+    ),
+    bind(
+        Scope::Help,
+        &[plain('j'), code(KeyCode::Down)],
+        "j/↓",
+        Action::ScrollDown,
+        "scroll down a line",
+        Some("down"),
+    ),
+    bind(
+        Scope::Help,
+        &[plain('k'), code(KeyCode::Up)],
+        "k/↑",
+        Action::ScrollUp,
+        "scroll up a line",
+        Some("up"),
+    ),
+    bind(
+        Scope::Help,
+        &[code(KeyCode::PageDown), plain(' ')],
+        "PgDn Space",
+        Action::PageDown,
+        "scroll down a page",
+        Some("page down"),
+    ),
+    bind(
+        Scope::Help,
+        &[code(KeyCode::PageUp)],
+        "PgUp",
+        Action::PageUp,
+        "scroll up a page",
+        Some("page up"),
     ),
     bind(
         Scope::Ticker,
@@ -571,14 +618,7 @@ pub struct Hint {
 
 /// The hint-bar entries of `scope`.
 pub fn hints(scope: Scope) -> Vec<Hint> {
-    bindings(scope)
-        .filter_map(|b| {
-            b.hint.map(|text| Hint {
-                label: b.label,
-                description: text,
-            })
-        })
-        .collect()
+    bindings(scope).filter_map(Binding::hint).collect()
 }
 
 /// Is `key` Ctrl-C? It quits even while a pane takes raw input.

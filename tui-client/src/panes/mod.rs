@@ -6,6 +6,7 @@ pub mod canvas;
 pub mod qa;
 pub mod text;
 pub mod ticker;
+#[cfg(test)]
 pub mod title;
 
 use std::time::Instant;
