@@ -174,3 +174,69 @@ async fn shutdown_gives_up_on_a_request_that_never_finishes_after_the_grace() {
         .expect("shutdown ends after the grace period")
         .unwrap();
 }
+
+/// Runs the `rt-server` binary on `data` until it exits by itself (it must,
+/// within 10 s); returns its exit code and stderr.
+fn run_binary_on(data: &std::path::Path) -> (Option<i32>, String) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rt-server"))
+        .args(["--bind", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("RUST_BACKTRACE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            return (status.code(), err);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    panic!("rt-server kept running on {}", data.display());
+}
+
+#[test]
+fn a_corrupt_or_newer_data_file_is_a_clear_error_and_exit_code() {
+    let dir = std::env::temp_dir().join(format!("rt-core-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let garbage = dir.join("garbage.db");
+    std::fs::write(&garbage, b"not a database, just some text\n".repeat(200)).unwrap();
+    let (code, corrupt) = run_binary_on(&garbage);
+    assert_eq!(code, Some(1), "{corrupt}");
+    assert!(
+        corrupt.contains("is not an rt database or is corrupt"),
+        "{corrupt}"
+    );
+
+    // A file from a later version: it knows a migration this build does not.
+    let newer = dir.join("newer.db");
+    let conn = rusqlite::Connection::open(&newer).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE rt_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL);
+         INSERT INTO rt_migrations VALUES ('9999-from-the-future', 0);",
+    )
+    .unwrap();
+    drop(conn);
+    let (code, too_new) = run_binary_on(&newer);
+    assert_eq!(code, Some(1), "{too_new}");
+    assert!(too_new.contains("was written by a newer rt"), "{too_new}");
+    assert!(too_new.contains("9999-from-the-future"), "{too_new}");
+
+    // One line of error, no panic, no backtrace even with RUST_BACKTRACE=1.
+    for err in [&corrupt, &too_new] {
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!err.contains("backtrace"), "{err}");
+        assert_eq!(
+            err.lines().filter(|l| l.contains("error")).count(),
+            1,
+            "{err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
