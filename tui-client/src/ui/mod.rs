@@ -83,25 +83,25 @@ fn too_small(frame: &mut Frame, app: &App, size: Rect) {
 }
 
 fn status_bar(frame: &mut Frame, app: &App, area: Rect) {
-    let full = status_line(app, false);
-    // Narrow terminals get short transport states, so the URL, every
-    // transport and any notice stay on screen.
-    let line = if full.width() <= area.width as usize {
-        full
-    } else {
-        status_line(app, true)
-    };
+    // Narrower terminals get short transport states, then a short browser
+    // hint, so the URL, every transport and any notice stay on screen.
+    let fits = |l: &Line| l.width() <= area.width as usize;
+    let line = [(false, false), (true, false)]
+        .into_iter()
+        .map(|(short_states, short_hint)| status_line(app, short_states, short_hint))
+        .find(fits)
+        .unwrap_or_else(|| status_line(app, true, true));
     frame.render_widget(Paragraph::new(line).style(app.theme.bar()), area);
 }
 
-fn status_line(app: &App, compact: bool) -> Line<'static> {
+fn status_line(app: &App, short_states: bool, short_hint: bool) -> Line<'static> {
     let theme = app.theme;
     let mut spans = vec![
         Span::styled(" rt ", theme.header()),
         Span::raw(app.server.url.clone()),
     ];
     if app.server.embedded {
-        let text = if compact {
+        let text = if short_hint {
             "/ ← open in a browser".to_string()
         } else {
             format!(" (embedded server: open {}/ in a browser)", app.server.url)
@@ -115,8 +115,8 @@ fn status_line(app: &App, compact: bool) -> Line<'static> {
             ConnState::Connecting => ("◌", theme.warn()),
             ConnState::Retrying { .. } => ("✕", theme.error()),
         };
-        spans.push(Span::raw(if compact { " " } else { "  " }));
-        let text = if compact {
+        spans.push(Span::raw(if short_states { " " } else { "  " }));
+        let text = if short_states {
             format!("{mark} {}", t.name())
         } else {
             format!("{mark} {}: {}", t.name(), app.describe_state(state))
@@ -278,6 +278,31 @@ mod tests {
                 "{:?} never on screen",
                 b.description
             );
+        }
+    }
+
+    #[test]
+    fn the_status_bar_shows_the_browser_url_and_every_transport_at_any_width() {
+        let t0 = Instant::now();
+        for (width, want) in [
+            (
+                200,
+                " rt http://127.0.0.1:8080 (embedded server: open http://127.0.0.1:8080/ in a browser)  ◌ ticker: connecting…",
+            ),
+            (
+                120,
+                " rt http://127.0.0.1:8080 (embedded server: open http://127.0.0.1:8080/ in a browser) ◌ ticker ◌ draw ◌ qa ◌ doc",
+            ),
+            (
+                80,
+                " rt http://127.0.0.1:8080/ ← open in a browser ◌ ticker ◌ draw ◌ qa ◌ doc",
+            ),
+        ] {
+            let mut a = app(Theme::COLOR, width, 30, t0);
+            a.server.embedded = true;
+            let screen = rows(&render(&a));
+            let bar = &screen[screen.len() - 2];
+            assert!(bar.starts_with(want), "{width}: {bar:?}");
         }
     }
 
