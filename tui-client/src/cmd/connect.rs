@@ -165,7 +165,7 @@ async fn discover(
         ));
     }
     let server = rt_server::spawn(embedded_config).await.with_context(|| {
-        format!("nothing answers at {default} and an embedded server could not start")
+        format!("no rt server answers at {default} and an embedded server could not start")
     })?;
     Ok((
         ServerInfo {
@@ -412,6 +412,22 @@ mod tests {
         assert_eq!(info.url, format!("http://127.0.0.1:{port}"));
         assert!(!info.embedded && embedded.is_none());
         assert!(!server_answers(&info.url).await);
+    }
+
+    #[tokio::test]
+    async fn another_program_on_the_default_address_is_a_clear_error() {
+        // Something holds the port but is not an rt server.
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = other.local_addr().unwrap().port();
+        let Err(err) = discover(None, test_config(port)).await else {
+            panic!("started a server on a taken port");
+        };
+        let text = format!("{err:#}");
+        assert!(
+            text.contains(&format!("no rt server answers at http://127.0.0.1:{port}")),
+            "{text}"
+        );
+        assert!(text.contains("cannot listen on"), "{text}");
     }
 
     #[tokio::test]
