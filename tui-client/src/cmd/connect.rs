@@ -38,8 +38,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often the loop wakes to redraw if something changed.
 const FRAME: Duration = Duration::from_millis(50);
 
-/// How long an embedded server gets to shut down on exit.
-const SERVER_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long an embedded server gets to shut down on exit, beyond its own
+/// grace period for connections stuck mid-request.
+const SERVER_SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
 
 const ABOUT: &str = "\
 Without URL: uses the server at http://127.0.0.1:8080 if one answers, otherwise
@@ -261,9 +262,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     drop(qa);
     drop(doc);
     if let Some(server) = embedded
-        && tokio::time::timeout(SERVER_SHUTDOWN_TIMEOUT, server.shutdown())
-            .await
-            .is_err()
+        && tokio::time::timeout(
+            Duration::from_millis(server.state.config.shutdown_grace_ms) + SERVER_SHUTDOWN_SLACK,
+            server.shutdown(),
+        )
+        .await
+        .is_err()
     {
         eprintln!("rt-tui: the embedded server did not stop in time");
     }
