@@ -35,6 +35,11 @@ async fn serve() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = Config::parse();
+    if let Some(dir) = &config.static_dir
+        && !dir.is_dir()
+    {
+        anyhow::bail!("--static-dir {} is not a directory", dir.display());
+    }
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;

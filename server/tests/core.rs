@@ -178,10 +178,16 @@ async fn shutdown_gives_up_on_a_request_that_never_finishes_after_the_grace() {
 /// Runs the `rt-server` binary on `data` until it exits by itself (it must,
 /// within 10 s); returns its exit code and stderr.
 fn run_binary_on(data: &std::path::Path) -> (Option<i32>, String) {
+    run_binary(&["--data".as_ref(), data.as_os_str()])
+}
+
+/// Runs the `rt-server` binary with `args` (on an ephemeral port) until it
+/// exits by itself, within 10 s; returns its exit code and stderr.
+fn run_binary(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_rt-server"))
-        .args(["--bind", "127.0.0.1:0", "--data"])
-        .arg(data)
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
         .env("RUST_BACKTRACE", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -197,7 +203,22 @@ fn run_binary_on(data: &std::path::Path) -> (Option<i32>, String) {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    panic!("rt-server kept running on {}", data.display());
+    panic!("rt-server kept running with {args:?}");
+}
+
+#[test]
+fn a_missing_static_dir_is_refused_at_startup() {
+    let (code, err) = run_binary(&[
+        "--data".as_ref(),
+        ":memory:".as_ref(),
+        "--static-dir".as_ref(),
+        "/nonexistent/rt-pages".as_ref(),
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("--static-dir /nonexistent/rt-pages is not a directory"),
+        "{err}"
+    );
 }
 
 #[test]
