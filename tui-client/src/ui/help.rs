@@ -36,40 +36,84 @@ pub fn sections(focused: Option<PaneId>) -> Vec<Scope> {
     out
 }
 
-/// The overlay's lines, generated from the keymap table.
-pub fn lines(app: &App) -> Vec<Line<'static>> {
+/// The widest the overlay's text gets: it never needs more columns.
+const MAX_TEXT_WIDTH: usize = 72;
+
+/// Splits `text` into lines of at most `width` characters at spaces (a word
+/// longer than `width` gets a line of its own).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+        if !line.is_empty() && needed > width {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push(line);
+    out
+}
+
+/// The overlay's lines, generated from the keymap table, wrapped to `width`
+/// columns (descriptions continue under themselves).
+pub fn lines(app: &App, width: usize) -> Vec<Line<'static>> {
     let theme = app.theme;
     let focused = app.focused_id();
-    let width = keymap::BINDINGS
+    let label_w = keymap::BINDINGS
         .iter()
         .map(|b| b.label.chars().count())
         .max()
         .unwrap_or(0);
+    let indent = 2 + label_w + 2;
+    let description_w = width.saturating_sub(indent).max(8);
     let mut out = Vec::new();
     for scope in sections(focused) {
         if !out.is_empty() {
             out.push(Line::raw(""));
         }
-        let mut heading = vec![Span::styled(scope.heading(), theme.header())];
+        let mut heading = scope.heading().to_string();
         if focused.and_then(|id| pane_scopes(id).first()) == Some(&scope) {
-            heading.push(Span::styled("  (focused)", theme.dim()));
+            heading.push_str(" (focused)");
         }
-        out.push(Line::from(heading));
+        out.extend(
+            wrap(&heading, width)
+                .into_iter()
+                .map(|l| Line::styled(l, theme.header())),
+        );
         for b in keymap::bindings(scope) {
-            out.push(Line::from(vec![
-                Span::raw("  "),
-                Span::styled(format!("{:<width$}", b.label), theme.key()),
-                Span::raw("  "),
-                Span::raw(b.description),
-            ]));
+            for (i, part) in wrap(b.description, description_w).into_iter().enumerate() {
+                let key = if i == 0 { b.label } else { "" };
+                out.push(Line::from(vec![
+                    Span::raw("  "),
+                    Span::styled(format!("{key:<label_w$}"), theme.key()),
+                    Span::raw("  "),
+                    Span::raw(part),
+                ]));
+            }
         }
     }
     out.push(Line::raw(""));
-    out.push(Line::styled(
-        "A mouse click focuses a pane (and selects a ticker row).",
-        theme.dim(),
-    ));
+    out.extend(
+        wrap(
+            "A mouse click focuses a pane (and selects a ticker row).",
+            width,
+        )
+        .into_iter()
+        .map(|l| Line::styled(l, theme.dim())),
+    );
     out
+}
+
+/// The text width of the overlay on a screen `screen_width` columns wide
+/// (the frame and a margin take four).
+fn text_width(screen_width: u16) -> usize {
+    (screen_width as usize)
+        .saturating_sub(4)
+        .min(MAX_TEXT_WIDTH)
 }
 
 /// How many lines of help fit on a screen of `size` (the overlay covers the
@@ -80,13 +124,16 @@ pub fn visible_rows(size: Rect) -> usize {
 
 /// The largest useful scroll offset for `app`'s overlay on its screen.
 pub fn max_scroll(app: &App) -> usize {
-    lines(app).len().saturating_sub(visible_rows(app.size()))
+    let size = app.size();
+    lines(app, text_width(size.width))
+        .len()
+        .saturating_sub(visible_rows(size))
 }
 
 /// Draws the overlay centred in `area` (the pane area), scrolled to the
 /// app's offset; a footer says where the view is when not everything fits.
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
-    let lines = lines(app);
+    let lines = lines(app, text_width(area.width));
     let total = lines.len();
     let room = area.height.saturating_sub(2) as usize;
     let scroll = app.help_scroll().min(total.saturating_sub(room));

@@ -259,25 +259,55 @@ mod tests {
     }
 
     #[test]
-    fn paging_through_help_shows_every_binding() {
+    fn paging_through_help_shows_every_binding_whole_at_any_width() {
         let t0 = Instant::now();
-        // A common small terminal: the overlay needs several pages.
-        let mut a = app(Theme::COLOR, 80, 24, t0);
-        key(&mut a, KeyCode::Char('?'));
-        let mut seen = String::new();
-        for _ in 0..20 {
-            seen.extend(rows(&render(&a)).into_iter().map(|r| r + "\n"));
-            key(&mut a, KeyCode::PageDown);
-        }
-        for b in crate::keymap::BINDINGS {
-            if b.scope == crate::keymap::Scope::CanvasConfirm {
-                continue;
+        // A common small terminal, and the smallest one the shell draws.
+        for (w, h) in [(80, 24), (layout::MIN_WIDTH, layout::MIN_HEIGHT)] {
+            let mut a = app(Theme::COLOR, w, h, t0);
+            key(&mut a, KeyCode::Char('?'));
+            // The overlay's text, page after page, lines joined by spaces.
+            let mut seen = String::new();
+            for _ in 0..60 {
+                for row in rows(&render(&a)) {
+                    let inside: Vec<&str> = row.split('║').collect();
+                    if inside.len() == 3 {
+                        seen.push_str(inside[1].trim());
+                        seen.push(' ');
+                    }
+                }
+                key(&mut a, KeyCode::PageDown);
             }
-            assert!(
-                seen.contains(b.description),
-                "{:?} never on screen",
-                b.description
-            );
+            let seen = seen.split_whitespace().collect::<Vec<_>>().join(" ");
+            for b in crate::keymap::BINDINGS {
+                if b.scope == crate::keymap::Scope::CanvasConfirm {
+                    continue;
+                }
+                assert!(
+                    seen.contains(b.description),
+                    "{w}×{h}: {:?} never on screen whole",
+                    b.description
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn help_overlay_at_the_smallest_size_wraps() {
+        let t0 = Instant::now();
+        let mut a = app(Theme::COLOR, layout::MIN_WIDTH, layout::MIN_HEIGHT, t0);
+        key(&mut a, KeyCode::Char('4'));
+        key(&mut a, KeyCode::Char('?'));
+        key(&mut a, KeyCode::PageDown);
+        assert_snapshot!(render(&a).backend());
+    }
+
+    #[test]
+    fn help_lines_fit_their_width() {
+        let a = app(Theme::COLOR, 120, 36, Instant::now());
+        for width in [30, 36, 50, 72] {
+            for line in help::lines(&a, width) {
+                assert!(line.width() <= width, "{width}: {line:?}");
+            }
         }
     }
 
