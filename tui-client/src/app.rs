@@ -25,6 +25,8 @@ pub const CLOCK_STEP: Duration = Duration::from_millis(250);
 pub enum Msg {
     Key(KeyEvent),
     Mouse(MouseEvent),
+    /// Text pasted into the terminal (bracketed paste).
+    Paste(String),
     /// The terminal's new size in columns and rows.
     Resize(u16, u16),
     Net(NetEvent),
@@ -158,10 +160,31 @@ impl App {
 
     /// Applies one message; returns what the runtime must do.
     pub fn update(&mut self, msg: Msg) -> Vec<Cmd> {
+        let focus = self.focus;
+        let cmds = self.on_msg(msg);
+        if self.focus != focus
+            && let Some(p) = self.panes.get_mut(self.focus)
+        {
+            p.focus_gained();
+        }
+        cmds
+    }
+
+    fn on_msg(&mut self, msg: Msg) -> Vec<Cmd> {
         match msg {
             Msg::Key(key) => {
                 self.dirty = true;
                 self.on_key(key)
+            }
+            Msg::Paste(text) => {
+                if self.help {
+                    return Vec::new();
+                }
+                self.dirty = true;
+                match self.panes.get_mut(self.focus) {
+                    Some(p) => p.paste(&text),
+                    None => Vec::new(),
+                }
             }
             Msg::Mouse(ev) => self.on_mouse(ev),
             Msg::Resize(w, h) => {

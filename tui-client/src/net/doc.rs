@@ -94,6 +94,9 @@ pub struct DocSession {
     doc: Option<Document>,
     inflight: Option<InFlight>,
     pending: Option<Delta>,
+    /// Local edits in the op in flight and in the pending op.
+    inflight_edits: usize,
+    pending_edits: usize,
     open: bool,
     /// Our presence: id, next pv, the range to publish and whether it is
     /// still to be sent.
@@ -122,6 +125,8 @@ impl DocSession {
             doc: None,
             inflight: None,
             pending: None,
+            inflight_edits: 0,
+            pending_edits: 0,
             open: false,
             presence_id: format!("tui-{:016x}", rand_id()),
             pv: 0,
@@ -185,6 +190,22 @@ impl DocSession {
             })
             .collect();
         out.sort_by(|a, b| (a.index, &a.id).cmp(&(b.index, &b.id)));
+        out
+    }
+
+    /// Everyone else with a selection in the document (any version), as
+    /// (presence id, name), sorted by name.
+    pub fn online(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .remote
+            .iter()
+            .filter(|(_, r)| !r.p.is_null())
+            .map(|(id, r)| {
+                let name = r.p["name"].as_str().unwrap_or("someone").to_string();
+                (id.clone(), name)
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
         out
     }
 
@@ -252,6 +273,11 @@ impl DocSession {
         self.inflight.is_some() || self.pending.is_some()
     }
 
+    /// How many local edits the server has not acknowledged yet.
+    pub fn pending_edits(&self) -> usize {
+        self.inflight_edits + self.pending_edits
+    }
+
     /// True once subscribed on the current connection.
     pub fn is_live(&self) -> bool {
         self.open && self.version.is_some()
@@ -284,6 +310,7 @@ impl DocSession {
             Some(p) => p.compose(&op),
             None => op,
         });
+        self.pending_edits += 1;
         Ok(self.flush())
     }
 
@@ -295,6 +322,7 @@ impl DocSession {
             return Vec::new();
         };
         self.seq += 1;
+        self.inflight_edits = std::mem::take(&mut self.pending_edits);
         self.inflight = Some(InFlight {
             op,
             seq: self.seq,
@@ -327,6 +355,8 @@ impl DocSession {
         };
         self.inflight = None;
         self.pending = None;
+        self.inflight_edits = 0;
+        self.pending_edits = 0;
         Ok(())
     }
 
@@ -444,6 +474,7 @@ impl DocSession {
         if let (Some(v), Some(f)) = (self.version, self.inflight.take()) {
             self.record(v, &f.op, &f.src);
         }
+        self.inflight_edits = 0;
         self.version = self.version.map(|v| v + 1);
         let mut out = self.flush();
         out.extend(self.flush_presence());

@@ -8,18 +8,19 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 use crate::app::App;
 use crate::keymap::{self, Scope};
 
-/// The scopes in the order the overlay lists them. The canvas's clear
-/// question names its own keys (y / n) where it is asked.
+/// The scopes in the order the overlay lists them (arranged so the two
+/// columns balance on a 120×36 terminal). The canvas's clear question names
+/// its own keys (y / n) where it is asked.
 const SECTIONS: [Scope; 9] = [
     Scope::Global,
+    Scope::Help,
+    Scope::Text,
+    Scope::TextEdit,
     Scope::Ticker,
     Scope::TickerInput,
     Scope::Canvas,
     Scope::Qa,
     Scope::QaInput,
-    Scope::Text,
-    Scope::TextEdit,
-    Scope::Help,
 ];
 
 /// The overlay's lines, generated from the keymap table.
@@ -61,11 +62,13 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let columns = if lines.len() <= room {
         vec![lines]
     } else {
-        // Break at the section boundary nearest the middle.
+        // Break at the section boundary nearest the middle, preferring one
+        // that lets both columns fit.
         let mid = lines.len() / 2;
+        let fits = |i: usize| i <= room && lines.len() - i - 1 <= room;
         let split = (0..lines.len())
             .filter(|&i| lines[i].width() == 0)
-            .min_by_key(|&i| i.abs_diff(mid))
+            .min_by_key(|&i| (!fits(i), i.abs_diff(mid)))
             .unwrap_or(mid);
         let mut left = lines;
         let right: Vec<Line> = left.split_off(split).into_iter().skip(1).collect();
