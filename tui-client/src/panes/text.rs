@@ -382,11 +382,6 @@ impl TextPane {
         self.cursor
     }
 
-    /// True while the pane types every printable key into the document.
-    pub fn typing(&self) -> bool {
-        self.editing
-    }
-
     pub fn session(&self) -> &DocSession {
         &self.session
     }
@@ -411,7 +406,14 @@ impl TextPane {
     }
 
     fn insert(&mut self, s: &str) -> Vec<Cmd> {
-        if s.is_empty() || self.session.document().is_none() {
+        if s.is_empty() {
+            return Vec::new();
+        }
+        if self.session.document().is_none() {
+            self.error = Some(match self.session.version() {
+                None => "the document is not loaded yet; nothing was typed".to_string(),
+                Some(_) => "this document does not exist; nothing was typed".to_string(),
+            });
             return Vec::new();
         }
         let text = self.text();
@@ -1267,6 +1269,20 @@ mod tests {
             Rect::new(0, 0, 20, 6),
         );
         assert_eq!(p.cursor(), p.text().find("line 3").unwrap() + 3);
+    }
+
+    #[test]
+    fn typing_before_the_document_loads_says_so() {
+        let mut p = TextPane::new("examples", "richtext");
+        p.focus_gained();
+        assert_eq!(
+            p.handle_key(key(KeyCode::Char('x'))),
+            Handled::Consumed(Vec::new())
+        );
+        assert!(p.error.as_deref().unwrap().contains("not loaded yet"));
+        let t = draw(&p, Theme::NO_COLOR, 60, 3);
+        assert!(row_text(&t, 0).starts_with("the document is not loaded yet"));
+        assert!(row_text(&t, 2).starts_with("loading…"));
     }
 
     #[test]
