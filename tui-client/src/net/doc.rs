@@ -694,6 +694,46 @@ mod tests {
     }
 
     #[test]
+    fn a_remote_op_is_transformed_against_the_op_in_flight_and_the_pending_one() {
+        let mut s = live("abcd\n", 1);
+        // In flight: X after a. Pending: Y after c (in local coordinates).
+        s.submit(delta(json!([{"retain": 1}, {"insert": "X"}])))
+            .unwrap();
+        assert!(
+            s.submit(delta(json!([{"retain": 4}, {"insert": "Y"}])))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(s.pending_edits(), 2);
+        assert_eq!(s.text(), "aXbcYd\n");
+        // Someone deleted b and inserted R before d, against v1.
+        let (_, change) = s.on_message(&json!({"a": "op", "c": "examples", "d": "t",
+            "src": "other", "seq": 1, "v": 1,
+            "op": {"ops": [{"retain": 1}, {"delete": 1}, {"retain": 1}, {"insert": "R"}]}}));
+        assert_eq!(
+            change,
+            Some(DocChange::Remote(delta(
+                json!([{"retain": 2}, {"delete": 1}, {"retain": 1}, {"insert": "R"}])
+            )))
+        );
+        assert_eq!(s.text(), "aXcRYd\n");
+        // The ack of X lets the transformed pending op go, against v3.
+        let (out, _) = s.on_message(
+            &json!({"a": "op", "c": "examples", "d": "t", "src": "me", "seq": 1, "v": 2}),
+        );
+        assert_eq!(s.pending_edits(), 1);
+        assert_eq!(out[0]["v"], 3);
+        assert_eq!(out[0]["seq"], 2);
+        assert_eq!(
+            out[0]["op"],
+            json!({"ops": [{"retain": 4}, {"insert": "Y"}]})
+        );
+        s.on_message(&json!({"a": "op", "c": "examples", "d": "t", "src": "me", "seq": 2, "v": 3}));
+        assert_eq!(s.pending_edits(), 0);
+        assert_eq!(s.version(), Some(4));
+    }
+
+    #[test]
     fn a_reconnect_resends_the_op_in_flight_with_the_same_src_and_seq() {
         let mut s = live("\n", 1);
         let first = s.submit(delta(json!([{"insert": "q"}]))).unwrap();
