@@ -25,6 +25,8 @@ pub const CLOCK_STEP: Duration = Duration::from_millis(250);
 pub enum Msg {
     Key(KeyEvent),
     Mouse(MouseEvent),
+    /// Text pasted into the terminal (bracketed paste).
+    Paste(String),
     /// The terminal's new size in columns and rows.
     Resize(u16, u16),
     Net(NetEvent),
@@ -178,10 +180,31 @@ impl App {
 
     /// Applies one message; returns what the runtime must do.
     pub fn update(&mut self, msg: Msg) -> Vec<Cmd> {
+        let focus = self.focus;
+        let cmds = self.on_msg(msg);
+        if self.focus != focus
+            && let Some(p) = self.panes.get_mut(self.focus)
+        {
+            p.focus_gained();
+        }
+        cmds
+    }
+
+    fn on_msg(&mut self, msg: Msg) -> Vec<Cmd> {
         match msg {
             Msg::Key(key) => {
                 self.dirty = true;
                 self.on_key(key)
+            }
+            Msg::Paste(text) => {
+                if self.help {
+                    return Vec::new();
+                }
+                self.dirty = true;
+                match self.panes.get_mut(self.focus) {
+                    Some(p) => p.paste(&text),
+                    None => Vec::new(),
+                }
             }
             Msg::Mouse(ev) => self.on_mouse(ev),
             Msg::Resize(w, h) => {
@@ -432,6 +455,10 @@ mod tests {
         a.update(code(KeyCode::BackTab, KeyModifiers::SHIFT));
         a.update(code(KeyCode::BackTab, KeyModifiers::SHIFT));
         assert_eq!(a.focused_id(), Some(PaneId::Text));
+        // The text pane types on focus: digits are text until Esc.
+        a.update(key('3'));
+        assert_eq!(a.focused_id(), Some(PaneId::Text));
+        a.update(code(KeyCode::Esc, KeyModifiers::NONE));
         a.update(key('3'));
         assert_eq!(a.focused_id(), Some(PaneId::Qa));
         a.update(key('9'));

@@ -312,6 +312,7 @@ async fn event_loop(
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => app.update(Msg::Key(k)),
                 Some(Ok(Event::Mouse(m))) => app.update(Msg::Mouse(m)),
+                Some(Ok(Event::Paste(text))) => app.update(Msg::Paste(text)),
                 Some(Ok(Event::Resize(w, h))) => app.update(Msg::Resize(w, h)),
                 Some(Ok(_)) => Vec::new(),
                 Some(Err(e)) => return Err(anyhow::Error::new(e).context("cannot read the terminal")),

@@ -34,15 +34,30 @@ pub fn draw(frame: &mut Frame, app: &App) {
             Some(extra) => format!(" {} {} · {extra} ", id.number(), id.title()),
             None => format!(" {} {} ", id.number(), id.title()),
         };
+        let extra = pane.title_extra(app.theme);
+        let title = if extra.is_empty() {
+            title
+        } else {
+            title.trim_end().to_string()
+        };
+        let mut title_line = if focused {
+            Line::from(Span::styled(title, app.theme.focused()))
+        } else {
+            Line::from(Span::raw(title))
+        };
+        if !extra.is_empty() {
+            title_line.spans.extend(extra);
+            title_line.spans.push(Span::raw(" "));
+        }
         let block = if focused {
             Block::bordered()
                 .border_type(BorderType::Thick)
                 .border_style(app.theme.focused())
-                .title(Span::styled(title, app.theme.focused()))
+                .title(title_line)
         } else {
             Block::bordered()
                 .border_style(app.theme.dim())
-                .title(Span::raw(title))
+                .title(title_line)
         };
         frame.render_widget(block, outer);
         let ctx = RenderCtx {
