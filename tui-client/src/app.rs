@@ -273,6 +273,13 @@ impl App {
             .get(self.focus)
             .is_some_and(|p| p.captures_input());
         if captures {
+            // Tab is not printable: it moves focus even out of a text input,
+            // so a typing pane never traps the user.
+            if let Some(action @ (Action::FocusNext | Action::FocusPrev)) =
+                keymap::lookup(Scope::Global, &key)
+            {
+                return self.on_global(action, &key);
+            }
             return match self.panes[self.focus].handle_key(key) {
                 Handled::Consumed(cmds) => cmds,
                 Handled::Ignored => Vec::new(),

@@ -523,7 +523,6 @@ impl TextPane {
                     {
                         self.insert(&c.to_string())
                     }
-                    KeyCode::Tab => self.insert("\t"),
                     _ => Vec::new(),
                 },
             };
@@ -1099,6 +1098,16 @@ mod tests {
         );
         app.update(k('1'));
         assert_eq!(app.focus(), 1);
+        // Tab is not printable: it leaves the pane even while typing, and
+        // coming back types again.
+        app.update(Msg::Key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)));
+        assert_eq!(app.focus(), 0, "Tab moves focus out of the typing pane");
+        app.update(Msg::Key(KeyEvent::new(
+            KeyCode::BackTab,
+            KeyModifiers::SHIFT,
+        )));
+        assert_eq!(app.focus(), 1);
+        assert!(app.panes()[1].captures_input());
         let labels: Vec<_> = app.hints().iter().map(|h| h.label).collect();
         assert_eq!(labels, ["Esc"]);
         app.update(Msg::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
