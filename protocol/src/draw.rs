@@ -33,6 +33,7 @@ pub mod event {
     pub const CLEARED: &str = "cleared";
     pub const UNDO: &str = "undo";
     pub const UNDONE: &str = "undone";
+    pub const SYNC: &str = "sync";
     pub const ERROR: &str = "error";
 }
 
@@ -112,6 +113,8 @@ pub struct MouseMove {
 pub enum DrawError {
     #[error("{event}: expected one object argument")]
     NotAnObject { event: &'static str },
+    #[error("{event}: the argument is not readable JSON (numbers must be finite)")]
+    Unreadable { event: &'static str },
     #[error("mousemove: {field} must be a finite number between 0 and {max}")]
     OutOfBounds { field: &'static str, max: String },
     #[error("mousemove: drawing must be true or false")]
@@ -138,7 +141,7 @@ impl DrawError {
     /// A short stable code for programs.
     pub fn code(&self) -> &'static str {
         match self {
-            DrawError::NotAnObject { .. } => "bad-payload",
+            DrawError::NotAnObject { .. } | DrawError::Unreadable { .. } => "bad-payload",
             DrawError::OutOfBounds { .. } => "out-of-bounds",
             DrawError::BadDrawing => "bad-drawing",
             DrawError::TooLarge => "too-large",
@@ -240,10 +243,21 @@ pub fn parse_hello(arg: Value) -> Result<Hello, DrawError> {
 fn valid_name(raw: &str) -> Result<String, DrawError> {
     let name = raw.trim();
     let chars = name.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+    if chars == 0
+        || chars > MAX_NAME_CHARS
+        || name.chars().any(|c| c.is_control() || is_invisible(c))
+    {
         return Err(DrawError::BadName);
     }
     Ok(name.to_string())
+}
+
+/// Format characters that would let a name hide or reorder text around it
+/// (bidirectional overrides, zero-width characters, the BOM).
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
 /// `#rrggbb`.
@@ -648,6 +662,14 @@ mod tests {
             parse_hello(json!({"name": "a\nb"})),
             Err(DrawError::BadName)
         );
+        for sneaky in ["\u{202e}evil", "a\u{200b}b", "\u{feff}x", "x\u{2066}"] {
+            assert_eq!(
+                parse_hello(json!({ "name": sneaky })),
+                Err(DrawError::BadName),
+                "{sneaky:?}"
+            );
+        }
+        assert!(parse_hello(json!({"name": "Zoë 李"})).is_ok());
         assert_eq!(
             parse_hello(json!({"colour": "red"})),
             Err(DrawError::BadColour)

@@ -680,3 +680,107 @@ async fn a_client_that_stops_reading_is_cut() {
     assert!(ended, "the cut session was never ended");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn sync_resends_the_canvas_as_of_the_request() {
+    let server = common::server().await;
+    let mut a = joined(&server.url()).await;
+    let mut b = joined(&server.url()).await;
+    a.mv(10.0, 10.0, false).await;
+    a.mv(20.0, 10.0, true).await;
+    a.emit("sync", vec![]).await;
+    // A move after the request is not in the canvas it gets back.
+    a.mv(30.0, 10.0, true).await;
+    let parts = a.canvas().await;
+    assert_eq!(parts[0].strokes.len(), 1);
+    assert_eq!(parts[0].strokes[0].points, vec![10.0, 10.0, 20.0, 10.0]);
+    // Only the asker gets it.
+    for _ in 0..3 {
+        b.expect("moving").await;
+    }
+    b.expect_none("canvas").await;
+    wait_for_segments(&server, 2).await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_joiner_after_a_change_gets_the_changed_canvas() {
+    // The encoded canvas is reused between changes; every kind of change
+    // must show in the next join.
+    let server = common::server().await;
+    let mut a = joined(&server.url()).await;
+    let strokes = |parts: &[CanvasPart]| -> usize { parts.iter().map(|p| p.strokes.len()).sum() };
+    a.mv(0.0, 0.0, false).await;
+    a.mv(1.0, 0.0, true).await;
+    wait_for_segments(&server, 1).await;
+    let mut c = Client::connect(&server.url()).await;
+    assert_eq!(strokes(&c.canvas().await), 1);
+    c.close().await;
+    a.mv(2.0, 0.0, true).await;
+    wait_for_segments(&server, 2).await;
+    let mut c = Client::connect(&server.url()).await;
+    assert_eq!(c.canvas().await[0].strokes[0].points.len(), 6);
+    c.close().await;
+    a.emit("undo", vec![]).await;
+    wait_for_segments(&server, 0).await;
+    let mut c = Client::connect(&server.url()).await;
+    assert_eq!(strokes(&c.canvas().await), 0);
+    c.close().await;
+    a.mv(3.0, 0.0, true).await;
+    a.mv(4.0, 0.0, true).await;
+    wait_for_segments(&server, 2).await;
+    a.emit("clear", vec![]).await;
+    wait_for_segments(&server, 0).await;
+    let mut c = Client::connect(&server.url()).await;
+    assert_eq!(strokes(&c.canvas().await), 0);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn joins_and_syncs_are_rate_limited_for_everyone_together() {
+    let mut config = Config::for_tests();
+    config.draw.join_rate = 3;
+    let server = common::server_with(config).await;
+    let mut a = joined(&server.url()).await;
+    let mut refused = 0;
+    for _ in 0..6 {
+        let mut c = Client::connect(&server.url()).await;
+        let (name, args) = c.read_event(WAIT).await.expect("an event");
+        if name == "error" {
+            assert_eq!(args[0]["code"], "busy");
+            c.expect_disconnect().await;
+            refused += 1;
+        } else {
+            assert_eq!(name, "canvas");
+        }
+    }
+    assert!(refused >= 3, "{refused} of 6 joins refused at 3/s");
+    // A sync takes from the same budget.
+    a.emit("sync", vec![]).await;
+    let err = a.expect("error").await;
+    assert_eq!(
+        (&err["code"], &err["event"]),
+        (&json!("busy"), &json!("sync"))
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn unreadable_numbers_and_hidden_characters_are_refused() {
+    let server = common::server().await;
+    let mut a = joined(&server.url()).await;
+    let mut b = joined(&server.url()).await;
+    a.ws.send(Message::text(
+        r#"42["mousemove",{"x":1e999,"y":1,"drawing":true}]"#,
+    ))
+    .await
+    .unwrap();
+    let err = a.expect("error").await;
+    assert_eq!(err["code"], "bad-payload");
+    assert!(err["message"].as_str().unwrap().contains("finite"), "{err}");
+    a.emit("hello", vec![json!({"name": "\u{202e}nimda"})])
+        .await;
+    assert_eq!(a.expect("error").await["code"], "bad-name");
+    b.expect_none("moving").await;
+    server.shutdown().await.unwrap();
+}

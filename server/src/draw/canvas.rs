@@ -3,11 +3,14 @@
 
 use std::collections::HashMap;
 
+use std::time::Instant;
+
 use rt_protocol::draw::{
-    Board, Cleared, DrawError, Hello, MouseMove, MoveEffect, PALETTE, Peer, Undone, event,
+    Board, Cleared, DrawError, Hello, MouseMove, MoveEffect, PALETTE, Peer, PenEntry, Undone, event,
 };
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use socketioxide::SendError;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
@@ -15,6 +18,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::handlers::{RateLimiter, Verdict};
 use super::store::{Change, Persister};
 use super::{CANVAS_PART_BYTES, DrawConfig};
 use crate::stats::{App, ConnGuard, Stats};
@@ -41,6 +45,10 @@ pub enum Command {
         sid: Sid,
     },
     Undo {
+        sid: Sid,
+    },
+    /// Send the canvas again to this participant.
+    Sync {
         sid: Sid,
     },
     /// The socket is gone.
@@ -73,12 +81,31 @@ pub struct Canvas {
     guests: u64,
     stats: Arc<Stats>,
     persist: Persister,
+    /// The strokes of each `canvas` part as JSON, until the drawing changes:
+    /// joins between changes only copy bytes.
+    parts: Option<Vec<Box<RawValue>>>,
+    /// Joins and syncs (each sends the whole canvas), all clients together.
+    sends: RateLimiter,
+}
+
+/// A `canvas` part on the wire ([`CanvasPart`]'s shape), strokes
+/// pre-serialized.
+#[derive(Serialize)]
+struct PartOut<'a> {
+    width: f64,
+    height: f64,
+    part: usize,
+    parts: usize,
+    pens: &'a [PenEntry],
+    strokes: &'a RawValue,
 }
 
 impl Canvas {
     /// The owner of `board`; `persist` stores its changes.
     pub fn new(config: DrawConfig, board: Board, stats: Arc<Stats>, persist: Persister) -> Canvas {
         Canvas {
+            sends: RateLimiter::new(config.join_rate),
+            parts: None,
             config,
             board,
             people: HashMap::new(),
@@ -110,6 +137,7 @@ impl Canvas {
             Command::Hello { sid, hello } => self.hello(sid, hello),
             Command::Clear { sid } => self.clear(sid).await,
             Command::Undo { sid } => self.undo(sid).await,
+            Command::Sync { sid } => self.sync(sid),
             Command::Leave { sid } => self.leave(sid),
             Command::Inspect { reply } => {
                 let _ = reply.send(self.board.clone());
@@ -129,14 +157,17 @@ impl Canvas {
             let _ = socket.disconnect();
             return;
         }
+        if !self.may_send_canvas() {
+            let _ = socket.emit(event::ERROR, &DrawError::Busy.to_event("connect"));
+            let _ = socket.disconnect();
+            return;
+        }
         // The snapshot goes out before the participant is listed, in this
         // one step: every later event reaches them after it.
-        for part in self.board.snapshot(self.config.bounds(), CANVAS_PART_BYTES) {
-            if let Err(e) = emit_one(&socket, event::CANVAS, &part) {
-                tracing::debug!(sid = %socket.id, error = %e, "cannot send the canvas; dropping");
-                let _ = socket.disconnect();
-                return;
-            }
+        if let Err(e) = self.send_canvas(&socket) {
+            tracing::debug!(sid = %socket.id, error = %e, "cannot send the canvas; dropping");
+            let _ = socket.disconnect();
+            return;
         }
         let n = self.guests;
         self.guests += 1;
@@ -152,6 +183,63 @@ impl Canvas {
         );
         self.order.push(sid);
         self.send_peers();
+    }
+
+    /// Takes one canvas send from the shared budget.
+    fn may_send_canvas(&mut self) -> bool {
+        matches!(self.sends.take(Instant::now()), Verdict::Allow)
+    }
+
+    /// Queues the whole drawing on `socket` as `canvas` parts.
+    fn send_canvas(&mut self, socket: &SocketRef) -> Result<(), SendError> {
+        let bounds = self.config.bounds();
+        let parts = match &self.parts {
+            Some(parts) => parts,
+            None => {
+                let built = self
+                    .board
+                    .snapshot(bounds, CANVAS_PART_BYTES)
+                    .into_iter()
+                    .map(|p| serde_json::value::to_raw_value(&p.strokes))
+                    .collect::<Result<Vec<_>, _>>();
+                match built {
+                    Ok(built) => self.parts.insert(built),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot serialize the canvas");
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let pens = self.board.pens();
+        for (i, strokes) in parts.iter().enumerate() {
+            let part = PartOut {
+                width: bounds.width,
+                height: bounds.height,
+                part: i,
+                parts: parts.len(),
+                pens: if i == 0 { &pens } else { &[] },
+                strokes,
+            };
+            emit_one(socket, event::CANVAS, &part)?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self, sid: Sid) {
+        let Some(person) = self.people.get(&sid) else {
+            return;
+        };
+        let socket = person.socket.clone();
+        if !self.may_send_canvas() {
+            let _ = socket.emit(event::ERROR, &DrawError::Busy.to_event(event::SYNC));
+            return;
+        }
+        if let Err(SendError::Socket(socketioxide::SocketError::InternalChannelFull)) =
+            self.send_canvas(&socket)
+        {
+            self.cut_off(sid);
+        }
     }
 
     async fn mouse_move(&mut self, sid: Sid, mv: MouseMove) {
@@ -200,6 +288,7 @@ impl Canvas {
             }
         };
         if let Some(change) = change {
+            self.parts = None;
             self.persist.send(change).await;
         }
     }
@@ -222,6 +311,7 @@ impl Canvas {
             return;
         }
         self.board.clear();
+        self.parts = None;
         self.broadcast(
             event::CLEARED,
             &Cleared {
@@ -240,6 +330,7 @@ impl Canvas {
         let Some(stroke) = self.board.undo(&by) else {
             return;
         };
+        self.parts = None;
         self.broadcast(
             event::UNDONE,
             &Undone {
