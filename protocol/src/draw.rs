@@ -131,6 +131,8 @@ pub enum DrawError {
     RateLimited { per_second: u32 },
     #[error("the canvas is full ({max_segments} segments); clear it to draw more")]
     CanvasFull { max_segments: usize },
+    #[error("undo: you have no stroke on the board to undo")]
+    NothingToUndo,
     #[error("the server is busy; event dropped")]
     Busy,
     #[error("the board has {max_clients} participants, the most it takes; try again later")]
@@ -150,6 +152,7 @@ impl DrawError {
             DrawError::BadColour => "bad-colour",
             DrawError::RateLimited { .. } => "rate-limited",
             DrawError::CanvasFull { .. } => "canvas-full",
+            DrawError::NothingToUndo => "nothing-to-undo",
             DrawError::Busy => "busy",
             DrawError::BoardFull { .. } => "board-full",
         }
@@ -403,6 +406,13 @@ impl Board {
     /// The stroke with this id.
     pub fn stroke(&self, id: u64) -> Option<&Stroke> {
         self.strokes.get(&id)
+    }
+
+    /// Whether `author` has a stroke on the board.
+    pub fn has_strokes(&self, author: &str) -> bool {
+        self.by_author
+            .get(author)
+            .is_some_and(|ids| ids.iter().any(|id| self.strokes.contains_key(id)))
     }
 
     /// The author's last point, if any.
@@ -723,6 +733,8 @@ mod tests {
         assert_eq!(b.strokes().filter(|s| s.by == "b").count(), 2);
         assert_eq!(b.undo("a").unwrap().points[1], p(1.0, 0.0));
         assert_eq!(b.undo("a"), None);
+        assert!(!b.has_strokes("a"));
+        assert!(b.has_strokes("b"));
         assert_eq!(b.segments(), 2);
     }
 

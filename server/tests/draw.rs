@@ -357,6 +357,8 @@ async fn undo_removes_only_the_callers_last_stroke() {
     a.emit("undo", vec![]).await;
     b.expect("undone").await;
     b.expect_none("undone").await;
+    // …and the caller hears that there was nothing to undo.
+    assert_eq!(a.expect("error").await["code"], "nothing-to-undo");
     assert_eq!(server.state.draw.snapshot().await.unwrap().segments(), 2);
     server.shutdown().await.unwrap();
 }

@@ -78,6 +78,12 @@
     return null;
   };
 
+  /** Whether `author` has a stroke on the board. */
+  Board.prototype.hasStrokes = function (author) {
+    var self = this;
+    return (this.byAuthor.get(author) || []).some(function (id) { return self.strokes.has(id); });
+  };
+
   Board.prototype.clear = function () {
     this.strokes = new Map();
     this.byAuthor = new Map();

@@ -8,6 +8,12 @@
 
   var EMIT_EVERY_MS = 25; // the server takes 60 events/s per client
   var LINE_WIDTH = 2;
+  // A clear may have crossed our moves on the way when we drew this recently.
+  var CLEAR_RACE_MS = 2000;
+  // After a refusal, resync once things are quiet (the server warns about
+  // rate at most once a second).
+  var RESYNC_AFTER_MS = 1100;
+  var SYNC_LOG_LIMIT = 5000;
 
   var paper = document.getElementById('paper');
   var ctx = paper.getContext('2d');
@@ -122,8 +128,38 @@
     socket.emit('hello', hello);
   }
 
+  /*
+   * Our own moves are drawn at once; the server orders them among everyone
+   * else's. Where that order matters (a clear crossing our moves, a refused
+   * move or undo), we ask for the canvas again with `sync`. Moves sent
+   * after the request are not in the canvas that answers it, so they are
+   * kept and replayed on top of it.
+   */
+  var syncLog = null; // own moves since the pending sync (or join), or null
+  var syncAgain = false;
+  var resyncTimer = null;
+  var lastDrawn = 0;
+
+  function requestSync() {
+    if (!socket.connected) return;
+    if (syncLog !== null) {
+      syncAgain = true;
+      return;
+    }
+    syncLog = [];
+    socket.emit('sync');
+  }
+
+  function resyncSoon() {
+    clearTimeout(resyncTimer);
+    resyncTimer = setTimeout(requestSync, RESYNC_AFTER_MS);
+  }
+
   socket.on('connect', function () {
     status('connected');
+    // The join snapshot is on its way: it plays the part of a sync.
+    syncLog = [];
+    syncAgain = false;
     sayHello();
   });
   socket.on('disconnect', function () {
@@ -131,7 +167,17 @@
   });
   socket.on('canvas', function (part) {
     board.loadPart(part);
-    if (part.part === part.parts - 1) redraw();
+    if (part.part !== part.parts - 1) return;
+    if (syncLog !== null) {
+      var me = socket.id;
+      syncLog.forEach(function (m) { board.move(me, m.x, m.y, m.drawing, m.colour); });
+      syncLog = null;
+    }
+    redraw();
+    if (syncAgain) {
+      syncAgain = false;
+      requestSync();
+    }
   });
   socket.on('peers', function (list) {
     peers = new Map();
@@ -153,18 +199,25 @@
     if (el) el.remove();
     cursors.delete(id);
   });
-  socket.on('cleared', function (ev) {
-    if (ev.by === socket.id) return; // applied when we asked
+  // A clear counts when the server says so, ours too.
+  socket.on('cleared', function () {
     board.clear();
     redraw();
+    if (drawing || Date.now() - lastDrawn < CLEAR_RACE_MS) requestSync();
   });
   socket.on('undone', function (ev) {
-    if (ev.by === socket.id) return; // applied when we asked
+    // Our own undo was applied when asked: it follows our moves in order,
+    // whatever the others do meanwhile.
+    if (ev.by === socket.id) return;
     board.undo(ev.by);
     redraw();
   });
+  var DIVERGING = { mousemove: 1, undo: 1, clear: 1, sync: 1 };
   socket.on('error', function (err) {
     status((err && err.message) || 'error', true);
+    if (err && (DIVERGING[err.event] || err.code === 'rate-limited' || err.code === 'busy')) {
+      resyncSoon();
+    }
   });
 
   // Drawing: what we draw locally is exactly what we send.
@@ -184,6 +237,15 @@
     var seg = board.move(socket.id, p.x, p.y, pen, colourInput.value);
     if (seg) segment(seg.x0, seg.y0, seg.x1, seg.y1, seg.colour);
     socket.emit('mousemove', { x: p.x, y: p.y, drawing: pen });
+    if (pen) lastDrawn = Date.now();
+    if (syncLog !== null) {
+      if (syncLog.length < SYNC_LOG_LIMIT) {
+        syncLog.push({ x: p.x, y: p.y, drawing: pen, colour: colourInput.value });
+      } else {
+        // Far behind: start over once this sync is answered.
+        syncAgain = true;
+      }
+    }
     lastEmit = Date.now();
     pending = null;
   }
@@ -217,7 +279,7 @@
   }, EMIT_EVERY_MS);
 
   function undo() {
-    if (!socket.connected) return;
+    if (!socket.connected || !board.hasStrokes(socket.id)) return;
     board.undo(socket.id);
     redraw();
     socket.emit('undo');
@@ -225,8 +287,6 @@
   document.getElementById('undo').addEventListener('click', undo);
   document.getElementById('clear').addEventListener('click', function () {
     if (!socket.connected || !window.confirm('Clear the board for everyone?')) return;
-    board.clear();
-    redraw();
     socket.emit('clear');
   });
   document.addEventListener('keydown', function (ev) {

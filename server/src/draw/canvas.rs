@@ -328,6 +328,13 @@ impl Canvas {
         }
         let by = sid.to_string();
         let Some(stroke) = self.board.undo(&by) else {
+            // The client thought it had one: tell it, so it can resync.
+            if let Some(person) = self.people.get(&sid) {
+                let _ = person.socket.emit(
+                    event::ERROR,
+                    &DrawError::NothingToUndo.to_event(event::UNDO),
+                );
+            }
             return;
         };
         self.parts = None;

@@ -24,6 +24,9 @@ use crate::keymap::{self, Action, Hint, Scope};
 use crate::net::draw::{DrawCommand, DrawEvent};
 use crate::net::{ConnState, NetEvent, Transport};
 
+/// Own moves kept for replay over a requested canvas at most.
+const SYNC_LOG_LIMIT: usize = 10_000;
+
 /// The canvas pane.
 pub struct CanvasPane {
     board: Board,
@@ -36,6 +39,10 @@ pub struct CanvasPane {
     /// Index into [`PALETTE`] once the user picked a colour with `c`.
     colour: Option<usize>,
     confirm: bool,
+    /// Our moves sent since the canvas was last asked for (the join or a
+    /// `sync`): the canvas that answers does not have them, so they are
+    /// replayed on top of it.
+    sync_log: Option<Vec<(Point, bool, String)>>,
     conn: ConnState,
     error: Option<String>,
     /// Where the board was last drawn, for mouse mapping and cursor steps.
@@ -65,6 +72,7 @@ impl CanvasPane {
             pen: false,
             colour: None,
             confirm: false,
+            sync_log: None,
             conn: ConnState::Connecting,
             error: None,
             board_area: Cell::new(Rect::default()),
@@ -227,7 +235,7 @@ impl Pane for CanvasPane {
             return match keymap::lookup(Scope::CanvasConfirm, &key) {
                 Some(Action::Confirm) => {
                     self.confirm = false;
-                    self.board.clear();
+                    // Applied when the server says `cleared`, in its order.
                     Handled::Consumed(vec![Cmd::Draw(DrawCommand::Clear)])
                 }
                 Some(Action::Cancel) => {
@@ -263,10 +271,18 @@ impl Pane for CanvasPane {
                 }))]
             }
             Some(Action::UndoMine) => {
-                if let Some(me) = &self.me {
-                    self.board.undo(me);
+                // Applied at once: it follows our own moves in order, and
+                // nobody else's events change which stroke is our last.
+                match &self.me {
+                    Some(me) if self.board.has_strokes(me) => {
+                        self.board.undo(me);
+                        vec![Cmd::Draw(DrawCommand::Undo)]
+                    }
+                    _ => {
+                        self.error = Some("nothing of yours to undo".into());
+                        Vec::new()
+                    }
                 }
-                vec![Cmd::Draw(DrawCommand::Undo)]
             }
             Some(Action::ClearBoard) => {
                 self.confirm = true;
@@ -323,9 +339,18 @@ impl Pane for CanvasPane {
                     DrawEvent::Connected { id } => {
                         self.me = Some(id.clone());
                         self.error = None;
+                        self.sync_log = Some(Vec::new());
                     }
+                    DrawEvent::SyncRequested => self.sync_log = Some(Vec::new()),
                     DrawEvent::Canvas(part) => {
                         self.board.load_part(part);
+                        if part.part + 1 >= part.parts
+                            && let (Some(log), Some(me)) = (self.sync_log.take(), &self.me)
+                        {
+                            for (p, drawing, colour) in log {
+                                self.board.apply_move(me, p, drawing, &colour);
+                            }
+                        }
                         self.bounds = Bounds {
                             width: part.width,
                             height: part.height,
@@ -351,12 +376,9 @@ impl Pane for CanvasPane {
                         self.pointers.remove(id);
                         self.peers.retain(|p| &p.id != id);
                     }
-                    // Our own clear and undo were applied when asked.
-                    DrawEvent::Cleared(c) => {
-                        if Some(&c.by) != self.me.as_ref() {
-                            self.board.clear();
-                        }
-                    }
+                    // Ours too: the server's order decides what it wiped.
+                    DrawEvent::Cleared(_) => self.board.clear(),
+                    // Our own undo was applied when asked.
                     DrawEvent::Undone(u) => {
                         if Some(&u.by) != self.me.as_ref() {
                             self.board.undo(&u.by);
@@ -366,13 +388,22 @@ impl Pane for CanvasPane {
                     DrawEvent::Sent { x, y, drawing } => {
                         if let Some(me) = self.me.clone() {
                             let colour = self.my_colour();
-                            self.board
-                                .apply_move(&me, Point { x: *x, y: *y }, *drawing, &colour);
+                            let p = Point { x: *x, y: *y };
+                            self.board.apply_move(&me, p, *drawing, &colour);
+                            if let Some(log) = &mut self.sync_log {
+                                if log.len() < SYNC_LOG_LIMIT {
+                                    log.push((p, *drawing, colour));
+                                } else {
+                                    // Far behind; the next canvas puts it right.
+                                    self.sync_log = None;
+                                }
+                            }
                         }
                     }
                     DrawEvent::Disconnected => {
                         self.pointers.clear();
                         self.me = None;
+                        self.sync_log = None;
                     }
                 }
                 true
@@ -546,6 +577,104 @@ mod tests {
             pane.handle_key(key(KeyCode::Char('y'))),
             Handled::Consumed(vec![Cmd::Draw(DrawCommand::Clear)])
         );
+    }
+
+    fn sent(pane: &mut CanvasPane, x: f64, drawing: bool) {
+        pane.apply(&NetEvent::Draw(DrawEvent::Sent {
+            x,
+            y: 10.0,
+            drawing,
+        }));
+    }
+
+    fn canvas(strokes: Vec<StrokeEntry>, pens: Vec<PenEntry>) -> DrawEvent {
+        DrawEvent::Canvas(CanvasPart {
+            width: 2000.0,
+            height: 1000.0,
+            part: 0,
+            parts: 1,
+            pens,
+            strokes,
+        })
+    }
+
+    #[test]
+    fn a_clear_takes_effect_when_the_server_says_so() {
+        let mut pane = CanvasPane::new();
+        connected(&mut pane);
+        sent(&mut pane, 1.0, false);
+        sent(&mut pane, 2.0, true);
+        pane.handle_key(KeyEvent::new(KeyCode::Char('C'), KeyModifiers::SHIFT));
+        pane.handle_key(key(KeyCode::Char('y')));
+        // Asked, not yet done: the server orders it among everyone's moves.
+        assert_eq!(pane.board().segments(), 1);
+        pane.apply(&NetEvent::Draw(DrawEvent::Cleared(
+            rt_protocol::draw::Cleared { by: "me".into() },
+        )));
+        assert_eq!(pane.board().segments(), 0);
+    }
+
+    #[test]
+    fn moves_after_a_sync_request_are_replayed_over_the_canvas_that_answers_it() {
+        let mut pane = CanvasPane::new();
+        connected(&mut pane);
+        sent(&mut pane, 1.0, false);
+        sent(&mut pane, 2.0, true);
+        // Another user's clear crossed our stroke: the server kept it, we
+        // wiped it, and the client asked for the canvas again.
+        pane.apply(&NetEvent::Draw(DrawEvent::Cleared(
+            rt_protocol::draw::Cleared { by: "other".into() },
+        )));
+        assert_eq!(pane.board().segments(), 0);
+        pane.apply(&NetEvent::Draw(DrawEvent::SyncRequested));
+        sent(&mut pane, 3.0, true);
+        // The canvas as of the request: our first segment, pen open on it.
+        pane.apply(&NetEvent::Draw(canvas(
+            vec![StrokeEntry {
+                id: 7,
+                by: "me".into(),
+                colour: PALETTE[0].into(),
+                points: vec![1.0, 10.0, 2.0, 10.0],
+            }],
+            vec![PenEntry {
+                id: "me".into(),
+                x: 2.0,
+                y: 10.0,
+                stroke: Some(7),
+            }],
+        )));
+        // …plus the move sent after the request, continuing that stroke.
+        assert_eq!(pane.board().segments(), 2);
+        let strokes: Vec<_> = pane.board().strokes().collect();
+        assert_eq!(strokes.len(), 1);
+        assert_eq!(strokes[0].points.last(), Some(&Point { x: 3.0, y: 10.0 }));
+        // The log is done with: a later canvas does not replay it again.
+        pane.apply(&NetEvent::Draw(canvas(Vec::new(), Vec::new())));
+        assert_eq!(pane.board().segments(), 0);
+    }
+
+    #[test]
+    fn undo_with_nothing_of_ones_own_says_so_and_sends_nothing() {
+        let mut pane = CanvasPane::new();
+        connected(&mut pane);
+        pane.apply(&NetEvent::Draw(DrawEvent::Moving {
+            id: "other".into(),
+            x: 1.0,
+            y: 1.0,
+            drawing: false,
+        }));
+        pane.apply(&NetEvent::Draw(DrawEvent::Moving {
+            id: "other".into(),
+            x: 5.0,
+            y: 1.0,
+            drawing: true,
+        }));
+        assert_eq!(
+            pane.handle_key(key(KeyCode::Char('u'))),
+            Handled::Consumed(vec![])
+        );
+        assert_eq!(pane.board().segments(), 1);
+        assert!(pane.error.is_some());
     }
 
     #[test]
