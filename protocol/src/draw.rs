@@ -4,8 +4,10 @@
 //! Classic events: `mousemove` `{x, y, drawing}` in; `moving` (the same
 //! object plus the sender's `id`) out to everyone else; `clientdisconnect`
 //! `id` when a socket leaves. rt adds: `canvas` (the drawing, in parts, sent
-//! on join), `hello` `{name, colour}`, `peers` (who is online), `clear` →
-//! `cleared` `{by}`, `undo` → `undone` `{by, stroke}`, and `error`.
+//! on join), `hello` `{name, colour, key}` (answered by `welcome`), `peers`
+//! (who is online), `clear` → `cleared` `{by}`, `undo` → `undone`
+//! `{by, author, stroke}`, `sync` (send me the canvas again: the sender's
+//! moves before it are in that canvas, those after it are not), and `error`.
 //!
 //! # Strokes
 //! A participant's pen has a last point. A `mousemove` with `drawing: true`
@@ -15,6 +17,14 @@
 //! non-drawing move, an undo, or leaving). `undo` removes the caller's most
 //! recent stroke, so every participant that replays the same events in the
 //! same order ([`Board`]) agrees on what was removed.
+//!
+//! # Authors
+//! A pen belongs to a socket (its id is the `id` of `moving`); a stroke
+//! belongs to an *author*. A socket's author is its socket id, unless its
+//! `hello` carries a `key` (a secret the client keeps across reconnects):
+//! then the server derives a public author id from it, so strokes drawn
+//! before a reconnect (or a server restart) can still be undone by whoever
+//! holds the key. `peers` and `welcome` say each socket's author.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -34,6 +44,7 @@ pub mod event {
     pub const UNDO: &str = "undo";
     pub const UNDONE: &str = "undone";
     pub const SYNC: &str = "sync";
+    pub const WELCOME: &str = "welcome";
     pub const ERROR: &str = "error";
 }
 
@@ -43,6 +54,8 @@ pub const DEFAULT_WIDTH: f64 = 2000.0;
 pub const DEFAULT_HEIGHT: f64 = 1000.0;
 /// Longest display name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
+/// Shortest and longest author key, in characters (`A-Z a-z 0-9 _ -`).
+pub const KEY_CHARS: std::ops::RangeInclusive<usize> = 16..=64;
 /// Points of one stroke per snapshot entry at most; longer strokes are sent
 /// as several entries with the same id (each continues from the last point
 /// of the one before), so no single entry outgrows a snapshot part.
@@ -127,6 +140,8 @@ pub enum DrawError {
     BadName,
     #[error("hello: colour must look like #rrggbb")]
     BadColour,
+    #[error("hello: key must be 16 to 64 characters of A-Z, a-z, 0-9, _ and -")]
+    BadKey,
     #[error("too many events: at most {per_second} per second; the rest were dropped")]
     RateLimited { per_second: u32 },
     #[error("the canvas is full ({max_segments} segments); clear it to draw more")]
@@ -150,6 +165,7 @@ impl DrawError {
             DrawError::UnknownEvent(_) => "unknown-event",
             DrawError::BadName => "bad-name",
             DrawError::BadColour => "bad-colour",
+            DrawError::BadKey => "bad-key",
             DrawError::RateLimited { .. } => "rate-limited",
             DrawError::CanvasFull { .. } => "canvas-full",
             DrawError::NothingToUndo => "nothing-to-undo",
@@ -210,13 +226,16 @@ pub fn parse_mousemove(arg: Value, bounds: Bounds) -> Result<MouseMove, DrawErro
     })
 }
 
-/// `hello` `{name?, colour?}`.
+/// `hello` `{name?, colour?, key?}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Hello {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub colour: Option<String>,
+    /// The client's secret author key (see the module header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// Checks a `hello` argument (a missing argument means "assign both").
@@ -240,7 +259,19 @@ pub fn parse_hello(arg: Value) -> Result<Hello, DrawError> {
         Some(Value::String(s)) if is_colour(s) => Some(s.to_ascii_lowercase()),
         Some(_) => return Err(DrawError::BadColour),
     };
-    Ok(Hello { name, colour })
+    let key = match fields.get("key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) if is_key(k) => Some(k.clone()),
+        Some(_) => return Err(DrawError::BadKey),
+    };
+    Ok(Hello { name, colour, key })
+}
+
+/// An author key: [`KEY_CHARS`] characters of `A-Z a-z 0-9 _ -`.
+pub fn is_key(k: &str) -> bool {
+    KEY_CHARS.contains(&k.len())
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn valid_name(raw: &str) -> Result<String, DrawError> {
@@ -268,12 +299,27 @@ pub fn is_colour(s: &str) -> bool {
     s.len() == 7 && s.starts_with('#') && s[1..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// One online participant, as listed by `peers`.
+/// One online participant, as listed by `peers`; also the payload of
+/// `welcome` (the sender's own entry, in answer to its `hello`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Peer {
     pub id: String,
     pub name: String,
     pub colour: String,
+    /// Whose strokes this socket draws (its id unless it sent a key).
+    #[serde(default)]
+    pub author: String,
+}
+
+impl Peer {
+    /// The author, for payloads that leave it out.
+    pub fn author(&self) -> &str {
+        if self.author.is_empty() {
+            &self.id
+        } else {
+            &self.author
+        }
+    }
 }
 
 /// Payload of `cleared`.
@@ -282,11 +328,25 @@ pub struct Cleared {
     pub by: String,
 }
 
-/// Payload of `undone`: who undid, and the server's id of the removed stroke.
+/// Payload of `undone`: the socket that undid (its pen is lifted), the
+/// author whose last stroke was removed, and the server's id of that stroke.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Undone {
     pub by: String,
+    #[serde(default)]
+    pub author: String,
     pub stroke: u64,
+}
+
+impl Undone {
+    /// The author, for payloads that leave it out.
+    pub fn author(&self) -> &str {
+        if self.author.is_empty() {
+            &self.by
+        } else {
+            &self.author
+        }
+    }
 }
 
 /// One stroke (or a piece of a long one) in a `canvas` part. `points` is
@@ -443,8 +503,7 @@ impl Board {
         drawing && self.pen(author).is_some()
     }
 
-    /// Applies `author`'s move to `to` (pen down when `drawing`); a new
-    /// stroke takes `colour`.
+    /// Applies a move of `author`'s own pen (pen and author share the id).
     pub fn apply_move(
         &mut self,
         author: &str,
@@ -452,8 +511,21 @@ impl Board {
         drawing: bool,
         colour: &str,
     ) -> MoveEffect {
+        self.apply_move_as(author, author, to, drawing, colour)
+    }
+
+    /// Moves pen `pen` to `to` (down when `drawing`); a new stroke belongs
+    /// to `author` and takes `colour`.
+    pub fn apply_move_as(
+        &mut self,
+        pen: &str,
+        author: &str,
+        to: Point,
+        drawing: bool,
+        colour: &str,
+    ) -> MoveEffect {
         let to = to.quantized();
-        let pen = self.pens.entry(author.to_string()).or_default();
+        let pen = self.pens.entry(pen.to_string()).or_default();
         let from = pen.last.replace(to);
         if !drawing {
             pen.open = None;
@@ -490,7 +562,13 @@ impl Board {
 
     /// Removes `author`'s most recent stroke (and lifts their pen).
     pub fn undo(&mut self, author: &str) -> Option<Stroke> {
-        if let Some(pen) = self.pens.get_mut(author) {
+        self.undo_as(author, author)
+    }
+
+    /// Removes `author`'s most recent stroke and lifts pen `pen` (the
+    /// socket that asked).
+    pub fn undo_as(&mut self, pen: &str, author: &str) -> Option<Stroke> {
+        if let Some(pen) = self.pens.get_mut(pen) {
             pen.open = None;
         }
         let ids = self.by_author.get_mut(author)?;
@@ -747,6 +825,42 @@ mod tests {
         let e = b.apply_move("a", p(2.0, 0.0), true, "#000000");
         assert!(matches!(e, MoveEffect::Started { .. }));
         assert_eq!(b.segments(), 1);
+    }
+
+    #[test]
+    fn strokes_belong_to_authors_and_pens_to_sockets() {
+        let mut b = Board::new();
+        // One author, two sockets (before and after a reconnect).
+        b.apply_move_as("s1", "ann", p(0.0, 0.0), false, "#000000");
+        b.apply_move_as("s1", "ann", p(1.0, 0.0), true, "#000000");
+        b.leave("s1");
+        b.apply_move_as("s2", "ann", p(5.0, 0.0), false, "#000000");
+        b.apply_move_as("s2", "ann", p(6.0, 0.0), true, "#000000");
+        assert!(b.has_strokes("ann"));
+        assert!(!b.has_strokes("s1"));
+        assert_eq!(b.undo_as("s2", "ann").unwrap().points[0], p(5.0, 0.0));
+        // The stroke from before the reconnect is still the author's.
+        assert_eq!(b.undo_as("s2", "ann").unwrap().points[0], p(0.0, 0.0));
+        assert_eq!(b.segments(), 0);
+        // The asking pen was lifted: its next drawing move starts afresh.
+        assert!(matches!(
+            b.apply_move_as("s2", "ann", p(7.0, 0.0), true, "#000000"),
+            MoveEffect::Started { .. }
+        ));
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        let h = parse_hello(json!({"key": "abcdefghijklmnop_-09"})).unwrap();
+        assert_eq!(h.key.as_deref(), Some("abcdefghijklmnop_-09"));
+        for bad in [
+            json!("short"),
+            json!("x".repeat(65)),
+            json!("abcdefghijklmnop!"),
+            json!(5),
+        ] {
+            assert_eq!(parse_hello(json!({ "key": bad })), Err(DrawError::BadKey));
+        }
     }
 
     #[test]

@@ -786,3 +786,57 @@ async fn unreadable_numbers_and_hidden_characters_are_refused() {
     b.expect_none("moving").await;
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn strokes_stay_their_authors_across_reconnects_with_a_key() {
+    let server = common::server().await;
+    let key = "k3y-of-ann_0123456789";
+    let mut a = joined(&server.url()).await;
+    a.emit("hello", vec![json!({"name": "Ann", "key": key})])
+        .await;
+    let welcome: Peer = serde_json::from_value(a.expect("welcome").await).unwrap();
+    assert_eq!(
+        (welcome.id.as_str(), welcome.name.as_str()),
+        (a.id.as_str(), "Ann")
+    );
+    assert!(welcome.author.starts_with("a-") && !welcome.author.contains(key));
+    let author = welcome.author.clone();
+    a.mv(0.0, 0.0, false).await;
+    a.mv(10.0, 0.0, true).await;
+    wait_for_segments(&server, 1).await;
+    let first_id = a.id.clone();
+    a.close().await;
+
+    // Someone else, keyless or with another key, cannot undo it.
+    let mut b = joined(&server.url()).await;
+    b.emit("undo", vec![]).await;
+    assert_eq!(b.expect("error").await["code"], "nothing-to-undo");
+    b.emit("hello", vec![json!({"key": "another-key-0123456789"})])
+        .await;
+    b.expect("welcome").await;
+    b.emit("undo", vec![]).await;
+    assert_eq!(b.expect("error").await["code"], "nothing-to-undo");
+
+    // Back with the key (a new socket id): the stroke is still Ann's.
+    let mut a2 = joined(&server.url()).await;
+    assert_ne!(a2.id, first_id);
+    a2.emit("hello", vec![json!({"key": key})]).await;
+    let again: Peer = serde_json::from_value(a2.expect("welcome").await).unwrap();
+    assert_eq!(again.author, author);
+    let peers: Vec<Peer> = loop {
+        let peers: Vec<Peer> = serde_json::from_value(b.expect("peers").await).unwrap();
+        if peers.iter().any(|p| p.author == author) {
+            break peers;
+        }
+    };
+    assert!(peers.iter().any(|p| p.id == a2.id && p.author == author));
+    a2.emit("undo", vec![]).await;
+    let undone = b.expect("undone").await;
+    assert_eq!(undone["by"], json!(a2.id));
+    assert_eq!(undone["author"], json!(author));
+    wait_for_segments(&server, 0).await;
+    // A bad key is refused and changes nothing.
+    a2.emit("hello", vec![json!({"key": "short"})]).await;
+    assert_eq!(a2.expect("error").await["code"], "bad-key");
+    server.shutdown().await.unwrap();
+}

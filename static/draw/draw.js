@@ -38,6 +38,26 @@
     saved = {};
   }
   if (saved.name) nameInput.value = saved.name;
+  // Our author key: kept for this tab (across reconnects and reloads), so
+  // strokes drawn before a reconnect can still be undone. It is a secret;
+  // others see only the author id the server derives from it.
+  var key = null;
+  try {
+    key = sessionStorage.getItem('rt-draw-key');
+  } catch (e) {
+    key = null;
+  }
+  if (!key || !/^[A-Za-z0-9_-]{16,64}$/.test(key)) {
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    key = Array.prototype.map.call(bytes, function (b) { return (b + 256).toString(16).slice(1); }).join('');
+    try {
+      sessionStorage.setItem('rt-draw-key', key);
+    } catch (e) {
+      // Without storage the key lasts as long as the page.
+    }
+  }
+  var myAuthor = null; // from `welcome`; we draw only once we know it
   // Until the user picks a colour, the server's choice (distinct per person) is shown.
   var chosenColour = !!saved.colour;
   if (saved.colour) colourInput.value = saved.colour;
@@ -78,6 +98,11 @@
       for (var i = 2; i < s.points.length; i += 2) ctx.lineTo(s.points[i], s.points[i + 1]);
       ctx.stroke();
     });
+  }
+
+  function authorOf(id) {
+    var p = peers.get(id);
+    return (p && p.author) || id;
   }
 
   function colourOf(id) {
@@ -125,6 +150,7 @@
     var name = nameInput.value.trim();
     if (name) hello.name = name;
     localStorage.setItem('rt-draw', JSON.stringify(hello));
+    hello.key = key;
     socket.emit('hello', hello);
   }
 
@@ -160,7 +186,11 @@
     // The join snapshot is on its way: it plays the part of a sync.
     syncLog = [];
     syncAgain = false;
+    myAuthor = null;
     sayHello();
+  });
+  socket.on('welcome', function (me) {
+    myAuthor = me.author || socket.id;
   });
   socket.on('disconnect', function () {
     status('disconnected; reconnecting…', true);
@@ -170,7 +200,7 @@
     if (part.part !== part.parts - 1) return;
     if (syncLog !== null) {
       var me = socket.id;
-      syncLog.forEach(function (m) { board.move(me, m.x, m.y, m.drawing, m.colour); });
+      syncLog.forEach(function (m) { board.move(me, m.x, m.y, m.drawing, m.colour, myAuthor); });
       syncLog = null;
     }
     redraw();
@@ -182,14 +212,14 @@
   socket.on('peers', function (list) {
     peers = new Map();
     list.forEach(function (p) {
-      peers.set(p.id, { name: p.name, colour: p.colour });
+      peers.set(p.id, { name: p.name, colour: p.colour, author: p.author });
       if (p.id === socket.id && !chosenColour) colourInput.value = p.colour;
     });
     renderPeers();
     status('connected · ' + list.length + ' online');
   });
   socket.on('moving', function (data) {
-    var seg = board.move(data.id, data.x, data.y, data.drawing, colourOf(data.id));
+    var seg = board.move(data.id, data.x, data.y, data.drawing, colourOf(data.id), authorOf(data.id));
     if (seg) segment(seg.x0, seg.y0, seg.x1, seg.y1, seg.colour);
     showCursor(data.id, data.x, data.y);
   });
@@ -209,7 +239,7 @@
     // Our own undo was applied when asked: it follows our moves in order,
     // whatever the others do meanwhile.
     if (ev.by === socket.id) return;
-    board.undo(ev.by);
+    board.undo(ev.author || ev.by, ev.by);
     redraw();
   });
   var DIVERGING = { mousemove: 1, undo: 1, clear: 1, sync: 1 };
@@ -233,8 +263,8 @@
   }
 
   function send(p, pen) {
-    if (!socket.connected) return;
-    var seg = board.move(socket.id, p.x, p.y, pen, colourInput.value);
+    if (!socket.connected || myAuthor === null) return;
+    var seg = board.move(socket.id, p.x, p.y, pen, colourInput.value, myAuthor);
     if (seg) segment(seg.x0, seg.y0, seg.x1, seg.y1, seg.colour);
     socket.emit('mousemove', { x: p.x, y: p.y, drawing: pen });
     if (pen) lastDrawn = Date.now();
@@ -279,8 +309,8 @@
   }, EMIT_EVERY_MS);
 
   function undo() {
-    if (!socket.connected || !board.hasStrokes(socket.id)) return;
-    board.undo(socket.id);
+    if (!socket.connected || myAuthor === null || !board.hasStrokes(myAuthor)) return;
+    board.undo(myAuthor, socket.id);
     redraw();
     socket.emit('undo');
   }

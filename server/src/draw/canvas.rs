@@ -63,6 +63,8 @@ pub enum Command {
 
 struct Participant {
     socket: SocketRef,
+    /// Whose strokes this socket draws (see `rt_protocol::draw`).
+    author: String,
     name: String,
     colour: String,
     _conn: ConnGuard,
@@ -176,6 +178,7 @@ impl Canvas {
             sid,
             Participant {
                 socket,
+                author: sid.to_string(),
                 name: format!("guest-{}", n + 1),
                 colour: PALETTE[(n as usize) % PALETTE.len()].to_string(),
                 _conn: self.stats.connect(App::Draw),
@@ -246,8 +249,9 @@ impl Canvas {
         let Some(person) = self.people.get(&sid) else {
             return;
         };
-        let author = sid.to_string();
-        if self.board.adds_segment(&author, mv.drawing)
+        let pen = sid.to_string();
+        let author = person.author.clone();
+        if self.board.adds_segment(&pen, mv.drawing)
             && self.board.segments() >= self.config.max_segments
         {
             let err = DrawError::CanvasFull {
@@ -261,9 +265,9 @@ impl Canvas {
         let colour = person.colour.clone();
         let effect = self
             .board
-            .apply_move(&author, mv.point, mv.drawing, &colour);
+            .apply_move_as(&pen, &author, mv.point, mv.drawing, &colour);
         let mut fields = mv.fields;
-        fields.insert("id".into(), Value::String(author.clone()));
+        fields.insert("id".into(), Value::String(pen));
         self.broadcast(event::MOVING, &fields, Some(sid));
         let change = match effect {
             MoveEffect::None => None,
@@ -303,6 +307,16 @@ impl Canvas {
         if let Some(colour) = hello.colour {
             person.colour = colour;
         }
+        if let Some(key) = hello.key {
+            person.author = author_of_key(&key);
+        }
+        let welcome = Peer {
+            id: sid.to_string(),
+            name: person.name.clone(),
+            colour: person.colour.clone(),
+            author: person.author.clone(),
+        };
+        let _ = person.socket.emit(event::WELCOME, &welcome);
         self.send_peers();
     }
 
@@ -323,11 +337,12 @@ impl Canvas {
     }
 
     async fn undo(&mut self, sid: Sid) {
-        if !self.people.contains_key(&sid) {
+        let Some(person) = self.people.get(&sid) else {
             return;
-        }
+        };
         let by = sid.to_string();
-        let Some(stroke) = self.board.undo(&by) else {
+        let author = person.author.clone();
+        let Some(stroke) = self.board.undo_as(&by, &author) else {
             // The client thought it had one: tell it, so it can resync.
             if let Some(person) = self.people.get(&sid) {
                 let _ = person.socket.emit(
@@ -342,6 +357,7 @@ impl Canvas {
             event::UNDONE,
             &Undone {
                 by,
+                author,
                 stroke: stroke.id,
             },
             None,
@@ -408,6 +424,7 @@ impl Canvas {
                     id: sid.to_string(),
                     name: p.name.clone(),
                     colour: p.colour.clone(),
+                    author: p.author.clone(),
                 })
             })
             .collect();
@@ -446,6 +463,15 @@ impl Canvas {
     }
 }
 
+/// The public author id for a secret key: a prefix of its SHA-256, so it
+/// is the same after a restart and does not give the key away.
+fn author_of_key(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key.as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("a-{hex}")
+}
+
 fn emit_one<T: Serialize + ?Sized>(
     socket: &SocketRef,
     name: &str,
@@ -457,6 +483,18 @@ fn emit_one<T: Serialize + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn author_ids_are_stable_and_do_not_show_the_key() {
+        let key = "abcdefghijklmnop";
+        let a = author_of_key(key);
+        assert_eq!(a, author_of_key(key));
+        assert_ne!(a, author_of_key("abcdefghijklmnoq"));
+        assert!(!a.contains(key));
+        assert_eq!(a.len(), 2 + 24);
+        // Never a socket id (16 characters).
+        assert_ne!(a.len(), 16);
+    }
 
     #[test]
     fn a_canvas_part_fits_the_payload_limit() {

@@ -69,6 +69,8 @@ pub enum DrawEvent {
     Canvas(CanvasPart),
     /// Who is online.
     Peers(Vec<Peer>),
+    /// The answer to our `hello`: our own entry, with our author id.
+    Welcome(Peer),
     /// Someone's pointer moved (`data` is the object as sent).
     Moving {
         id: String,
@@ -102,6 +104,7 @@ impl DrawEvent {
         let ev = match name {
             event::CANVAS => DrawEvent::Canvas(serde_json::from_value(arg).ok()?),
             event::PEERS => DrawEvent::Peers(serde_json::from_value(arg).ok()?),
+            event::WELCOME => DrawEvent::Welcome(serde_json::from_value(arg).ok()?),
             event::MOVING => DrawEvent::Moving {
                 id: arg.get("id")?.as_str()?.to_string(),
                 x: arg.get("x")?.as_f64()?,
@@ -127,7 +130,8 @@ pub enum DrawCommand {
         y: f64,
         drawing: bool,
     },
-    /// Name and colour (re-sent after every reconnect).
+    /// Name and colour (re-sent after every reconnect; the client adds its
+    /// author key).
     Hello(Hello),
     Undo,
     Clear,
@@ -450,8 +454,13 @@ pub struct DrawClient {
 }
 
 impl DrawClient {
-    /// Starts the task; events go to `events`.
-    pub fn spawn(base_url: String, hello: Hello, events: mpsc::Sender<NetEvent>) -> DrawClient {
+    /// Starts the task; events go to `events`. Without a key in `hello`,
+    /// one is made up for this client, so its strokes stay its own across
+    /// reconnects.
+    pub fn spawn(base_url: String, mut hello: Hello, events: mpsc::Sender<NetEvent>) -> DrawClient {
+        if hello.key.is_none() {
+            hello.key = Some(new_key());
+        }
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let task = tokio::spawn(run(base_url, hello, rx, events));
         DrawClient { commands, task }
@@ -461,6 +470,18 @@ impl DrawClient {
     pub fn send(&self, cmd: DrawCommand) {
         let _ = self.commands.try_send(cmd);
     }
+}
+
+/// A fresh random author key.
+pub fn new_key() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // Each RandomState is seeded from the operating system's randomness.
+    let part = || {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    };
+    format!("{:016x}{:016x}", part(), part())
 }
 
 impl Drop for DrawClient {
@@ -529,7 +550,7 @@ async fn run(
             tokio::select! {
                 _ = &mut sleep => break,
                 cmd = commands.recv() => match cmd {
-                    Some(DrawCommand::Hello(h)) => hello = h,
+                    Some(DrawCommand::Hello(h)) => hello = with_key(h, &hello),
                     Some(_) => {}
                     None => return,
                 },
@@ -538,7 +559,17 @@ async fn run(
     }
 }
 
-/// Serves one session; `Ok` when the UI has gone away.
+/// A new hello keeps the key of the one before unless it brings its own.
+fn with_key(mut new: Hello, old: &Hello) -> Hello {
+    if new.key.is_none() {
+        new.key.clone_from(&old.key);
+    }
+    new
+}
+
+/// Serves one session; `Ok` when the UI has gone away. Moves wait until the
+/// server has answered our `hello`, so they are drawn under the author it
+/// names.
 async fn connected(
     session: &mut Session,
     hello: &mut Hello,
@@ -554,8 +585,9 @@ async fn connected(
     let mut moves = MoveQueue::default();
     let mut next_move = Instant::now();
     let mut resync = Resync::joined();
+    let mut welcomed = false;
     loop {
-        let due = !moves.is_empty();
+        let due = welcomed && !moves.is_empty();
         let resync_at = resync.due();
         let mut sync_now = false;
         tokio::select! {
@@ -563,6 +595,7 @@ async fn connected(
                 let (name, args) = ev?;
                 if let Some(ev) = DrawEvent::from_socketio(&name, &args) {
                     sync_now = resync.received(&ev, Instant::now());
+                    welcomed |= matches!(ev, DrawEvent::Welcome(_));
                     if events.send(NetEvent::Draw(ev)).await.is_err() {
                         return Ok(());
                     }
@@ -575,7 +608,7 @@ async fn connected(
                 None => return Ok(()),
                 Some(DrawCommand::Move { x, y, drawing }) => moves.push(x, y, drawing),
                 Some(DrawCommand::Hello(h)) => {
-                    *hello = h;
+                    *hello = with_key(h, hello);
                     session.emit(event::HELLO, vec![serde_json::to_value(&*hello).unwrap_or(Value::Null)]).await?;
                 }
                 Some(DrawCommand::Undo) => session.emit(event::UNDO, vec![]).await?,
@@ -619,6 +652,26 @@ mod tests {
             socket_url("https://h"),
             "wss://h/socket.io/?EIO=4&transport=websocket"
         );
+    }
+
+    #[test]
+    fn keys_are_valid_distinct_and_kept_across_hellos() {
+        let (a, b) = (new_key(), new_key());
+        assert!(rt_protocol::draw::is_key(&a), "{a}");
+        assert_ne!(a, b);
+        let old = Hello {
+            key: Some(a.clone()),
+            ..Hello::default()
+        };
+        let new = with_key(
+            Hello {
+                colour: Some("#112233".into()),
+                ..Hello::default()
+            },
+            &old,
+        );
+        assert_eq!(new.key, Some(a));
+        assert_eq!(new.colour.as_deref(), Some("#112233"));
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct CanvasPane {
     board: Board,
     bounds: Bounds,
     me: Option<String>,
+    /// Our author id, from `welcome`.
+    my_author: Option<String>,
     peers: Vec<Peer>,
     pointers: HashMap<String, Point>,
     cursor: Point,
@@ -63,6 +65,7 @@ impl CanvasPane {
             board: Board::new(),
             bounds,
             me: None,
+            my_author: None,
             peers: Vec::new(),
             pointers: HashMap::new(),
             cursor: Point {
@@ -97,6 +100,17 @@ impl CanvasPane {
         self.peer(id)
             .map(|p| p.colour.clone())
             .unwrap_or_else(|| "#808080".to_string())
+    }
+
+    /// The author of the strokes a socket draws.
+    fn author_of(&self, id: &str) -> String {
+        if self.me.as_deref() == Some(id)
+            && let Some(a) = &self.my_author
+        {
+            return a.clone();
+        }
+        self.peer(id)
+            .map_or_else(|| id.to_string(), |p| p.author().to_string())
     }
 
     fn my_colour(&self) -> String {
@@ -268,14 +282,16 @@ impl Pane for CanvasPane {
                 vec![Cmd::Draw(DrawCommand::Hello(Hello {
                     name: None,
                     colour: Some(PALETTE[next].to_string()),
+                    key: None,
                 }))]
             }
             Some(Action::UndoMine) => {
                 // Applied at once: it follows our own moves in order, and
                 // nobody else's events change which stroke is our last.
                 match &self.me {
-                    Some(me) if self.board.has_strokes(me) => {
-                        self.board.undo(me);
+                    Some(me) if self.board.has_strokes(&self.author_of(me)) => {
+                        let author = self.author_of(me);
+                        self.board.undo_as(me, &author);
                         vec![Cmd::Draw(DrawCommand::Undo)]
                     }
                     _ => {
@@ -338,6 +354,7 @@ impl Pane for CanvasPane {
                 match ev {
                     DrawEvent::Connected { id } => {
                         self.me = Some(id.clone());
+                        self.my_author = None;
                         self.error = None;
                         self.sync_log = Some(Vec::new());
                     }
@@ -345,10 +362,11 @@ impl Pane for CanvasPane {
                     DrawEvent::Canvas(part) => {
                         self.board.load_part(part);
                         if part.part + 1 >= part.parts
-                            && let (Some(log), Some(me)) = (self.sync_log.take(), &self.me)
+                            && let (Some(log), Some(me)) = (self.sync_log.take(), self.me.clone())
                         {
+                            let author = self.author_of(&me);
                             for (p, drawing, colour) in log {
-                                self.board.apply_move(me, p, drawing, &colour);
+                                self.board.apply_move_as(&me, &author, p, drawing, &colour);
                             }
                         }
                         self.bounds = Bounds {
@@ -365,10 +383,12 @@ impl Pane for CanvasPane {
                         }
                     }
                     DrawEvent::Peers(list) => self.peers = list.clone(),
+                    DrawEvent::Welcome(me) => self.my_author = Some(me.author().to_string()),
                     DrawEvent::Moving { id, x, y, drawing } => {
                         let colour = self.colour_of(id);
+                        let author = self.author_of(id);
                         let p = Point { x: *x, y: *y };
-                        self.board.apply_move(id, p, *drawing, &colour);
+                        self.board.apply_move_as(id, &author, p, *drawing, &colour);
                         self.pointers.insert(id.clone(), p);
                     }
                     DrawEvent::ClientDisconnect(id) => {
@@ -381,15 +401,16 @@ impl Pane for CanvasPane {
                     // Our own undo was applied when asked.
                     DrawEvent::Undone(u) => {
                         if Some(&u.by) != self.me.as_ref() {
-                            self.board.undo(&u.by);
+                            self.board.undo_as(&u.by, u.author());
                         }
                     }
                     DrawEvent::Error(e) => self.error = Some(e.message.clone()),
                     DrawEvent::Sent { x, y, drawing } => {
                         if let Some(me) = self.me.clone() {
                             let colour = self.my_colour();
+                            let author = self.author_of(&me);
                             let p = Point { x: *x, y: *y };
-                            self.board.apply_move(&me, p, *drawing, &colour);
+                            self.board.apply_move_as(&me, &author, p, *drawing, &colour);
                             if let Some(log) = &mut self.sync_log {
                                 if log.len() < SYNC_LOG_LIMIT {
                                     log.push((p, *drawing, colour));
@@ -403,6 +424,7 @@ impl Pane for CanvasPane {
                     DrawEvent::Disconnected => {
                         self.pointers.clear();
                         self.me = None;
+                        self.my_author = None;
                         self.sync_log = None;
                     }
                 }
@@ -501,13 +523,22 @@ mod tests {
                 id: "me".into(),
                 name: "guest-1".into(),
                 colour: "#e6194b".into(),
+                author: "a-me".into(),
             },
+            // A classic client: no author given, its socket id is used.
             Peer {
                 id: "ann".into(),
                 name: "Ann".into(),
                 colour: "#3cb44b".into(),
+                author: String::new(),
             },
         ])));
+        pane.apply(&NetEvent::Draw(DrawEvent::Welcome(Peer {
+            id: "me".into(),
+            name: "guest-1".into(),
+            colour: "#e6194b".into(),
+            author: "a-me".into(),
+        })));
     }
 
     #[test]
@@ -688,7 +719,8 @@ mod tests {
             cmds,
             vec![Cmd::Draw(DrawCommand::Hello(Hello {
                 name: None,
-                colour: Some(PALETTE[1].to_string())
+                colour: Some(PALETTE[1].to_string()),
+                key: None,
             }))]
         );
     }
@@ -769,6 +801,7 @@ mod tests {
         pane.apply(&NetEvent::Draw(DrawEvent::Undone(
             rt_protocol::draw::Undone {
                 by: "ann".into(),
+                author: String::new(),
                 stroke: 7,
             },
         )));
