@@ -27,6 +27,25 @@ use crate::net::{ConnState, NetEvent, Transport};
 /// Own moves kept for replay over a requested canvas at most.
 const SYNC_LOG_LIMIT: usize = 10_000;
 
+/// Where to print a label for board point `p` (canvas coordinates, y up)
+/// so that it lands in the cell holding the Braille dot for `p`: ratatui
+/// maps labels (truncating over `cells - 1`) and dots (rounding over
+/// `cells × dots - 1`) differently, which puts markers a cell off at many
+/// pane sizes.
+fn label_at(p: Point, bounds: Bounds, area: Rect) -> (f64, f64) {
+    fn along(v: f64, size: f64, cells: u16, dots: f64) -> f64 {
+        if cells <= 1 {
+            return 0.0;
+        }
+        let dot = ((v / size).clamp(0.0, 1.0) * (f64::from(cells) * dots - 1.0)).round();
+        let cell = (dot / dots).floor();
+        ((cell + 0.5) / f64::from(cells - 1)).min(1.0) * size
+    }
+    let x = along(p.x, bounds.width, area.width, 2.0);
+    let from_top = along(p.y, bounds.height, area.height, 4.0);
+    (x, bounds.height - from_top)
+}
+
 /// The canvas pane.
 pub struct CanvasPane {
     board: Board,
@@ -482,12 +501,14 @@ impl Pane for CanvasPane {
                     let p = self.pointers[id];
                     let name = self.peer(id).map_or("?", |p| p.name.as_str()).to_string();
                     let style = self.fg(&self.colour_of(id), ctx);
-                    c.print(p.x, h - p.y, Line::styled(format!("●{name}"), style));
+                    let (x, y) = label_at(p, self.bounds, board_area);
+                    c.print(x, y, Line::styled(format!("●{name}"), style));
                 }
                 if ctx.focused {
                     let mark = if self.pen { "✚" } else { "+" };
                     let style = self.fg(&self.my_colour(), ctx);
-                    c.print(self.cursor.x, h - self.cursor.y, Line::styled(mark, style));
+                    let (x, y) = label_at(self.cursor, self.bounds, board_area);
+                    c.print(x, y, Line::styled(mark, style));
                 }
             });
         frame.render_widget(canvas, board_area);
@@ -864,6 +885,50 @@ mod tests {
             drawing: false,
         }));
         pane
+    }
+
+    #[test]
+    fn the_cursor_sits_on_the_end_of_its_stroke_at_every_size() {
+        for (w, h) in [(88, 29), (60, 16), (150, 44), (33, 9), (121, 37)] {
+            for (x, y) in [
+                (1000.0, 700.0),
+                (1999.0, 999.0),
+                (3.0, 990.0),
+                (1234.5, 456.7),
+            ] {
+                let mut pane = CanvasPane::new();
+                connected(&mut pane);
+                pane.cursor = Point { x, y };
+                // A stroke straight down onto the cursor.
+                for (y0, drawing) in [(0.0, false), (y, true)] {
+                    pane.apply(&NetEvent::Draw(DrawEvent::Sent { x, y: y0, drawing }));
+                }
+                let t = render(&pane, w, h);
+                let buf = t.backend().buffer();
+                let cursor = (0..h)
+                    .flat_map(|r| (0..w).map(move |c| (c, r)))
+                    .find(|&cell| buf[cell].symbol() == "+")
+                    .expect("the cursor on screen");
+                // No ink below the cursor, nor beside it.
+                for r in (cursor.1 + 1)..h {
+                    for c in 0..w {
+                        let s = buf[(c, r)].symbol();
+                        assert!(
+                            !s.chars().any(|ch| ('\u{2801}'..='\u{28ff}').contains(&ch)),
+                            "{w}x{h} at ({x}, {y}): ink at {c},{r} below the cursor at {cursor:?}"
+                        );
+                    }
+                }
+                let above = buf[(cursor.0, cursor.1.saturating_sub(1))].symbol();
+                assert!(
+                    cursor.1 <= 1
+                        || above
+                            .chars()
+                            .any(|ch| ('\u{2801}'..='\u{28ff}').contains(&ch)),
+                    "{w}x{h} at ({x}, {y}): no ink just above the cursor at {cursor:?}"
+                );
+            }
+        }
     }
 
     #[test]
