@@ -688,6 +688,14 @@ async fn sync_resends_the_canvas_as_of_the_request() {
     let server = common::server().await;
     let mut a = joined(&server.url()).await;
     let mut b = joined(&server.url()).await;
+    // At most one canvas a second per client.
+    a.emit("sync", vec![]).await;
+    let err = a.expect("error").await;
+    assert_eq!(
+        (&err["code"], &err["event"]),
+        (&json!("rate-limited"), &json!("sync"))
+    );
+    tokio::time::sleep(Duration::from_millis(1050)).await;
     a.mv(10.0, 10.0, false).await;
     a.mv(20.0, 10.0, true).await;
     a.emit("sync", vec![]).await;
@@ -744,6 +752,7 @@ async fn joins_and_syncs_are_rate_limited_for_everyone_together() {
     config.draw.join_rate = 3;
     let server = common::server_with(config).await;
     let mut a = joined(&server.url()).await;
+    let start = std::time::Instant::now();
     let mut refused = 0;
     for _ in 0..6 {
         let mut c = Client::connect(&server.url()).await;
@@ -758,6 +767,13 @@ async fn joins_and_syncs_are_rate_limited_for_everyone_together() {
     }
     assert!(refused >= 3, "{refused} of 6 joins refused at 3/s");
     // A sync takes from the same budget.
+    tokio::time::sleep(
+        Duration::from_millis(1050) - start.elapsed().min(Duration::from_millis(1050)),
+    )
+    .await;
+    for _ in 0..6 {
+        Client::connect(&server.url()).await;
+    }
     a.emit("sync", vec![]).await;
     let err = a.expect("error").await;
     assert_eq!(

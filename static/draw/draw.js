@@ -245,6 +245,8 @@
   var DIVERGING = { mousemove: 1, undo: 1, clear: 1, sync: 1 };
   socket.on('error', function (err) {
     status((err && err.message) || 'error', true);
+    // A refused sync sends no canvas: stop waiting for it.
+    if (err && err.event === 'sync') syncLog = null;
     if (err && (DIVERGING[err.event] || err.code === 'rate-limited' || err.code === 'busy')) {
       resyncSoon();
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rt_protocol::draw::{
     Board, Cleared, DrawError, Hello, MouseMove, MoveEffect, PALETTE, Peer, PenEntry, Undone, event,
@@ -24,6 +24,10 @@ use super::{CANVAS_PART_BYTES, DrawConfig};
 use crate::stats::{App, ConnGuard, Stats};
 #[cfg(test)]
 use rt_protocol::draw::CanvasPart;
+
+/// A participant gets the canvas (by joining or with `sync`) at most once
+/// per this interval.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the canvas task is asked to do.
 pub enum Command {
@@ -67,6 +71,8 @@ struct Participant {
     author: String,
     name: String,
     colour: String,
+    /// When this participant last got the canvas (join or sync).
+    canvas_at: Instant,
     _conn: ConnGuard,
 }
 
@@ -181,6 +187,7 @@ impl Canvas {
                 author: sid.to_string(),
                 name: format!("guest-{}", n + 1),
                 colour: PALETTE[(n as usize) % PALETTE.len()].to_string(),
+                canvas_at: Instant::now(),
                 _conn: self.stats.connect(App::Draw),
             },
         );
@@ -230,10 +237,18 @@ impl Canvas {
     }
 
     fn sync(&mut self, sid: Sid) {
-        let Some(person) = self.people.get(&sid) else {
+        let Some(person) = self.people.get_mut(&sid) else {
             return;
         };
         let socket = person.socket.clone();
+        // One client must not spend the budget every joiner shares.
+        let now = Instant::now();
+        if now.saturating_duration_since(person.canvas_at) < SYNC_INTERVAL {
+            let err = DrawError::RateLimited { per_second: 1 };
+            let _ = socket.emit(event::ERROR, &err.to_event(event::SYNC));
+            return;
+        }
+        person.canvas_at = now;
         if !self.may_send_canvas() {
             let _ = socket.emit(event::ERROR, &DrawError::Busy.to_event(event::SYNC));
             return;

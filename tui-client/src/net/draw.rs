@@ -183,6 +183,10 @@ impl Resync {
                     e.event.as_str(),
                     event::MOUSEMOVE | event::UNDO | event::CLEAR | event::SYNC
                 );
+                if e.event == event::SYNC {
+                    // Refused: no canvas is coming.
+                    self.pending = false;
+                }
                 if ours || e.code == "rate-limited" || e.code == "busy" {
                     self.due = Some(now + RESYNC_AFTER);
                 }
@@ -751,6 +755,9 @@ mod tests {
         assert_eq!(r.due(), Some(t1 + RESYNC_AFTER));
         assert!(r.fire());
         assert_eq!(r.due(), None);
+        // That sync is refused: the next one goes out when due.
+        assert!(!r.received(&error("sync", "busy"), t1));
+        assert!(r.fire());
     }
 
     #[test]
