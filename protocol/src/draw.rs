@@ -126,7 +126,9 @@ pub struct MouseMove {
 pub enum DrawError {
     #[error("{event}: expected one object argument")]
     NotAnObject { event: &'static str },
-    #[error("{event}: the argument is not readable JSON (numbers must be finite)")]
+    #[error(
+        "{event}: unreadable argument (plain JSON only: finite numbers, no binary attachments)"
+    )]
     Unreadable { event: &'static str },
     #[error("mousemove: {field} must be a finite number between 0 and {max}")]
     OutOfBounds { field: &'static str, max: String },

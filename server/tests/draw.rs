@@ -796,6 +796,14 @@ async fn unreadable_numbers_and_hidden_characters_are_refused() {
     let err = a.expect("error").await;
     assert_eq!(err["code"], "bad-payload");
     assert!(err["message"].as_str().unwrap().contains("finite"), "{err}");
+    // A binary attachment where an object belongs.
+    a.ws.send(Message::text(
+        r#"451-["mousemove",{"_placeholder":true,"num":0}]"#,
+    ))
+    .await
+    .unwrap();
+    a.ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert_eq!(a.expect("error").await["code"], "bad-payload");
     a.emit("hello", vec![json!({"name": "\u{202e}nimda"})])
         .await;
     assert_eq!(a.expect("error").await["code"], "bad-name");
