@@ -401,6 +401,29 @@ impl Stroke {
     pub fn segments(&self) -> usize {
         self.points.len().saturating_sub(1)
     }
+
+    /// The stroke as snapshot entries of at most [`MAX_POINTS_PER_ENTRY`]
+    /// points, each starting where the one before ended.
+    pub fn entries(&self) -> Vec<StrokeEntry> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        loop {
+            let end = (start + MAX_POINTS_PER_ENTRY).min(self.points.len());
+            out.push(StrokeEntry {
+                id: self.id,
+                by: self.by.clone(),
+                colour: self.colour.clone(),
+                points: self.points[start..end]
+                    .iter()
+                    .flat_map(|p| [p.x, p.y])
+                    .collect(),
+            });
+            if end >= self.points.len() {
+                return out;
+            }
+            start = end - 1;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -608,33 +631,15 @@ impl Board {
     pub fn snapshot(&self, bounds: Bounds, part_bytes: usize) -> Vec<CanvasPart> {
         let mut parts: Vec<Vec<StrokeEntry>> = vec![Vec::new()];
         let mut size = 0usize;
-        for stroke in self.strokes.values() {
-            let mut start = 0;
-            loop {
-                let end = (start + MAX_POINTS_PER_ENTRY).min(stroke.points.len());
-                let entry = StrokeEntry {
-                    id: stroke.id,
-                    by: stroke.by.clone(),
-                    colour: stroke.colour.clone(),
-                    points: stroke.points[start..end]
-                        .iter()
-                        .flat_map(|p| [p.x, p.y])
-                        .collect(),
-                };
-                let entry_size = entry_json_len(&entry);
-                let current = parts.last_mut().expect("parts is never empty");
-                if !current.is_empty() && size + entry_size > part_bytes {
-                    parts.push(Vec::new());
-                    size = 0;
-                }
-                size += entry_size;
-                parts.last_mut().expect("just pushed").push(entry);
-                if end >= stroke.points.len() {
-                    break;
-                }
-                // The next piece starts where this one ended.
-                start = end - 1;
+        for entry in self.strokes.values().flat_map(Stroke::entries) {
+            let entry_size = entry_json_len(&entry);
+            let current = parts.last_mut().expect("parts is never empty");
+            if !current.is_empty() && size + entry_size > part_bytes {
+                parts.push(Vec::new());
+                size = 0;
             }
+            size += entry_size;
+            parts.last_mut().expect("just pushed").push(entry);
         }
         let n = parts.len();
         let pens = self.pens();

@@ -713,36 +713,58 @@ async fn sync_resends_the_canvas_as_of_the_request() {
     server.shutdown().await.unwrap();
 }
 
+/// A new client's copy of the canvas equals the server's.
+async fn join_matches(server: &rt_server::Server) {
+    let mut c = Client::connect(&server.url()).await;
+    let mut copy = rt_protocol::draw::Board::new();
+    for part in c.canvas().await {
+        copy.load_part(&part);
+    }
+    let board = server.state.draw.snapshot().await.unwrap();
+    let got: Vec<_> = copy.strokes().cloned().collect();
+    let want: Vec<_> = board.strokes().cloned().collect();
+    assert_eq!(got, want);
+    assert_eq!(copy.pens(), board.pens());
+    c.close().await;
+}
+
 #[tokio::test]
 async fn a_joiner_after_a_change_gets_the_changed_canvas() {
-    // The encoded canvas is reused between changes; every kind of change
+    // The encoded strokes are reused between changes; every kind of change
     // must show in the next join.
-    let server = common::server().await;
+    let mut config = Config::for_tests();
+    config.draw.rate = 1_000_000;
+    let server = common::server_with(config).await;
     let mut a = joined(&server.url()).await;
-    let strokes = |parts: &[CanvasPart]| -> usize { parts.iter().map(|p| p.strokes.len()).sum() };
     a.mv(0.0, 0.0, false).await;
     a.mv(1.0, 0.0, true).await;
     wait_for_segments(&server, 1).await;
-    let mut c = Client::connect(&server.url()).await;
-    assert_eq!(strokes(&c.canvas().await), 1);
-    c.close().await;
+    join_matches(&server).await;
     a.mv(2.0, 0.0, true).await;
     wait_for_segments(&server, 2).await;
-    let mut c = Client::connect(&server.url()).await;
-    assert_eq!(c.canvas().await[0].strokes[0].points.len(), 6);
-    c.close().await;
+    join_matches(&server).await;
+    // A stroke long enough to span several snapshot entries, then longer.
+    for i in 0..2100u32 {
+        a.mv(f64::from(i % 2000), f64::from(i % 7), true).await;
+    }
+    wait_for_segments(&server, 2102).await;
+    join_matches(&server).await;
+    for i in 0..50u32 {
+        a.mv(f64::from(i), 500.0, true).await;
+    }
+    wait_for_segments(&server, 2152).await;
+    join_matches(&server).await;
     a.emit("undo", vec![]).await;
     wait_for_segments(&server, 0).await;
-    let mut c = Client::connect(&server.url()).await;
-    assert_eq!(strokes(&c.canvas().await), 0);
-    c.close().await;
+    join_matches(&server).await;
+    // The pen was lifted where it stood: a new stroke starts from there.
     a.mv(3.0, 0.0, true).await;
     a.mv(4.0, 0.0, true).await;
     wait_for_segments(&server, 2).await;
+    join_matches(&server).await;
     a.emit("clear", vec![]).await;
     wait_for_segments(&server, 0).await;
-    let mut c = Client::connect(&server.url()).await;
-    assert_eq!(strokes(&c.canvas().await), 0);
+    join_matches(&server).await;
     server.shutdown().await.unwrap();
 }
 

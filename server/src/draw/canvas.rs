@@ -89,9 +89,9 @@ pub struct Canvas {
     guests: u64,
     stats: Arc<Stats>,
     persist: Persister,
-    /// The strokes of each `canvas` part as JSON, until the drawing changes:
-    /// joins between changes only copy bytes.
-    parts: Option<Vec<Box<RawValue>>>,
+    /// Each stroke's snapshot entries as JSON, until the stroke changes: a
+    /// join copies bytes rather than formatting the whole drawing again.
+    entries: HashMap<u64, Vec<Box<RawValue>>>,
     /// Joins and syncs (each sends the whole canvas), all clients together.
     sends: RateLimiter,
 }
@@ -105,7 +105,7 @@ struct PartOut<'a> {
     part: usize,
     parts: usize,
     pens: &'a [PenEntry],
-    strokes: &'a RawValue,
+    strokes: &'a [&'a RawValue],
 }
 
 impl Canvas {
@@ -113,7 +113,7 @@ impl Canvas {
     pub fn new(config: DrawConfig, board: Board, stats: Arc<Stats>, persist: Persister) -> Canvas {
         Canvas {
             sends: RateLimiter::new(config.join_rate),
-            parts: None,
+            entries: HashMap::new(),
             config,
             board,
             people: HashMap::new(),
@@ -200,27 +200,33 @@ impl Canvas {
         matches!(self.sends.take(Instant::now()), Verdict::Allow)
     }
 
-    /// Queues the whole drawing on `socket` as `canvas` parts.
+    /// Queues the whole drawing on `socket` as `canvas` parts, packed as
+    /// [`Board::snapshot`] packs them.
     fn send_canvas(&mut self, socket: &SocketRef) -> Result<(), SendError> {
         let bounds = self.config.bounds();
-        let parts = match &self.parts {
-            Some(parts) => parts,
-            None => {
-                let built = self
-                    .board
-                    .snapshot(bounds, CANVAS_PART_BYTES)
-                    .into_iter()
-                    .map(|p| serde_json::value::to_raw_value(&p.strokes))
-                    .collect::<Result<Vec<_>, _>>();
-                match built {
-                    Ok(built) => self.parts.insert(built),
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot serialize the canvas");
-                        return Ok(());
-                    }
+        for stroke in self.board.strokes() {
+            self.entries.entry(stroke.id).or_insert_with(|| {
+                stroke
+                    .entries()
+                    .iter()
+                    .filter_map(|e| serde_json::value::to_raw_value(e).ok())
+                    .collect()
+            });
+        }
+        let mut parts: Vec<Vec<&RawValue>> = vec![Vec::new()];
+        let mut size = 0usize;
+        for stroke in self.board.strokes() {
+            for entry in self.entries.get(&stroke.id).into_iter().flatten() {
+                let len = entry.get().len() + 1;
+                let current = parts.last_mut().expect("parts is never empty");
+                if !current.is_empty() && size + len > CANVAS_PART_BYTES {
+                    parts.push(Vec::new());
+                    size = 0;
                 }
+                size += len;
+                parts.last_mut().expect("just pushed").push(entry);
             }
-        };
+        }
         let pens = self.board.pens();
         for (i, strokes) in parts.iter().enumerate() {
             let part = PartOut {
@@ -307,7 +313,9 @@ impl Canvas {
             }
         };
         if let Some(change) = change {
-            self.parts = None;
+            if let Change::Start { id, .. } | Change::Extend { id, .. } = &change {
+                self.entries.remove(id);
+            }
             self.persist.send(change).await;
         }
     }
@@ -340,7 +348,7 @@ impl Canvas {
             return;
         }
         self.board.clear();
-        self.parts = None;
+        self.entries.clear();
         self.broadcast(
             event::CLEARED,
             &Cleared {
@@ -367,7 +375,7 @@ impl Canvas {
             }
             return;
         };
-        self.parts = None;
+        self.entries.remove(&stroke.id);
         self.broadcast(
             event::UNDONE,
             &Undone {
