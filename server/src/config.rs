@@ -53,6 +53,12 @@ pub struct Config {
     #[arg(long, value_name = "DIR")]
     pub static_dir: Option<PathBuf>,
 
+    /// On shutdown, how long connections that are still open (a request
+    /// whose headers never finish, a peer that stops reading) may hold up the
+    /// exit. Streams and sockets end at once; this bounds the rest.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    pub shutdown_grace_ms: u64,
+
     #[command(flatten)]
     pub ticker: TickerConfig,
 
@@ -113,6 +119,7 @@ mod tests {
         assert_eq!(c.ticker.poll_ms, 5000);
         assert!(c.data.is_none());
         assert!(c.data_path().ends_with("rt.db"));
+        assert_eq!(c.shutdown_grace_ms, 3000);
     }
 
     #[test]

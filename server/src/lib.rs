@@ -26,6 +26,7 @@ pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -55,7 +56,9 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves or the state's
 /// token is cancelled, then stops every stream and waits for connection tasks
-/// to flush their close frames.
+/// to flush their close frames: at most `--shutdown-grace-ms`, after which
+/// connections still open (a request stuck in its headers, a peer that does
+/// not read its close frame) are abandoned.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -64,6 +67,7 @@ pub async fn run(
     let token = state.shutdown.clone();
     let tasks = state.tasks.clone();
     let draw = state.draw.clone();
+    let grace = Duration::from_millis(state.config.shutdown_grace_ms);
     // Small frames must not wait for delayed ACKs (Nagle is on by default).
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
@@ -86,15 +90,33 @@ pub async fn run(
             draw.close().await;
         }
     };
-    axum::serve(
+    let serve = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(signal)
-    .await?;
-    tasks.close();
-    tasks.wait().await;
-    Ok(())
+    .with_graceful_shutdown(signal);
+    let serving = async {
+        serve.await?;
+        tasks.close();
+        tasks.wait().await;
+        Ok(())
+    };
+    // Graceful shutdown waits for every connection to finish its request,
+    // and a client may never finish one.
+    let overdue = async {
+        token.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = serving => r,
+        () = overdue => {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "connections still open after the shutdown grace period; leaving them"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// A server running in the background (tests, the TUI's embedded server).

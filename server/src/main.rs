@@ -1,6 +1,7 @@
 //! `rt-server`: parse flags, set up logging, serve until Ctrl-C or SIGTERM.
 
 use std::io::IsTerminal;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
@@ -9,8 +10,23 @@ use tracing_subscriber::EnvFilter;
 
 use rt_server::{AppState, Config};
 
+/// Exit status when the server cannot start or stops on an error.
+const EXIT_FAILURE: u8 = 1;
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    match serve().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable message (with its causes), never a backtrace:
+            // these are operator errors such as a bad data file.
+            eprintln!("rt-server: error: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -19,6 +35,11 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = Config::parse();
+    if let Some(dir) = &config.static_dir
+        && !dir.is_dir()
+    {
+        anyhow::bail!("--static-dir {} is not a directory", dir.display());
+    }
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;

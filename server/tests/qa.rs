@@ -174,7 +174,11 @@ async fn login_stream_has_the_classic_shape() {
     expected.extend_from_slice(b"\nretry: 2000\n\n");
     assert!(s.head.starts_with(&expected), "preamble");
     let after = String::from_utf8_lossy(&s.head[expected.len()..]).to_string();
-    assert!(after.starts_with("event: login\nid: "), "{after:?}");
+    // The login repeats the retry (for clients that read it only in events).
+    assert!(
+        after.starts_with("retry: 2000\nevent: login\nid: "),
+        "{after:?}"
+    );
     assert_eq!(s.parser.retry(), Some(2000));
     assert_eq!(login.event, "login");
     let id: String = serde_json::from_str(&login.data).unwrap();
@@ -670,6 +674,178 @@ async fn the_log_is_also_bounded_in_bytes() {
     s.login().await;
     assert_eq!(s.next().await.event, qa::RESET_EVENT);
     assert_eq!(questions_of(&s.message().await).len(), 8);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn refusals_do_not_push_real_events_out_of_the_log() {
+    let mut c = test_config();
+    c.qa.log_events = 5;
+    let server = common::server_with(c).await;
+    let (mut troll, troll_id) = joined(&server).await;
+    let (s, me) = joined(&server).await;
+    let last = s.last_id();
+    drop(s);
+    ask(&server, &troll_id, "a real question").await;
+    troll.message().await;
+    // Far more refusals than the log holds; each still notifies the caller.
+    for _ in 0..20 {
+        assert_eq!(answer(&server, &troll_id, " ").await.0, 400);
+        assert_eq!(select(&server, &troll_id, "nope").await.0, 404);
+    }
+    for _ in 0..40 {
+        assert!(matches!(
+            troll.message().await,
+            Message::Notification { .. }
+        ));
+    }
+    // The missed question is still in the log: replayed, no reset.
+    let mut s = Stream::open(&server, &format!("?user={me}"), &[("last-event-id", &last)]).await;
+    let first = s.next().await;
+    assert_eq!(first.event, "message", "no reset: {first:?}");
+    let m: Message = serde_json::from_str(&first.data).unwrap();
+    assert_eq!(questions_of(&m)[0].0, "a real question");
+    assert_eq!(s.login().await, me);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn head_login_creates_no_user_and_no_stream() {
+    let server = common::server_with(test_config()).await;
+    let (a, _) = joined(&server).await;
+    let before: u64 = a.last_id().parse().unwrap();
+    let http = common::http();
+    for _ in 0..3 {
+        let res = http
+            .head(format!("{}/login", server.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "text/event-stream");
+        assert!(res.headers().get("set-cookie").is_none(), "no identity");
+    }
+    // No event ids were spent on logins or snapshots for the HEADs.
+    let mut b = Stream::open(&server, "", &[]).await;
+    b.login().await;
+    assert_eq!(b.last_id().parse::<u64>().unwrap(), before + 1);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn idle_anonymous_users_are_forgotten_while_running() {
+    let mut c = test_config();
+    c.qa.ping_ms = 50;
+    c.qa.idle_user_ttl_secs = 0;
+    c.qa.user_sweep_ms = 100;
+    let server = common::server_with(c).await;
+    // An anonymous visitor who leaves without doing anything.
+    let (idle, idle_id) = joined(&server).await;
+    drop(idle);
+    // One who asked (and so has a handle on the board), one who follows a
+    // question, and one still connected: all kept.
+    let (asker, asker_id) = joined(&server).await;
+    assert_eq!(ask(&server, &asker_id, "kept").await.0, 200);
+    drop(asker);
+    let (follower, follower_id) = joined(&server).await;
+    assert_eq!(select(&server, &follower_id, "kept").await.0, 200);
+    drop(follower);
+    let (mut live, live_id) = joined(&server).await;
+    // Wait for a few sweeps (pings keep the live stream busy meanwhile).
+    for _ in 0..6 {
+        live.next().await;
+    }
+    // Selecting an unknown question changes nothing: 404 while the user is
+    // known, 401 once it is forgotten.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, _) = post(&server, "/selectquestion/none", Some(&idle_id)).await;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 404);
+        assert!(tokio::time::Instant::now() < deadline, "never forgotten");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Several more sweeps have run meanwhile; the others are kept.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for user in [&asker_id, &follower_id, &live_id] {
+        assert_eq!(post(&server, "/vote/kept", Some(user)).await.0, 200);
+    }
+    // The forgotten id gets a new identity at login.
+    let mut s = Stream::open(&server, &format!("?user={idle_id}"), &[]).await;
+    assert_ne!(s.login().await, idle_id);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_replay_larger_than_its_bound_is_a_snapshot_instead() {
+    let mut c = test_config();
+    c.qa.replay_bytes = 6000;
+    let server = common::server_with(c).await;
+    let (_w, writer) = joined(&server).await;
+    let (s, me) = joined(&server).await;
+    let last = s.last_id();
+    drop(s);
+    // Every new question resends the whole list (about 100 bytes a
+    // question): 40 of them are far more than 6000 bytes of missed events,
+    // though the log still holds them.
+    for i in 0..40 {
+        ask(&server, &writer, &format!("q{i}")).await;
+    }
+    let mut s = Stream::open(&server, &format!("?user={me}"), &[("last-event-id", &last)]).await;
+    assert_eq!(s.login().await, me);
+    assert_eq!(s.next().await.event, qa::RESET_EVENT);
+    assert_eq!(questions_of(&s.message().await).len(), 40);
+    // A small gap is still replayed.
+    let last = s.last_id();
+    drop(s);
+    ask(&server, &writer, "one more").await;
+    let mut s = Stream::open(&server, &format!("?user={me}"), &[("last-event-id", &last)]).await;
+    assert_eq!(questions_of(&s.message().await).len(), 41);
+    assert_eq!(s.login().await, me);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_board_is_bounded_in_questions_and_answers() {
+    let mut c = test_config();
+    c.qa.max_questions = 3;
+    c.qa.max_answers_per_question = 2;
+    let server = common::server_with(c).await;
+    let (mut a, me) = joined(&server).await;
+    for q in ["one", "two", "three"] {
+        assert_eq!(ask(&server, &me, q).await.0, 200);
+        a.message().await;
+    }
+    let (status, body) = ask(&server, &me, "four").await;
+    assert_eq!(status, 409);
+    assert!(body.contains("full"), "{body}");
+    assert!(
+        matches!(a.message().await, Message::Notification { message } if message.contains("full"))
+    );
+    // Asking an existing question is still the classic no-op.
+    assert_eq!(
+        ask(&server, &me, "one").await,
+        (200, "already asked".into())
+    );
+    select(&server, &me, "one").await;
+    a.message().await;
+    for ans in ["a1", "a2"] {
+        assert_eq!(answer(&server, &me, ans).await.0, 200);
+        a.next_non_ping().await;
+        a.next_non_ping().await;
+    }
+    assert_eq!(answer(&server, &me, "a3").await.0, 409);
+    assert!(matches!(a.message().await, Message::Notification { .. }));
+    // Nothing of the refused ones is on the board.
+    let mut fresh = Stream::open(&server, "", &[]).await;
+    fresh.login().await;
+    let Message::Questions { meta, .. } = fresh.message().await else {
+        panic!()
+    };
+    assert_eq!(meta.0.len(), 3);
+    assert_eq!(meta.0[0].1.answers, 2);
     server.shutdown().await.unwrap();
 }
 

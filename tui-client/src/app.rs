@@ -14,8 +14,8 @@ use rt_protocol::ticker::Symbol;
 use crate::keymap::{self, Action, Hint, Scope};
 use crate::net::{ConnState, NetEvent, Transport};
 use crate::panes::{Handled, Pane, PaneId};
-use crate::ui::layout;
 use crate::ui::theme::Theme;
+use crate::ui::{help, layout};
 
 /// How often clocks on screen ("3s ago", "in 2s") are refreshed.
 pub const CLOCK_STEP: Duration = Duration::from_millis(250);
@@ -25,6 +25,8 @@ pub const CLOCK_STEP: Duration = Duration::from_millis(250);
 pub enum Msg {
     Key(KeyEvent),
     Mouse(MouseEvent),
+    /// Text pasted into the terminal (bracketed paste).
+    Paste(String),
     /// The terminal's new size in columns and rows.
     Resize(u16, u16),
     Net(NetEvent),
@@ -64,6 +66,8 @@ pub struct App {
     focus: usize,
     expanded: bool,
     help: bool,
+    /// First line of the help overlay on screen.
+    help_scroll: usize,
     size: Rect,
     pub server: ServerInfo,
     transports: Vec<(Transport, ConnState)>,
@@ -90,6 +94,7 @@ impl App {
             focus: 0,
             expanded: false,
             help: false,
+            help_scroll: 0,
             size: Rect::default(),
             server,
             transports: transports
@@ -125,6 +130,11 @@ impl App {
         self.help
     }
 
+    /// How far the help overlay is scrolled, in lines.
+    pub fn help_scroll(&self) -> usize {
+        self.help_scroll
+    }
+
     pub fn size(&self) -> Rect {
         self.size
     }
@@ -145,7 +155,19 @@ impl App {
     /// The keys valid now, for the hint bar.
     pub fn hints(&self) -> Vec<Hint> {
         if self.help {
-            return keymap::hints(Scope::Help);
+            // Only the directions that still move the view.
+            let (up, down) = (
+                self.help_scroll > 0,
+                self.help_scroll < help::max_scroll(self),
+            );
+            return keymap::bindings(Scope::Help)
+                .filter(|b| match b.action {
+                    Action::ScrollUp | Action::PageUp => up,
+                    Action::ScrollDown | Action::PageDown => down,
+                    _ => true,
+                })
+                .filter_map(keymap::Binding::hint)
+                .collect();
         }
         let pane = self.panes.get(self.focus);
         if let Some(p) = pane.filter(|p| p.captures_input()) {
@@ -158,14 +180,36 @@ impl App {
 
     /// Applies one message; returns what the runtime must do.
     pub fn update(&mut self, msg: Msg) -> Vec<Cmd> {
+        let focus = self.focus;
+        let cmds = self.on_msg(msg);
+        if self.focus != focus
+            && let Some(p) = self.panes.get_mut(self.focus)
+        {
+            p.focus_gained();
+        }
+        cmds
+    }
+
+    fn on_msg(&mut self, msg: Msg) -> Vec<Cmd> {
         match msg {
             Msg::Key(key) => {
                 self.dirty = true;
                 self.on_key(key)
             }
+            Msg::Paste(text) => {
+                if self.help {
+                    return Vec::new();
+                }
+                self.dirty = true;
+                match self.panes.get_mut(self.focus) {
+                    Some(p) => p.paste(&text),
+                    None => Vec::new(),
+                }
+            }
             Msg::Mouse(ev) => self.on_mouse(ev),
             Msg::Resize(w, h) => {
                 self.size = Rect::new(0, 0, w, h);
+                self.help_scroll = self.help_scroll.min(help::max_scroll(self));
                 self.dirty = true;
                 Vec::new()
             }
@@ -180,7 +224,8 @@ impl App {
                 }
                 // The board's notifications belong in the status line.
                 if let NetEvent::Qa(crate::net::qa::QaEvent::Notification(text)) = &ev {
-                    self.notice = Some(text.clone());
+                    // Server text: shown inertly, like the board's.
+                    self.notice = Some(crate::panes::qa::inert(text));
                     self.dirty = true;
                 }
                 let mut cmds = Vec::new();
@@ -219,8 +264,8 @@ impl App {
             return vec![Cmd::Quit];
         }
         if self.help {
-            if keymap::lookup(Scope::Help, &key) == Some(Action::CloseHelp) {
-                self.help = false;
+            if let Some(action) = keymap::lookup(Scope::Help, &key) {
+                self.on_help(action);
             }
             return Vec::new();
         }
@@ -229,6 +274,13 @@ impl App {
             .get(self.focus)
             .is_some_and(|p| p.captures_input());
         if captures {
+            // Tab is not printable: it moves focus even out of a text input,
+            // so a typing pane never traps the user.
+            if let Some(action @ (Action::FocusNext | Action::FocusPrev)) =
+                keymap::lookup(Scope::Global, &key)
+            {
+                return self.on_global(action, &key);
+            }
             return match self.panes[self.focus].handle_key(key) {
                 Handled::Consumed(cmds) => cmds,
                 Handled::Ignored => Vec::new(),
@@ -247,7 +299,10 @@ impl App {
         let n = self.panes.len();
         match action {
             Action::Quit => return vec![Cmd::Quit],
-            Action::ToggleHelp => self.help = !self.help,
+            Action::ToggleHelp => {
+                self.help = !self.help;
+                self.help_scroll = 0;
+            }
             Action::FocusNext if n > 0 => self.focus = (self.focus + 1) % n,
             Action::FocusPrev if n > 0 => self.focus = (self.focus + n - 1) % n,
             Action::FocusNumber => {
@@ -264,6 +319,25 @@ impl App {
         Vec::new()
     }
 
+    /// A key of the help overlay.
+    fn on_help(&mut self, action: Action) {
+        let max = help::max_scroll(self);
+        let page = help::visible_rows(self.size).saturating_sub(1).max(1);
+        let at = self.help_scroll;
+        self.help_scroll = match action {
+            Action::CloseHelp => {
+                self.help = false;
+                0
+            }
+            Action::ScrollDown => at + 1,
+            Action::ScrollUp => at.saturating_sub(1),
+            Action::PageDown => at + page,
+            Action::PageUp => at.saturating_sub(page),
+            _ => at,
+        }
+        .min(max);
+    }
+
     /// Where each pane's inner area is on the current screen.
     pub fn pane_areas(&self) -> Vec<(Rect, Rect)> {
         let shell = layout::shell(self.size);
@@ -271,7 +345,19 @@ impl App {
     }
 
     fn on_mouse(&mut self, ev: MouseEvent) -> Vec<Cmd> {
-        if self.help || layout::too_small(self.size) {
+        if self.help {
+            let scroll = match ev.kind {
+                MouseEventKind::ScrollDown => Some(Action::ScrollDown),
+                MouseEventKind::ScrollUp => Some(Action::ScrollUp),
+                _ => None,
+            };
+            if let Some(action) = scroll {
+                self.on_help(action);
+                self.dirty = true;
+            }
+            return Vec::new();
+        }
+        if layout::too_small(self.size) {
             return Vec::new();
         }
         // Drags and releases go to the focused canvas wherever they happen,
@@ -338,9 +424,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::ticker::TickerTransport;
-    use crate::panes::ticker::TickerPane;
-    use crate::panes::title::TitlePane;
+    use crate::test_support::{TRANSPORTS, panes};
     use crossterm::event::KeyModifiers;
 
     pub(crate) fn app() -> App {
@@ -348,19 +432,13 @@ mod tests {
             Symbol::parse("AAPL").unwrap(),
             Symbol::parse("IBM").unwrap(),
         ];
-        let panes: Vec<Box<dyn Pane>> = vec![
-            Box::new(TickerPane::new(watch, TickerTransport::Poll)),
-            Box::new(TitlePane::new(PaneId::Canvas)),
-            Box::new(TitlePane::new(PaneId::Qa)),
-            Box::new(TitlePane::new(PaneId::Text)),
-        ];
         let mut app = App::new(
             ServerInfo {
                 url: "http://127.0.0.1:8080".into(),
                 embedded: false,
             },
-            panes,
-            &[Transport::Ticker],
+            panes(watch),
+            &TRANSPORTS,
             Theme::COLOR,
             Instant::now(),
         );
@@ -385,6 +463,10 @@ mod tests {
         a.update(code(KeyCode::BackTab, KeyModifiers::SHIFT));
         a.update(code(KeyCode::BackTab, KeyModifiers::SHIFT));
         assert_eq!(a.focused_id(), Some(PaneId::Text));
+        // The text pane types on focus: digits are text until Esc.
+        a.update(key('3'));
+        assert_eq!(a.focused_id(), Some(PaneId::Text));
+        a.update(code(KeyCode::Esc, KeyModifiers::NONE));
         a.update(key('3'));
         assert_eq!(a.focused_id(), Some(PaneId::Qa));
         a.update(key('9'));
@@ -457,10 +539,70 @@ mod tests {
         );
         a.update(key('2'));
         let labels: Vec<_> = a.hints().iter().map(|h| h.label).collect();
-        assert_eq!(labels, ["q C-c", "?", "Tab", "1-4", "e"]);
+        assert_eq!(
+            labels,
+            [
+                "←↑→↓",
+                "Space",
+                "c",
+                "u",
+                "C",
+                "q C-c",
+                "?",
+                "Tab",
+                "1-4",
+                "e"
+            ]
+        );
+        // The help overlay is taller than the screen: it scrolls down only.
         a.update(key('?'));
         let labels: Vec<_> = a.hints().iter().map(|h| h.label).collect();
+        assert_eq!(labels, ["Esc ? q", "j/↓", "PgDn Space"]);
+        // On a screen tall enough for all of it, closing is the only key.
+        a.update(Msg::Resize(120, 100));
+        let labels: Vec<_> = a.hints().iter().map(|h| h.label).collect();
         assert_eq!(labels, ["Esc ? q"]);
+    }
+
+    #[test]
+    fn help_scrolls_within_its_bounds() {
+        let mut a = app();
+        a.update(key('?'));
+        let max = help::max_scroll(&a);
+        assert!(max > 0, "every pane's keys do not fit 40 rows");
+        a.update(key('k'));
+        assert_eq!(a.help_scroll(), 0, "cannot scroll above the top");
+        a.update(key('j'));
+        a.update(code(KeyCode::Down, KeyModifiers::NONE));
+        assert_eq!(a.help_scroll(), 2);
+        a.update(code(KeyCode::PageDown, KeyModifiers::NONE));
+        let page = help::visible_rows(a.size()) - 1;
+        assert_eq!(a.help_scroll(), (2 + page).min(max));
+        for _ in 0..10 {
+            a.update(code(KeyCode::PageDown, KeyModifiers::NONE));
+        }
+        assert_eq!(a.help_scroll(), max, "stops at the last page");
+        let labels: Vec<_> = a.hints().iter().map(|h| h.label).collect();
+        assert_eq!(labels, ["Esc ? q", "k/↑", "PgUp"]);
+        a.update(code(KeyCode::PageUp, KeyModifiers::NONE));
+        assert_eq!(a.help_scroll(), max.saturating_sub(page));
+        // The mouse wheel scrolls too.
+        a.update(Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::ScrollDown,
+            column: 10,
+            row: 10,
+            modifiers: KeyModifiers::NONE,
+        }));
+        assert_eq!(a.help_scroll(), (max.saturating_sub(page) + 1).min(max));
+        // A taller screen needs less scrolling: the offset follows.
+        a.update(Msg::Resize(120, 60));
+        assert!(a.help_scroll() <= help::max_scroll(&a));
+        // Closing and reopening starts at the top, without moving focus.
+        a.update(code(KeyCode::Esc, KeyModifiers::NONE));
+        assert!(!a.help_open());
+        a.update(key('?'));
+        assert_eq!(a.help_scroll(), 0);
+        assert_eq!(a.focus(), 0);
     }
 
     #[test]
@@ -519,5 +661,16 @@ mod tests {
         assert!(!a.take_dirty(), "same clock step");
         a.update(Msg::Tick(t0 + Duration::from_millis(1300)));
         assert!(a.take_dirty());
+    }
+
+    #[test]
+    fn board_notifications_reach_the_status_line_inertly() {
+        let mut a = app();
+        a.update(Msg::Net(NetEvent::Qa(
+            crate::net::qa::QaEvent::Notification(
+                "No such \u{1b}[2J\u{1b}]0;owned\u{7}question\u{202e}".into(),
+            ),
+        )));
+        assert_eq!(a.notice(), Some("No such [2J]0;ownedquestion"));
     }
 }

@@ -22,7 +22,8 @@ pub enum Scope {
     QaInput,
     /// The text pane has focus.
     Text,
-    /// The text pane is editing: printable keys are typed into the document.
+    /// The text pane is in typing mode (it is when focused): printable keys
+    /// are typed into the document.
     TextEdit,
     /// The canvas pane has focus.
     Canvas,
@@ -40,8 +41,8 @@ impl Scope {
             Scope::TickerInput => "Ticker: adding a symbol",
             Scope::Qa => "Q&A pane",
             Scope::QaInput => "Q&A: writing a question or answer",
-            Scope::Text => "Text pane",
-            Scope::TextEdit => "Text: editing (printable keys are typed)",
+            Scope::Text => "Text pane (after Esc: reading)",
+            Scope::TextEdit => "Text pane: typing (every printable key is typed)",
             Scope::Canvas => "Canvas pane",
             Scope::CanvasConfirm => "Canvas: clear the board?",
         }
@@ -54,6 +55,9 @@ pub enum Action {
     Quit,
     ToggleHelp,
     CloseHelp,
+    /// Scroll the help overlay by a line.
+    ScrollDown,
+    ScrollUp,
     FocusNext,
     FocusPrev,
     /// Focus the pane whose number is the key's digit.
@@ -71,7 +75,8 @@ pub enum Action {
     Ask,
     Answer,
     Vote,
-    /// Cursor movement and deletion in a text field (the key says which).
+    /// Cursor movement and deletion in a text field (the key says which;
+    /// in the text pane, what the key does while typing).
     Edit,
     EditText,
     CursorLeft,
@@ -80,6 +85,10 @@ pub enum Action {
     CursorDown,
     LineStart,
     LineEnd,
+    PageUp,
+    PageDown,
+    WordLeft,
+    WordRight,
     DeleteBack,
     DeleteForward,
     Newline,
@@ -120,6 +129,17 @@ const fn ctrl(c: char) -> Key {
     }
 }
 
+const fn alt(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        mods: KeyModifiers::ALT,
+    }
+}
+
+const fn with(code: KeyCode, mods: KeyModifiers) -> Key {
+    Key { code, mods }
+}
+
 /// One row of the keymap.
 #[derive(Debug, Clone, Copy)]
 pub struct Binding {
@@ -132,6 +152,16 @@ pub struct Binding {
     /// Short text for the bottom hint bar, if the row is shown there (help
     /// always shows every row, with `description`).
     pub hint: Option<&'static str>,
+}
+
+impl Binding {
+    /// The row's hint-bar entry, if it has one.
+    pub fn hint(&self) -> Option<Hint> {
+        self.hint.map(|text| Hint {
+            label: self.label,
+            description: text,
+        })
+    }
 }
 
 const fn bind(
@@ -215,6 +245,38 @@ pub const BINDINGS: &[Binding] = &[
         Action::CloseHelp,
         "close help",
         Some("close"),
+    ),
+    bind(
+        Scope::Help,
+        &[plain('j'), code(KeyCode::Down)],
+        "j/↓",
+        Action::ScrollDown,
+        "scroll down a line",
+        Some("down"),
+    ),
+    bind(
+        Scope::Help,
+        &[plain('k'), code(KeyCode::Up)],
+        "k/↑",
+        Action::ScrollUp,
+        "scroll up a line",
+        Some("up"),
+    ),
+    bind(
+        Scope::Help,
+        &[code(KeyCode::PageDown), plain(' ')],
+        "PgDn Space",
+        Action::PageDown,
+        "scroll down a page",
+        Some("page down"),
+    ),
+    bind(
+        Scope::Help,
+        &[code(KeyCode::PageUp)],
+        "PgUp",
+        Action::PageUp,
+        "scroll up a page",
+        Some("page up"),
     ),
     bind(
         Scope::Ticker,
@@ -356,39 +418,30 @@ pub const BINDINGS: &[Binding] = &[
         &[plain('i'), code(KeyCode::Enter)],
         "i Enter",
         Action::EditText,
-        "start editing the document",
-        Some("edit"),
+        "type (focusing the pane starts typing too)",
+        Some("type"),
     ),
     bind(
         Scope::Text,
-        &[code(KeyCode::Left)],
-        "←",
-        Action::CursorLeft,
-        "cursor left",
-        None,
-    ),
-    bind(
-        Scope::Text,
-        &[code(KeyCode::Right)],
-        "→",
-        Action::CursorRight,
-        "cursor right",
-        None,
-    ),
-    bind(
-        Scope::Text,
-        &[code(KeyCode::Up)],
-        "↑",
-        Action::CursorUp,
-        "cursor up a line",
-        None,
-    ),
-    bind(
-        Scope::Text,
-        &[code(KeyCode::Down)],
-        "↓",
-        Action::CursorDown,
-        "cursor down a line",
+        &[
+            code(KeyCode::Left),
+            code(KeyCode::Right),
+            code(KeyCode::Up),
+            code(KeyCode::Down),
+            with(KeyCode::Left, KeyModifiers::CONTROL),
+            with(KeyCode::Left, KeyModifiers::ALT),
+            alt('b'),
+            with(KeyCode::Right, KeyModifiers::CONTROL),
+            with(KeyCode::Right, KeyModifiers::ALT),
+            alt('f'),
+            code(KeyCode::Home),
+            code(KeyCode::End),
+            code(KeyCode::PageUp),
+            code(KeyCode::PageDown),
+        ],
+        "←↑→↓…",
+        Action::Edit,
+        "move the cursor, as while typing",
         None,
     ),
     bind(
@@ -396,8 +449,8 @@ pub const BINDINGS: &[Binding] = &[
         &[code(KeyCode::Esc)],
         "Esc",
         Action::Cancel,
-        "stop editing",
-        Some("done"),
+        "stop typing (global keys work again)",
+        Some("leave"),
     ),
     bind(
         Scope::TextEdit,
@@ -429,6 +482,30 @@ pub const BINDINGS: &[Binding] = &[
         "↓",
         Action::CursorDown,
         "cursor down a line",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[
+            with(KeyCode::Left, KeyModifiers::CONTROL),
+            with(KeyCode::Left, KeyModifiers::ALT),
+            alt('b'),
+        ],
+        "C-← A-←",
+        Action::WordLeft,
+        "to the start of the word (also A-b)",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[
+            with(KeyCode::Right, KeyModifiers::CONTROL),
+            with(KeyCode::Right, KeyModifiers::ALT),
+            alt('f'),
+        ],
+        "C-→ A-→",
+        Action::WordRight,
+        "to the end of the word (also A-f)",
         None,
     ),
     bind(
@@ -445,6 +522,22 @@ pub const BINDINGS: &[Binding] = &[
         "End",
         Action::LineEnd,
         "end of the line",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::PageUp)],
+        "PgUp",
+        Action::PageUp,
+        "up a screen",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::PageDown)],
+        "PgDn",
+        Action::PageDown,
+        "down a screen",
         None,
     ),
     bind(
@@ -468,7 +561,7 @@ pub const BINDINGS: &[Binding] = &[
         &[code(KeyCode::Enter)],
         "Enter",
         Action::Newline,
-        "new line",
+        "new line (a paste is one edit)",
         None,
     ),
     bind(
@@ -571,14 +664,7 @@ pub struct Hint {
 
 /// The hint-bar entries of `scope`.
 pub fn hints(scope: Scope) -> Vec<Hint> {
-    bindings(scope)
-        .filter_map(|b| {
-            b.hint.map(|text| Hint {
-                label: b.label,
-                description: text,
-            })
-        })
-        .collect()
+    bindings(scope).filter_map(Binding::hint).collect()
 }
 
 /// Is `key` Ctrl-C? It quits even while a pane takes raw input.

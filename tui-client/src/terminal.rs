@@ -5,7 +5,9 @@
 use std::io::{Stdout, stdout};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+};
 use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
@@ -27,12 +29,18 @@ impl Drop for Tui {
     }
 }
 
-/// Raw mode, alternate screen, mouse capture; installs the panic hook.
+/// Raw mode, alternate screen, mouse capture, bracketed paste (a paste
+/// arrives as one event); installs the panic hook.
 pub fn enter() -> std::io::Result<Tui> {
     install_panic_hook();
     enable_raw_mode()?;
     ACTIVE.store(true, Ordering::SeqCst);
-    let setup = execute!(stdout(), EnterAlternateScreen, EnableMouseCapture);
+    let setup = execute!(
+        stdout(),
+        EnterAlternateScreen,
+        EnableMouseCapture,
+        EnableBracketedPaste
+    );
     if let Err(e) = setup {
         restore();
         return Err(e);
@@ -55,6 +63,7 @@ pub fn restore() {
     // Best effort: on the way out there is nobody left to report to.
     let _ = execute!(
         stdout(),
+        DisableBracketedPaste,
         DisableMouseCapture,
         LeaveAlternateScreen,
         crossterm::cursor::Show

@@ -3,9 +3,11 @@
 use crate::app::{App, Msg, ServerInfo};
 use crate::net::ticker::{NextUpdate, TickerEvent, TickerTransport};
 use crate::net::{ConnState, NetEvent, Transport};
+use crate::panes::Pane;
+use crate::panes::canvas::CanvasPane;
+use crate::panes::qa::QaPane;
+use crate::panes::text::TextPane;
 use crate::panes::ticker::TickerPane;
-use crate::panes::title::TitlePane;
-use crate::panes::{Pane, PaneId};
 use crate::ui::theme::Theme;
 use rt_protocol::ticker::Quote;
 use rt_protocol::ticker::Symbol;
@@ -34,22 +36,38 @@ pub fn sym(s: &str) -> Symbol {
     Symbol::parse(s).expect("valid test symbol")
 }
 
-/// An app with the default watchlist, sized `w`×`h`, created at `t0`.
+/// The four panes `rt-tui connect` shows, before any data arrived, the
+/// ticker following `watch`.
+pub fn panes(watch: Vec<Symbol>) -> Vec<Box<dyn Pane>> {
+    // The default name comes from $USER; tests must not depend on it.
+    let text = TextPane::new("examples", "richtext").with_name("tester (tui)");
+    vec![
+        Box::new(TickerPane::new(watch, TickerTransport::Poll)),
+        Box::new(CanvasPane::new()),
+        Box::new(QaPane::new()),
+        Box::new(text),
+    ]
+}
+
+/// The transports `rt-tui connect` shows in its status bar.
+pub const TRANSPORTS: [Transport; 4] = [
+    Transport::Ticker,
+    Transport::Draw,
+    Transport::Qa,
+    Transport::Doc,
+];
+
+/// An app as `rt-tui connect` builds it, with a fixed watchlist, sized
+/// `w`×`h`, created at `t0`.
 pub fn app(theme: Theme, w: u16, h: u16, t0: Instant) -> App {
     let watch = ["AAPL", "MSFT", "IBM", "GOOGL", "AMZN"].map(sym).to_vec();
-    let panes: Vec<Box<dyn Pane>> = vec![
-        Box::new(TickerPane::new(watch, TickerTransport::Poll)),
-        Box::new(TitlePane::new(PaneId::Canvas)),
-        Box::new(TitlePane::new(PaneId::Qa)),
-        Box::new(TitlePane::new(PaneId::Text)),
-    ];
     let mut app = App::new(
         ServerInfo {
             url: "http://127.0.0.1:8080".into(),
             embedded: false,
         },
-        panes,
-        &[Transport::Ticker],
+        panes(watch),
+        &TRANSPORTS,
         theme,
         t0,
     );

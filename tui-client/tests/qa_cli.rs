@@ -195,3 +195,79 @@ async fn listen_resumes_across_a_server_restart_without_gaps_or_repeats() {
     second.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stream_reconnects_after_the_servers_retry_delay() {
+    use rt_tui::net::ConnState;
+    use rt_tui::net::qa::{Position, StreamItem, follow};
+    use tokio::sync::{mpsc, watch};
+
+    // Far from the client's own 1 s default, so the test tells them apart.
+    let server = server_at(|c| c.qa.retry_ms = 150).await;
+    let url = server.url();
+    let (sink, mut items) = mpsc::channel(64);
+    let (identity, _) = watch::channel(None);
+    let task = tokio::spawn(async move { follow(&url, Position::default(), sink, identity).await });
+    let next = async |items: &mut mpsc::Receiver<StreamItem>| {
+        tokio::time::timeout(WAIT, items.recv())
+            .await
+            .expect("an item within the wait")
+            .expect("the stream is followed")
+    };
+    // Connecting, connected, login (which carries the retry), snapshot.
+    loop {
+        if let StreamItem::Event(e) = next(&mut items).await
+            && e.event == "login"
+        {
+            break;
+        }
+    }
+    server.shutdown().await.unwrap();
+    let at = loop {
+        if let StreamItem::State(ConnState::Retrying { at, .. }) = next(&mut items).await {
+            break at;
+        }
+    };
+    let wait = at.saturating_duration_since(std::time::Instant::now());
+    assert!(
+        wait <= Duration::from_millis(150),
+        "the next attempt follows the server's retry (150 ms), not {wait:?}"
+    );
+    drop(items);
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_servers_error_text_reaches_the_terminal_inertly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A hostile server whose refusals carry terminal escape sequences.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let fake = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = sock.read(&mut buf).await.unwrap();
+        let body = r#"{"error":"bad \u001b[2J\u001b]0;owned\u0007news"}"#;
+        let res = format!(
+            "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        sock.write_all(res.as_bytes()).await.unwrap();
+    });
+    let out = rt_tui(&[
+        "qa",
+        "ask",
+        "hello",
+        "--url",
+        &url,
+        "--user",
+        "0123456789abcdef0123456789abcdef",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad [2J]0;ownednews"), "{stderr:?}");
+    assert!(!stderr.contains('\u{1b}') && !stderr.contains('\u{7}'));
+    fake.await.unwrap();
+}

@@ -348,3 +348,66 @@ fn the_qa_pane_asks_follows_answers_and_votes() {
     assert!(screen.contains("EXIT-CODE-0"), "{screen}");
     runtime.block_on(server.shutdown()).unwrap();
 }
+
+/// `rt-tui doc get` against `url`: the document's text.
+fn doc_text(url: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rt-tui"))
+        .args(["doc", "get", "examples/richtext", "--url", url])
+        .output()
+        .expect("rt-tui runs");
+    assert!(out.status.success(), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    doc["text"].as_str().expect("text").to_string()
+}
+
+#[test]
+fn the_text_pane_types_on_focus_takes_a_bracketed_paste_and_esc_leaves_it() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(support::rt_server(5000));
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings_path(dir.path());
+    let tmux = start_marked_shell(&[("RT_TUI_CONFIG", &config)]);
+
+    tmux.type_text(&shell_line(
+        env!("CARGO_BIN_EXE_rt-tui"),
+        &format!("connect {url}"),
+    ));
+    tmux.send(&["Enter"]);
+    tmux.wait_for("the document", |t, s| {
+        t.alternate_screen() && s.contains("examples/richtext") && s.contains("v1 · synced")
+    });
+    // Focusing the pane starts typing; after Esc global keys work (e
+    // expands) and i types again: q and digits go into the document.
+    // (Esc goes alone: followed at once by a key it would read as Alt.)
+    tmux.send(&["4"]);
+    tmux.wait_for("typing", |_, s| s.contains("Esc leave"));
+    tmux.send(&["Escape"]);
+    tmux.wait_for("reading", |_, s| s.contains("i Enter type"));
+    tmux.send(&["e", "i", "End"]);
+    tmux.type_text(" q1 漢😀");
+    tmux.send(&["C-Left", "C-Left"]);
+    tmux.type_text("<");
+    tmux.wait_for("the typed text, acknowledged", |_, s| {
+        s.contains("Hi! <q1 漢😀")
+            && s.contains("· synced")
+            && s.contains("online: you")
+            && !s.contains("1 Ticker")
+    });
+    // A bracketed paste arrives as one edit, line breaks included.
+    tmux.run(&["set-buffer", "pasted\nline"]);
+    tmux.run(&["paste-buffer", "-p", "-t", "rt"]);
+    tmux.wait_for("the pasted lines", |_, s| {
+        s.contains("Hi! <pasted") && s.lines().any(|l| l.contains("lineq1 漢😀"))
+    });
+    assert_eq!(doc_text(&url), "Hi! <pasted\nlineq1 漢😀\n");
+    // Esc leaves typing: q quits again.
+    tmux.send(&["Escape"]);
+    tmux.wait_for("the reading hints", |_, s| s.contains("i Enter type"));
+    tmux.send(&["q"]);
+    let screen = tmux.wait_for("the shell again", |t, s| {
+        !t.alternate_screen() && s.contains("AFTER-42")
+    });
+    assert!(screen.contains("EXIT-CODE-0"), "{screen}");
+    runtime.block_on(server.shutdown()).unwrap();
+}

@@ -119,21 +119,26 @@ impl Board {
         shutdown: CancellationToken,
     ) -> Result<Board, StoreError> {
         let (max_events, max_bytes) = (config.log_events as usize, config.log_bytes);
-        let stale = now_ms().saturating_sub(config.user_ttl_days.saturating_mul(86_400_000));
+        let forget = forget_policy(config);
         let loaded = store
-            .call(move |c| db::load(c, max_events, max_bytes, stale))
+            .call(move |c| db::load(c, max_events, max_bytes, forget))
             .await?;
         let mut owner = Owner::new(config, store, loaded);
         let (tx, mut rx) = mpsc::channel(COMMAND_QUEUE);
         let ping_every = Duration::from_millis(config.ping_ms);
+        let sweep_every = Duration::from_millis(config.user_sweep_ms);
+        let config = config.clone();
         tokio::spawn(async move {
-            let mut ping =
-                tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+            let start = tokio::time::Instant::now();
+            let mut ping = tokio::time::interval_at(start + ping_every, ping_every);
             ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut sweep = tokio::time::interval_at(start + sweep_every, sweep_every);
+            sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = ping.tick() => owner.ping().await,
+                    _ = sweep.tick() => owner.forget_users(forget_policy(&config)).await,
                     cmd = rx.recv() => match cmd {
                         Some(cmd) => owner.handle(cmd).await,
                         None => break,
@@ -253,6 +258,10 @@ struct Owner {
     store: Store,
     max_question: usize,
     max_answer: usize,
+    retry_ms: u64,
+    max_questions: usize,
+    max_answers_per_question: usize,
+    replay_bytes: u64,
     log_events: usize,
     log_bytes: u64,
     queue: usize,
@@ -302,6 +311,10 @@ impl Owner {
             store,
             max_question: config.max_question_chars as usize,
             max_answer: config.max_answer_chars as usize,
+            retry_ms: config.retry_ms,
+            max_questions: config.max_questions as usize,
+            max_answers_per_question: config.max_answers_per_question as usize,
+            replay_bytes: config.replay_bytes,
             log_events: config.log_events as usize,
             log_bytes: config.log_bytes,
             queue: config.queue as usize,
@@ -354,6 +367,17 @@ impl Owner {
     fn event(&mut self, tx: &mut Tx, name: Option<&str>, data: &str) -> (u64, Bytes) {
         let id = self.id(tx);
         (id, sse::encode_event(name, Some(&id.to_string()), data))
+    }
+
+    /// The `login` event. It repeats the preamble's `retry:` inside itself:
+    /// some client libraries (the Rust `eventsource-client`) only take up a
+    /// `retry` field that arrives in an event with data.
+    fn login_event(&mut self, tx: &mut Tx, data: &str) -> Bytes {
+        let (_, frame) = self.event(tx, Some(qa::LOGIN_EVENT), data);
+        let mut out = Vec::with_capacity(frame.len() + 24);
+        out.extend_from_slice(format!("retry: {}\n", self.retry_ms).as_bytes());
+        out.extend_from_slice(&frame);
+        Bytes::from(out)
     }
 
     /// Encodes an event with a fresh id and logs it for `audience`.
@@ -498,7 +522,23 @@ impl Owner {
         let start = match (is_new, last_event_id) {
             (true, _) | (false, None) => Start::Fresh,
             (false, Some(raw)) => match raw.trim().parse::<u64>() {
-                Ok(n) if n >= self.floor && n < self.next_id => Start::Replay(n),
+                Ok(n) if n >= self.floor && n < self.next_id => {
+                    let reader = user.clone();
+                    let bytes = self
+                        .store
+                        .call(move |c| db::replay_bytes(c, n, &reader))
+                        .await
+                        .map_err(Refusal::store)?;
+                    // The missed events are read into memory for this one
+                    // stream; past the bound a snapshot says the same.
+                    if bytes <= self.replay_bytes {
+                        Start::Replay(n)
+                    } else {
+                        Start::Reset(format!(
+                            "the events after {n} ({bytes} bytes) are more than a snapshot"
+                        ))
+                    }
+                }
                 Ok(n) if n >= self.next_id => Start::Reset(format!(
                     "event {n} was never sent by this server; starting over"
                 )),
@@ -506,7 +546,7 @@ impl Owner {
                     "events after {n} are no longer kept (the log starts after {})",
                     self.floor
                 )),
-                Err(_) => Start::Reset(format!("unreadable Last-Event-ID {raw:?}")),
+                Err(_) => Start::Reset(format!("unreadable Last-Event-ID {:?}", clip(&raw, 40))),
             },
         };
         let login_data = serde_json::to_string(&user).expect("a string serializes");
@@ -514,7 +554,7 @@ impl Owner {
         let replay_from = match start {
             Start::Replay(n) => Some(n),
             Start::Fresh | Start::Reset(_) => {
-                initial.push(self.event(&mut tx, Some(qa::LOGIN_EVENT), &login_data).1);
+                initial.push(self.login_event(&mut tx, &login_data));
                 if let Start::Reset(reason) = start {
                     let data = serde_json::to_string(&Reset { reason }).expect("serializes");
                     initial.push(self.event(&mut tx, Some(qa::RESET_EVENT), &data).1);
@@ -531,8 +571,7 @@ impl Owner {
         };
         // Replayed events keep their old ids, so the login (a fresh id) comes
         // after them and the ids on the stream keep increasing.
-        let login_after_replay =
-            replay_from.map(|_| self.event(&mut tx, Some(qa::LOGIN_EVENT), &login_data).1);
+        let login_after_replay = replay_from.map(|_| self.login_event(&mut tx, &login_data));
         let reader = user.clone();
         let replayed = self
             .commit(tx, move |c| match replay_from {
@@ -595,19 +634,22 @@ impl Owner {
         }
     }
 
-    /// Sends `message` to `user` alone (logged, so a resuming client gets it)
-    /// and returns the refusal for the action's response.
+    /// Sends `message` to `user`'s open streams and returns the refusal for
+    /// the action's response. Not logged: anyone can cause refusals at will,
+    /// and they must not push real events out of the bounded log.
     async fn refuse(&mut self, user: &str, status: StatusCode, message: String) -> Refusal {
         let mut tx = Tx::default();
         let data = Message::Notification {
             message: message.clone(),
         }
         .to_json();
-        let frame = self.logged(&mut tx, None, &data, Audience::User(user.to_string()));
-        match self.commit(tx, |_| Ok(())).await {
-            Ok(()) => self.fan_out(&frame, To::User(user)),
-            Err(e) => return Refusal::store(e),
+        let (_, frame) = self.event(&mut tx, None, &data);
+        if tx.reserve.is_some()
+            && let Err(e) = self.commit(tx, |_| Ok(())).await
+        {
+            return Refusal::store(e);
         }
+        self.fan_out(&frame, To::User(user));
         Refusal::new(status, message)
     }
 
@@ -643,6 +685,14 @@ impl Owner {
         }
         if self.index.contains_key(&q) {
             return Ok(Accepted::AlreadyAsked);
+        }
+        // Every new question resends the whole list: its size is bounded.
+        if self.questions.len() >= self.max_questions {
+            let msg = format!(
+                "The board is full (at most {} questions)",
+                self.max_questions
+            );
+            return Err(self.refuse(user, StatusCode::CONFLICT, msg).await);
         }
         let now = now_ms();
         let mut tx = Tx::default();
@@ -706,6 +756,14 @@ impl Owner {
                 .refuse(user, StatusCode::CONFLICT, qa::SELECT_FIRST.into())
                 .await);
         };
+        // Every answer resends the question's whole list: bounded too.
+        if self.questions[i].answers.len() >= self.max_answers_per_question {
+            let msg = format!(
+                "This question has all the answers it can take ({})",
+                self.max_answers_per_question
+            );
+            return Err(self.refuse(user, StatusCode::CONFLICT, msg).await);
+        }
         let now = now_ms();
         let q = self.questions[i].text.clone();
         let meta = AnswerMeta {
@@ -767,6 +825,20 @@ impl Owner {
             votes: self.questions[i].votes.len() as u32,
             voted: on,
         }))
+    }
+
+    /// Deletes the users the policy forgets, keeping the connected ones.
+    async fn forget_users(&mut self, forget: db::Forget) {
+        self.sweep();
+        let live: Vec<String> = self.users.keys().cloned().collect();
+        match self
+            .store
+            .call(move |c| db::forget_users(c, &live, forget))
+            .await
+        {
+            Ok(n) => tracing::debug!(forgotten = n, "Q&A users swept"),
+            Err(e) => tracing::warn!(error = %e, "Q&A user sweep failed"),
+        }
     }
 
     async fn ping(&mut self) {
@@ -837,6 +909,16 @@ impl Owner {
                 self.users.remove(&sub.user);
             }
         }
+    }
+}
+
+/// Who [`db::forget_users`] removes, as of now.
+fn forget_policy(config: &QaConfig) -> db::Forget {
+    let now = now_ms();
+    db::Forget {
+        now_ms: now,
+        stale_before_ms: now.saturating_sub(config.user_ttl_days.saturating_mul(86_400_000)),
+        idle_before_ms: now.saturating_sub(config.idle_user_ttl_secs.saturating_mul(1000)),
     }
 }
 

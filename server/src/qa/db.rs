@@ -197,6 +197,18 @@ pub(super) fn replay(conn: &Connection, after: u64, user: &str) -> rusqlite::Res
     rows.collect()
 }
 
+/// The size in bytes of what [`replay`] would return.
+pub(super) fn replay_bytes(conn: &Connection, after: u64, user: &str) -> rusqlite::Result<u64> {
+    conn.prepare_cached(
+        "SELECT coalesce(sum(length(frame)), 0) FROM qa_events e
+         WHERE e.id > ?1 AND (e.everyone = 1 OR EXISTS (
+             SELECT 1 FROM qa_event_targets t WHERE t.event_id = e.id AND t.user_id = ?2))",
+    )?
+    .query_row(params![after as i64, user], |r| {
+        r.get::<_, i64>(0).map(|v| v as u64)
+    })
+}
+
 /// How far the log must be trimmed to hold at most `max_events` events and
 /// `max_bytes` bytes: the highest id to drop, if any. `log` is ascending and
 /// holds `count` events of `bytes` bytes in all; only the dropped part of it
@@ -220,17 +232,52 @@ pub(super) fn prune_point<'a>(
     upto
 }
 
+/// Which users to forget: everyone not seen since `stale_before_ms`, and
+/// users who never did anything (no question or answer under their handle,
+/// no vote, nothing followed) not seen since `idle_before_ms`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Forget {
+    pub now_ms: u64,
+    pub stale_before_ms: u64,
+    pub idle_before_ms: u64,
+}
+
+/// Marks the `live` (connected) users as seen now, so they are kept, then
+/// deletes the forgotten ones. Returns how many were deleted.
+pub(super) fn forget_users(
+    conn: &Connection,
+    live: &[String],
+    forget: Forget,
+) -> rusqlite::Result<usize> {
+    for id in live {
+        conn.prepare_cached("UPDATE qa_users SET seen_ms = ?2 WHERE id = ?1")?
+            .execute(params![id, forget.now_ms as i64])?;
+    }
+    let stale = conn
+        .prepare_cached("DELETE FROM qa_users WHERE seen_ms < ?1")?
+        .execute(params![forget.stale_before_ms as i64])?;
+    let idle = conn
+        .prepare_cached(
+            // Uncorrelated subqueries: SQLite builds each set once, so the
+            // sweep stays linear in users plus board.
+            "DELETE FROM qa_users
+             WHERE seen_ms < ?1 AND selected IS NULL
+               AND id NOT IN (SELECT user_id FROM qa_votes)
+               AND handle NOT IN (SELECT author FROM qa_questions
+                                  UNION SELECT author FROM qa_answers)",
+        )?
+        .execute(params![forget.idle_before_ms as i64])?;
+    Ok(stale + idle)
+}
+
 /// Forgets stale users, trims the log to its limits and reads the board.
 pub(super) fn load(
     conn: &Connection,
     max_events: usize,
     max_bytes: u64,
-    stale_before_ms: u64,
+    forget: Forget,
 ) -> rusqlite::Result<Loaded> {
-    conn.execute(
-        "DELETE FROM qa_users WHERE seen_ms < ?1",
-        params![stale_before_ms as i64],
-    )?;
+    forget_users(conn, &[], forget)?;
     let log: Vec<(u64, u64)> = conn
         .prepare("SELECT id, length(frame) FROM qa_events ORDER BY id")?
         .query_map([], |r| {

@@ -17,16 +17,19 @@
 //! | `meta` (votes or answer count changed) | everyone |
 //! | `answers` after `addanswer` | every user following the question then, connected or not |
 //! | `answers` after `selectquestion` | the caller |
-//! | `notification` | the caller |
 //!
-//! `login`, `ping` and the snapshots sent at join are not logged: they carry
-//! fresh ids but nothing to replay. A reconnect that presents its identity
-//! (`?user=`, the cookie set at login, or the `_sse_user_id_` header) and
-//! `Last-Event-ID: N` gets the logged events after `N` whose audience includes
-//! it, in order and with their original bytes, followed by a new `login`; when
-//! the log no longer reaches back to `N` (or `N` is unreadable or was never
-//! sent), it gets `login`, `reset`, the `questions` snapshot and the answers
-//! of the question it follows. Without an identity a reconnect is a new
+//! `login`, `ping`, the snapshots sent at join and the `notification` of a
+//! refused action are not logged: they carry fresh ids but nothing to replay
+//! (a refusal's message is also in the action's response), and refusals,
+//! which anyone can cause at will, must not push real events out of the log.
+//!
+//! A reconnect that presents its identity (`?user=`, the cookie set at
+//! login, or the `_sse_user_id_` header) and `Last-Event-ID: N` gets the
+//! logged events after `N` whose audience includes it, in order and with
+//! their original bytes, followed by a new `login`; when the log no longer
+//! reaches back to `N` (or `N` is unreadable or was never sent), or the
+//! missed events exceed `--qa-replay-bytes`, it gets `login`, `reset`, the
+//! `questions` snapshot and the answers of the question it follows. Without an identity a reconnect is a new
 //! user with a fresh snapshot, as with the classic server.
 
 pub mod board;
@@ -58,6 +61,18 @@ pub struct QaConfig {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_answer_chars: u32,
 
+    /// Questions the board holds at most (each new one resends the whole
+    /// list to everyone); more are refused with 409 and a notification.
+    #[arg(long = "qa-max-questions", default_value_t = 10_000, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_questions: u32,
+
+    /// Answers one question holds at most (each new one resends the
+    /// question's whole list to its followers).
+    #[arg(long = "qa-max-answers-per-question", default_value_t = 1000, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_answers_per_question: u32,
+
     /// Events kept in the durable log for resuming clients; a client that
     /// missed more gets `reset` and a snapshot.
     #[arg(long = "qa-log-events", default_value_t = 10_000, value_name = "N",
@@ -69,15 +84,36 @@ pub struct QaConfig {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub log_bytes: u64,
 
+    /// Bytes of missed events replayed to one resuming client at most; a
+    /// larger gap gets `reset` and a snapshot instead.
+    #[arg(long = "qa-replay-bytes", default_value_t = 8 << 20, value_name = "BYTES")]
+    pub replay_bytes: u64,
+
     /// Events queued per subscriber at most; a subscriber that falls this far
     /// behind is disconnected (it can resume with Last-Event-ID).
     #[arg(long = "qa-queue", default_value_t = 256, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub queue: u32,
 
-    /// Forget users who have not logged in for this many days (at startup).
+    /// Forget users who have not logged in for this many days.
     #[arg(long = "qa-user-ttl-days", default_value_t = 30, value_name = "DAYS")]
     pub user_ttl_days: u64,
+
+    /// Forget sooner users who never did anything (no question, answer,
+    /// vote or followed question) once disconnected this many seconds: every
+    /// anonymous login creates one, and they lose nothing by it (a new
+    /// identity gets the same snapshot).
+    #[arg(
+        long = "qa-idle-user-ttl-secs",
+        default_value_t = 3600,
+        value_name = "SECS"
+    )]
+    pub idle_user_ttl_secs: u64,
+
+    /// How often forgotten users are removed from the store (also at startup).
+    #[arg(long = "qa-user-sweep-ms", default_value_t = 600_000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub user_sweep_ms: u64,
 }
 
 /// Milliseconds since the Unix epoch.

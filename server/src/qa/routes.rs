@@ -5,7 +5,7 @@ use std::io;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -113,9 +113,21 @@ fn presented_identity(headers: &HeaderMap, query: Option<&str>) -> Option<String
 /// `GET /login`: the event stream.
 async fn login(
     State(state): State<AppState>,
+    method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
+    if method == Method::HEAD {
+        // The headers alone: no user, no subscription.
+        return (
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            Body::empty(),
+        )
+            .into_response();
+    }
     let presented = presented_identity(&headers, query.as_deref());
     let last_event_id = headers
         .get("last-event-id")

@@ -270,7 +270,7 @@ test('a classic Quill page, our editor page and rt-tui converge on one document'
       (async () => {
         for (const piece of ['T1', 'T2', 'T3']) {
           await sleep(30);
-          inserted.push(await tui(server, 'insert', 'examples/richtext', '1', piece));
+          inserted.push(await tui(server, 'insert', 'examples/richtext', '--at', '1', piece));
         }
       })(),
     ]);
@@ -293,7 +293,7 @@ test('a classic Quill page, our editor page and rt-tui converge on one document'
     await Promise.all([
       keys(quill.page, ['Enter', 'Backspace', 'Backspace', 'Enter', 'K', 'Enter', 'Backspace']),
       keys(plain.page, ['Backspace', 'Enter', 'L', 'Backspace', 'Backspace', 'Enter', 'M']),
-      tui(server, 'insert', 'examples/richtext', '0', '\n'),
+      tui(server, 'insert', 'examples/richtext', '--at', '0', '\n'),
     ]);
     final = await converge();
     assert.equal(count(final.text, 'Q'), 7, final.text);

@@ -105,3 +105,36 @@ test('every app link can be reached from the keyboard', async () => {
   assert.deepEqual(reached, APPS);
   await page.close();
 });
+
+// Each of the other apps: its link answers 200, the page renders its heading
+// and goes live against this server, without script errors, failed requests
+// or error responses on the way.
+const LIVE_PAGES = [
+  { href: '/draw/', heading: /Drawing board/, live: /^connected/ },
+  { href: '/qa/', heading: /Q&A board/, live: /^Live$/ },
+  { href: '/editor/', heading: /Collaborative editor/, live: /^connected$/ },
+];
+
+for (const { href, heading, live } of LIVE_PAGES) {
+  test(`the ${href} link opens a working page`, async () => {
+    const { page, problems } = await watchedPage();
+    await page.goto(`${server.url}/`);
+    const [response] = await Promise.all([
+      page.waitForResponse(`${server.url}${href}`),
+      page.waitForURL(`${server.url}${href}`),
+      page.click(`a[href="${href}"]`),
+    ]);
+    assert.equal(response.status(), 200);
+    assert.match(response.headers()['content-type'], /^text\/html/);
+    assert.match(await page.locator('h1').innerText(), heading);
+    const status = page.locator('#status');
+    await page.waitForFunction(
+      ([source, flags]) => new RegExp(source, flags).test(document.getElementById('status')?.textContent.trim() ?? ''),
+      [live.source, live.flags],
+      { timeout: 10_000 },
+    );
+    assert.match((await status.innerText()).trim(), live);
+    assert.deepEqual(problems, []);
+    await page.close();
+  });
+}

@@ -38,8 +38,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often the loop wakes to redraw if something changed.
 const FRAME: Duration = Duration::from_millis(50);
 
-/// How long an embedded server gets to shut down on exit.
-const SERVER_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long an embedded server gets to shut down on exit, beyond its own
+/// grace period for connections stuck mid-request.
+const SERVER_SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
 
 const ABOUT: &str = "\
 Without URL: uses the server at http://127.0.0.1:8080 if one answers, otherwise
@@ -165,7 +166,7 @@ async fn discover(
         ));
     }
     let server = rt_server::spawn(embedded_config).await.with_context(|| {
-        format!("nothing answers at {default} and an embedded server could not start")
+        format!("no rt server answers at {default} and an embedded server could not start")
     })?;
     Ok((
         ServerInfo {
@@ -261,9 +262,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     drop(qa);
     drop(doc);
     if let Some(server) = embedded
-        && tokio::time::timeout(SERVER_SHUTDOWN_TIMEOUT, server.shutdown())
-            .await
-            .is_err()
+        && tokio::time::timeout(
+            Duration::from_millis(server.state.config.shutdown_grace_ms) + SERVER_SHUTDOWN_SLACK,
+            server.shutdown(),
+        )
+        .await
+        .is_err()
     {
         eprintln!("rt-tui: the embedded server did not stop in time");
     }
@@ -308,6 +312,7 @@ async fn event_loop(
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => app.update(Msg::Key(k)),
                 Some(Ok(Event::Mouse(m))) => app.update(Msg::Mouse(m)),
+                Some(Ok(Event::Paste(text))) => app.update(Msg::Paste(text)),
                 Some(Ok(Event::Resize(w, h))) => app.update(Msg::Resize(w, h)),
                 Some(Ok(_)) => Vec::new(),
                 Some(Err(e)) => return Err(anyhow::Error::new(e).context("cannot read the terminal")),
@@ -412,6 +417,22 @@ mod tests {
         assert_eq!(info.url, format!("http://127.0.0.1:{port}"));
         assert!(!info.embedded && embedded.is_none());
         assert!(!server_answers(&info.url).await);
+    }
+
+    #[tokio::test]
+    async fn another_program_on_the_default_address_is_a_clear_error() {
+        // Something holds the port but is not an rt server.
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = other.local_addr().unwrap().port();
+        let Err(err) = discover(None, test_config(port)).await else {
+            panic!("started a server on a taken port");
+        };
+        let text = format!("{err:#}");
+        assert!(
+            text.contains(&format!("no rt server answers at http://127.0.0.1:{port}")),
+            "{text}"
+        );
+        assert!(text.contains("cannot listen on"), "{text}");
     }
 
     #[tokio::test]

@@ -37,7 +37,8 @@ does not exist or the server refuses the edit; 2 for bad arguments.
 
 Examples:
   rt-tui doc get
-  rt-tui doc insert examples/richtext 0 'Hello '
+  rt-tui doc insert examples/richtext --at 0 'Hello '
+  rt-tui doc delete examples/richtext --at 0 --len 6
   rt-tui doc watch --count 5 | jq -c .op";
 
 /// `rt-tui doc` flags.
@@ -60,16 +61,23 @@ pub enum Action {
         #[arg(default_value = "examples/richtext")]
         doc: String,
     },
-    /// Insert TEXT at INDEX.
+    /// Insert TEXT at position N.
     Insert {
         doc: String,
-        index: usize,
+        /// Where to insert, in UTF-16 units from the start.
+        #[arg(long, value_name = "N")]
+        at: usize,
+        /// The text to insert (after `--` if it starts with a dash).
         text: String,
     },
-    /// Delete LEN units at INDEX.
+    /// Delete L units at position N.
     Delete {
         doc: String,
-        index: usize,
+        /// Where the deletion starts, in UTF-16 units from the start.
+        #[arg(long, value_name = "N")]
+        at: usize,
+        /// How many UTF-16 units to delete.
+        #[arg(long, value_name = "L")]
         len: usize,
     },
     /// Print every change others make, as JSON lines.
@@ -210,18 +218,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "ops": document.to_delta().to_value()["ops"],
             }))?;
         }
-        Action::Insert { doc, index, text } => {
+        Action::Insert { doc, at, text } => {
             let mut live = Live::open(&base, &doc).await?;
             let mut op = Delta::new();
-            op.retain(index, None);
+            op.retain(at, None);
             op.insert(Insert::from(text), None);
             let v = live.edit(op).await?;
             print(&json!({"v": v}))?;
         }
-        Action::Delete { doc, index, len } => {
+        Action::Delete { doc, at, len } => {
             let mut live = Live::open(&base, &doc).await?;
             let mut op = Delta::new();
-            op.retain(index, None);
+            op.retain(at, None);
             op.delete(len);
             let v = live.edit(op).await?;
             print(&json!({"v": v}))?;

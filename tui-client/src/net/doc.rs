@@ -94,6 +94,9 @@ pub struct DocSession {
     doc: Option<Document>,
     inflight: Option<InFlight>,
     pending: Option<Delta>,
+    /// Local edits in the op in flight and in the pending op.
+    inflight_edits: usize,
+    pending_edits: usize,
     open: bool,
     /// Our presence: id, next pv, the range to publish and whether it is
     /// still to be sent.
@@ -122,6 +125,8 @@ impl DocSession {
             doc: None,
             inflight: None,
             pending: None,
+            inflight_edits: 0,
+            pending_edits: 0,
             open: false,
             presence_id: format!("tui-{:016x}", rand_id()),
             pv: 0,
@@ -185,6 +190,22 @@ impl DocSession {
             })
             .collect();
         out.sort_by(|a, b| (a.index, &a.id).cmp(&(b.index, &b.id)));
+        out
+    }
+
+    /// Everyone else with a selection in the document (any version), as
+    /// (presence id, name), sorted by name.
+    pub fn online(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .remote
+            .iter()
+            .filter(|(_, r)| !r.p.is_null())
+            .map(|(id, r)| {
+                let name = r.p["name"].as_str().unwrap_or("someone").to_string();
+                (id.clone(), name)
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
         out
     }
 
@@ -252,6 +273,11 @@ impl DocSession {
         self.inflight.is_some() || self.pending.is_some()
     }
 
+    /// How many local edits the server has not acknowledged yet.
+    pub fn pending_edits(&self) -> usize {
+        self.inflight_edits + self.pending_edits
+    }
+
     /// True once subscribed on the current connection.
     pub fn is_live(&self) -> bool {
         self.open && self.version.is_some()
@@ -284,6 +310,7 @@ impl DocSession {
             Some(p) => p.compose(&op),
             None => op,
         });
+        self.pending_edits += 1;
         Ok(self.flush())
     }
 
@@ -295,6 +322,7 @@ impl DocSession {
             return Vec::new();
         };
         self.seq += 1;
+        self.inflight_edits = std::mem::take(&mut self.pending_edits);
         self.inflight = Some(InFlight {
             op,
             seq: self.seq,
@@ -327,6 +355,8 @@ impl DocSession {
         };
         self.inflight = None;
         self.pending = None;
+        self.inflight_edits = 0;
+        self.pending_edits = 0;
         Ok(())
     }
 
@@ -444,6 +474,7 @@ impl DocSession {
         if let (Some(v), Some(f)) = (self.version, self.inflight.take()) {
             self.record(v, &f.op, &f.src);
         }
+        self.inflight_edits = 0;
         self.version = self.version.map(|v| v + 1);
         let mut out = self.flush();
         out.extend(self.flush_presence());
@@ -660,6 +691,46 @@ mod tests {
             &json!({"a": "op", "c": "examples", "d": "t", "src": "x", "seq": 1, "v": 9, "op": []}),
         );
         assert_eq!(out[0], json!({"a": "f", "c": "examples", "d": "t", "v": 3}));
+    }
+
+    #[test]
+    fn a_remote_op_is_transformed_against_the_op_in_flight_and_the_pending_one() {
+        let mut s = live("abcd\n", 1);
+        // In flight: X after a. Pending: Y after c (in local coordinates).
+        s.submit(delta(json!([{"retain": 1}, {"insert": "X"}])))
+            .unwrap();
+        assert!(
+            s.submit(delta(json!([{"retain": 4}, {"insert": "Y"}])))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(s.pending_edits(), 2);
+        assert_eq!(s.text(), "aXbcYd\n");
+        // Someone deleted b and inserted R before d, against v1.
+        let (_, change) = s.on_message(&json!({"a": "op", "c": "examples", "d": "t",
+            "src": "other", "seq": 1, "v": 1,
+            "op": {"ops": [{"retain": 1}, {"delete": 1}, {"retain": 1}, {"insert": "R"}]}}));
+        assert_eq!(
+            change,
+            Some(DocChange::Remote(delta(
+                json!([{"retain": 2}, {"delete": 1}, {"retain": 1}, {"insert": "R"}])
+            )))
+        );
+        assert_eq!(s.text(), "aXcRYd\n");
+        // The ack of X lets the transformed pending op go, against v3.
+        let (out, _) = s.on_message(
+            &json!({"a": "op", "c": "examples", "d": "t", "src": "me", "seq": 1, "v": 2}),
+        );
+        assert_eq!(s.pending_edits(), 1);
+        assert_eq!(out[0]["v"], 3);
+        assert_eq!(out[0]["seq"], 2);
+        assert_eq!(
+            out[0]["op"],
+            json!({"ops": [{"retain": 4}, {"insert": "Y"}]})
+        );
+        s.on_message(&json!({"a": "op", "c": "examples", "d": "t", "src": "me", "seq": 2, "v": 3}));
+        assert_eq!(s.pending_edits(), 0);
+        assert_eq!(s.version(), Some(4));
     }
 
     #[test]

@@ -272,6 +272,10 @@ pub async fn follow(
                     }
                 }
                 Some(Ok(SSE::Event(ev))) => {
+                    // The server's `retry:` sets the reconnection delay.
+                    if let Some(ms) = ev.retry {
+                        backoff.set_initial(Duration::from_millis(ms));
+                    }
                     let raw = RawEvent {
                         id: ev.id,
                         event: ev.event_type,
@@ -359,8 +363,9 @@ pub async fn act(
         200 if body == "already asked" => ActionOutcome::AlreadyAsked,
         200 => ActionOutcome::Done,
         _ => {
+            // The server's words reach a terminal: inert, like board text.
             let error = serde_json::from_str::<ErrorBody>(&body)
-                .map(|b| b.error)
+                .map(|b| crate::panes::qa::inert(&b.error))
                 .unwrap_or_else(|_| format!("HTTP {status}"));
             // These refusals come with a notification on the stream.
             if matches!(status, 400 | 404 | 409 | 413) {

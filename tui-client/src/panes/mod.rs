@@ -6,6 +6,7 @@ pub mod canvas;
 pub mod qa;
 pub mod text;
 pub mod ticker;
+#[cfg(test)]
 pub mod title;
 
 use std::time::Instant;
@@ -13,6 +14,7 @@ use std::time::Instant;
 use crossterm::event::{KeyEvent, MouseEvent};
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::text::Span;
 
 use crate::app::Cmd;
 use crate::keymap::Hint;
@@ -110,6 +112,21 @@ pub trait Pane {
     /// state), after the pane's name.
     fn title_suffix(&self) -> Option<String> {
         None
+    }
+
+    /// More of the frame title, styled, after [`Pane::title_suffix`] (for
+    /// example who else is here, in their colours).
+    fn title_extra(&self, _theme: Theme) -> Vec<Span<'static>> {
+        Vec::new()
+    }
+
+    /// The pane just got the focus.
+    fn focus_gained(&mut self) {}
+
+    /// Text pasted into the terminal (bracketed paste) while the pane has
+    /// focus.
+    fn paste(&mut self, _text: &str) -> Vec<Cmd> {
+        Vec::new()
     }
 
     /// Commands the pane wants carried out after a network event (a reply

@@ -232,7 +232,13 @@ impl QaPane {
         let theme = ctx.theme;
         let list = self.ordered();
         let mut lines = vec![Line::from(vec![
-            Span::styled(format!("{} questions", list.len()), theme.header()),
+            Span::styled(
+                match list.len() {
+                    1 => "1 question".to_string(),
+                    n => format!("{n} questions"),
+                },
+                theme.header(),
+            ),
             Span::styled(format!(" · {}", self.order.label()), theme.dim()),
         ])];
         if list.is_empty() {

@@ -1,5 +1,5 @@
-//! A pane that shows only what it is for: the frame for an app whose
-//! terminal view has not been built yet.
+//! A stand-in pane that shows only what it is for: tests that look at one
+//! real pane in the grid fill the other places with it.
 
 use crossterm::event::{KeyEvent, MouseEvent};
 use ratatui::Frame;
