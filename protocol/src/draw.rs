@@ -4,8 +4,10 @@
 //! Classic events: `mousemove` `{x, y, drawing}` in; `moving` (the same
 //! object plus the sender's `id`) out to everyone else; `clientdisconnect`
 //! `id` when a socket leaves. rt adds: `canvas` (the drawing, in parts, sent
-//! on join), `hello` `{name, colour}`, `peers` (who is online), `clear` →
-//! `cleared` `{by}`, `undo` → `undone` `{by, stroke}`, and `error`.
+//! on join), `hello` `{name, colour, key}` (answered by `welcome`), `peers`
+//! (who is online), `clear` → `cleared` `{by}`, `undo` → `undone`
+//! `{by, author, stroke}`, `sync` (send me the canvas again: the sender's
+//! moves before it are in that canvas, those after it are not), and `error`.
 //!
 //! # Strokes
 //! A participant's pen has a last point. A `mousemove` with `drawing: true`
@@ -15,6 +17,14 @@
 //! non-drawing move, an undo, or leaving). `undo` removes the caller's most
 //! recent stroke, so every participant that replays the same events in the
 //! same order ([`Board`]) agrees on what was removed.
+//!
+//! # Authors
+//! A pen belongs to a socket (its id is the `id` of `moving`); a stroke
+//! belongs to an *author*. A socket's author is its socket id, unless its
+//! `hello` carries a `key` (a secret the client keeps across reconnects):
+//! then the server derives a public author id from it, so strokes drawn
+//! before a reconnect (or a server restart) can still be undone by whoever
+//! holds the key. `peers` and `welcome` say each socket's author.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -33,6 +43,8 @@ pub mod event {
     pub const CLEARED: &str = "cleared";
     pub const UNDO: &str = "undo";
     pub const UNDONE: &str = "undone";
+    pub const SYNC: &str = "sync";
+    pub const WELCOME: &str = "welcome";
     pub const ERROR: &str = "error";
 }
 
@@ -42,6 +54,8 @@ pub const DEFAULT_WIDTH: f64 = 2000.0;
 pub const DEFAULT_HEIGHT: f64 = 1000.0;
 /// Longest display name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
+/// Shortest and longest author key, in characters (`A-Z a-z 0-9 _ -`).
+pub const KEY_CHARS: std::ops::RangeInclusive<usize> = 16..=64;
 /// Points of one stroke per snapshot entry at most; longer strokes are sent
 /// as several entries with the same id (each continues from the last point
 /// of the one before), so no single entry outgrows a snapshot part.
@@ -112,6 +126,10 @@ pub struct MouseMove {
 pub enum DrawError {
     #[error("{event}: expected one object argument")]
     NotAnObject { event: &'static str },
+    #[error(
+        "{event}: unreadable argument (plain JSON only: finite numbers, no binary attachments)"
+    )]
+    Unreadable { event: &'static str },
     #[error("mousemove: {field} must be a finite number between 0 and {max}")]
     OutOfBounds { field: &'static str, max: String },
     #[error("mousemove: drawing must be true or false")]
@@ -124,10 +142,14 @@ pub enum DrawError {
     BadName,
     #[error("hello: colour must look like #rrggbb")]
     BadColour,
+    #[error("hello: key must be 16 to 64 characters of A-Z, a-z, 0-9, _ and -")]
+    BadKey,
     #[error("too many events: at most {per_second} per second; the rest were dropped")]
     RateLimited { per_second: u32 },
     #[error("the canvas is full ({max_segments} segments); clear it to draw more")]
     CanvasFull { max_segments: usize },
+    #[error("undo: you have no stroke on the board to undo")]
+    NothingToUndo,
     #[error("the server is busy; event dropped")]
     Busy,
     #[error("the board has {max_clients} participants, the most it takes; try again later")]
@@ -138,15 +160,17 @@ impl DrawError {
     /// A short stable code for programs.
     pub fn code(&self) -> &'static str {
         match self {
-            DrawError::NotAnObject { .. } => "bad-payload",
+            DrawError::NotAnObject { .. } | DrawError::Unreadable { .. } => "bad-payload",
             DrawError::OutOfBounds { .. } => "out-of-bounds",
             DrawError::BadDrawing => "bad-drawing",
             DrawError::TooLarge => "too-large",
             DrawError::UnknownEvent(_) => "unknown-event",
             DrawError::BadName => "bad-name",
             DrawError::BadColour => "bad-colour",
+            DrawError::BadKey => "bad-key",
             DrawError::RateLimited { .. } => "rate-limited",
             DrawError::CanvasFull { .. } => "canvas-full",
+            DrawError::NothingToUndo => "nothing-to-undo",
             DrawError::Busy => "busy",
             DrawError::BoardFull { .. } => "board-full",
         }
@@ -204,13 +228,16 @@ pub fn parse_mousemove(arg: Value, bounds: Bounds) -> Result<MouseMove, DrawErro
     })
 }
 
-/// `hello` `{name?, colour?}`.
+/// `hello` `{name?, colour?, key?}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Hello {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub colour: Option<String>,
+    /// The client's secret author key (see the module header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// Checks a `hello` argument (a missing argument means "assign both").
@@ -234,16 +261,39 @@ pub fn parse_hello(arg: Value) -> Result<Hello, DrawError> {
         Some(Value::String(s)) if is_colour(s) => Some(s.to_ascii_lowercase()),
         Some(_) => return Err(DrawError::BadColour),
     };
-    Ok(Hello { name, colour })
+    let key = match fields.get("key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) if is_key(k) => Some(k.clone()),
+        Some(_) => return Err(DrawError::BadKey),
+    };
+    Ok(Hello { name, colour, key })
+}
+
+/// An author key: [`KEY_CHARS`] characters of `A-Z a-z 0-9 _ -`.
+pub fn is_key(k: &str) -> bool {
+    KEY_CHARS.contains(&k.len())
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn valid_name(raw: &str) -> Result<String, DrawError> {
     let name = raw.trim();
     let chars = name.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+    if chars == 0
+        || chars > MAX_NAME_CHARS
+        || name.chars().any(|c| c.is_control() || is_invisible(c))
+    {
         return Err(DrawError::BadName);
     }
     Ok(name.to_string())
+}
+
+/// Format characters that would let a name hide or reorder text around it
+/// (bidirectional overrides, zero-width characters, the BOM).
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
 /// `#rrggbb`.
@@ -251,12 +301,27 @@ pub fn is_colour(s: &str) -> bool {
     s.len() == 7 && s.starts_with('#') && s[1..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// One online participant, as listed by `peers`.
+/// One online participant, as listed by `peers`; also the payload of
+/// `welcome` (the sender's own entry, in answer to its `hello`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Peer {
     pub id: String,
     pub name: String,
     pub colour: String,
+    /// Whose strokes this socket draws (its id unless it sent a key).
+    #[serde(default)]
+    pub author: String,
+}
+
+impl Peer {
+    /// The author, for payloads that leave it out.
+    pub fn author(&self) -> &str {
+        if self.author.is_empty() {
+            &self.id
+        } else {
+            &self.author
+        }
+    }
 }
 
 /// Payload of `cleared`.
@@ -265,11 +330,25 @@ pub struct Cleared {
     pub by: String,
 }
 
-/// Payload of `undone`: who undid, and the server's id of the removed stroke.
+/// Payload of `undone`: the socket that undid (its pen is lifted), the
+/// author whose last stroke was removed, and the server's id of that stroke.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Undone {
     pub by: String,
+    #[serde(default)]
+    pub author: String,
     pub stroke: u64,
+}
+
+impl Undone {
+    /// The author, for payloads that leave it out.
+    pub fn author(&self) -> &str {
+        if self.author.is_empty() {
+            &self.by
+        } else {
+            &self.author
+        }
+    }
 }
 
 /// One stroke (or a piece of a long one) in a `canvas` part. `points` is
@@ -321,6 +400,29 @@ impl Stroke {
     /// Segments in this stroke.
     pub fn segments(&self) -> usize {
         self.points.len().saturating_sub(1)
+    }
+
+    /// The stroke as snapshot entries of at most [`MAX_POINTS_PER_ENTRY`]
+    /// points, each starting where the one before ended.
+    pub fn entries(&self) -> Vec<StrokeEntry> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        loop {
+            let end = (start + MAX_POINTS_PER_ENTRY).min(self.points.len());
+            out.push(StrokeEntry {
+                id: self.id,
+                by: self.by.clone(),
+                colour: self.colour.clone(),
+                points: self.points[start..end]
+                    .iter()
+                    .flat_map(|p| [p.x, p.y])
+                    .collect(),
+            });
+            if end >= self.points.len() {
+                return out;
+            }
+            start = end - 1;
+        }
     }
 }
 
@@ -391,6 +493,13 @@ impl Board {
         self.strokes.get(&id)
     }
 
+    /// Whether `author` has a stroke on the board.
+    pub fn has_strokes(&self, author: &str) -> bool {
+        self.by_author
+            .get(author)
+            .is_some_and(|ids| ids.iter().any(|id| self.strokes.contains_key(id)))
+    }
+
     /// The author's last point, if any.
     pub fn pen(&self, author: &str) -> Option<Point> {
         self.pens.get(author).and_then(|p| p.last)
@@ -419,8 +528,7 @@ impl Board {
         drawing && self.pen(author).is_some()
     }
 
-    /// Applies `author`'s move to `to` (pen down when `drawing`); a new
-    /// stroke takes `colour`.
+    /// Applies a move of `author`'s own pen (pen and author share the id).
     pub fn apply_move(
         &mut self,
         author: &str,
@@ -428,8 +536,21 @@ impl Board {
         drawing: bool,
         colour: &str,
     ) -> MoveEffect {
+        self.apply_move_as(author, author, to, drawing, colour)
+    }
+
+    /// Moves pen `pen` to `to` (down when `drawing`); a new stroke belongs
+    /// to `author` and takes `colour`.
+    pub fn apply_move_as(
+        &mut self,
+        pen: &str,
+        author: &str,
+        to: Point,
+        drawing: bool,
+        colour: &str,
+    ) -> MoveEffect {
         let to = to.quantized();
-        let pen = self.pens.entry(author.to_string()).or_default();
+        let pen = self.pens.entry(pen.to_string()).or_default();
         let from = pen.last.replace(to);
         if !drawing {
             pen.open = None;
@@ -466,7 +587,13 @@ impl Board {
 
     /// Removes `author`'s most recent stroke (and lifts their pen).
     pub fn undo(&mut self, author: &str) -> Option<Stroke> {
-        if let Some(pen) = self.pens.get_mut(author) {
+        self.undo_as(author, author)
+    }
+
+    /// Removes `author`'s most recent stroke and lifts pen `pen` (the
+    /// socket that asked).
+    pub fn undo_as(&mut self, pen: &str, author: &str) -> Option<Stroke> {
+        if let Some(pen) = self.pens.get_mut(pen) {
             pen.open = None;
         }
         let ids = self.by_author.get_mut(author)?;
@@ -504,33 +631,15 @@ impl Board {
     pub fn snapshot(&self, bounds: Bounds, part_bytes: usize) -> Vec<CanvasPart> {
         let mut parts: Vec<Vec<StrokeEntry>> = vec![Vec::new()];
         let mut size = 0usize;
-        for stroke in self.strokes.values() {
-            let mut start = 0;
-            loop {
-                let end = (start + MAX_POINTS_PER_ENTRY).min(stroke.points.len());
-                let entry = StrokeEntry {
-                    id: stroke.id,
-                    by: stroke.by.clone(),
-                    colour: stroke.colour.clone(),
-                    points: stroke.points[start..end]
-                        .iter()
-                        .flat_map(|p| [p.x, p.y])
-                        .collect(),
-                };
-                let entry_size = entry_json_len(&entry);
-                let current = parts.last_mut().expect("parts is never empty");
-                if !current.is_empty() && size + entry_size > part_bytes {
-                    parts.push(Vec::new());
-                    size = 0;
-                }
-                size += entry_size;
-                parts.last_mut().expect("just pushed").push(entry);
-                if end >= stroke.points.len() {
-                    break;
-                }
-                // The next piece starts where this one ended.
-                start = end - 1;
+        for entry in self.strokes.values().flat_map(Stroke::entries) {
+            let entry_size = entry_json_len(&entry);
+            let current = parts.last_mut().expect("parts is never empty");
+            if !current.is_empty() && size + entry_size > part_bytes {
+                parts.push(Vec::new());
+                size = 0;
             }
+            size += entry_size;
+            parts.last_mut().expect("just pushed").push(entry);
         }
         let n = parts.len();
         let pens = self.pens();
@@ -648,6 +757,14 @@ mod tests {
             parse_hello(json!({"name": "a\nb"})),
             Err(DrawError::BadName)
         );
+        for sneaky in ["\u{202e}evil", "a\u{200b}b", "\u{feff}x", "x\u{2066}"] {
+            assert_eq!(
+                parse_hello(json!({ "name": sneaky })),
+                Err(DrawError::BadName),
+                "{sneaky:?}"
+            );
+        }
+        assert!(parse_hello(json!({"name": "Zoë 李"})).is_ok());
         assert_eq!(
             parse_hello(json!({"colour": "red"})),
             Err(DrawError::BadColour)
@@ -701,6 +818,8 @@ mod tests {
         assert_eq!(b.strokes().filter(|s| s.by == "b").count(), 2);
         assert_eq!(b.undo("a").unwrap().points[1], p(1.0, 0.0));
         assert_eq!(b.undo("a"), None);
+        assert!(!b.has_strokes("a"));
+        assert!(b.has_strokes("b"));
         assert_eq!(b.segments(), 2);
     }
 
@@ -713,6 +832,42 @@ mod tests {
         let e = b.apply_move("a", p(2.0, 0.0), true, "#000000");
         assert!(matches!(e, MoveEffect::Started { .. }));
         assert_eq!(b.segments(), 1);
+    }
+
+    #[test]
+    fn strokes_belong_to_authors_and_pens_to_sockets() {
+        let mut b = Board::new();
+        // One author, two sockets (before and after a reconnect).
+        b.apply_move_as("s1", "ann", p(0.0, 0.0), false, "#000000");
+        b.apply_move_as("s1", "ann", p(1.0, 0.0), true, "#000000");
+        b.leave("s1");
+        b.apply_move_as("s2", "ann", p(5.0, 0.0), false, "#000000");
+        b.apply_move_as("s2", "ann", p(6.0, 0.0), true, "#000000");
+        assert!(b.has_strokes("ann"));
+        assert!(!b.has_strokes("s1"));
+        assert_eq!(b.undo_as("s2", "ann").unwrap().points[0], p(5.0, 0.0));
+        // The stroke from before the reconnect is still the author's.
+        assert_eq!(b.undo_as("s2", "ann").unwrap().points[0], p(0.0, 0.0));
+        assert_eq!(b.segments(), 0);
+        // The asking pen was lifted: its next drawing move starts afresh.
+        assert!(matches!(
+            b.apply_move_as("s2", "ann", p(7.0, 0.0), true, "#000000"),
+            MoveEffect::Started { .. }
+        ));
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        let h = parse_hello(json!({"key": "abcdefghijklmnop_-09"})).unwrap();
+        assert_eq!(h.key.as_deref(), Some("abcdefghijklmnop_-09"));
+        for bad in [
+            json!("short"),
+            json!("x".repeat(65)),
+            json!("abcdefghijklmnop!"),
+            json!(5),
+        ] {
+            assert_eq!(parse_hello(json!({ "key": bad })), Err(DrawError::BadKey));
+        }
     }
 
     #[test]

@@ -357,6 +357,8 @@ async fn undo_removes_only_the_callers_last_stroke() {
     a.emit("undo", vec![]).await;
     b.expect("undone").await;
     b.expect_none("undone").await;
+    // …and the caller hears that there was nothing to undo.
+    assert_eq!(a.expect("error").await["code"], "nothing-to-undo");
     assert_eq!(server.state.draw.snapshot().await.unwrap().segments(), 2);
     server.shutdown().await.unwrap();
 }
@@ -678,5 +680,209 @@ async fn a_client_that_stops_reading_is_cut() {
         a.mv(1.0, 1.0, false).await;
     }
     assert!(ended, "the cut session was never ended");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn sync_resends_the_canvas_as_of_the_request() {
+    let server = common::server().await;
+    let mut a = joined(&server.url()).await;
+    let mut b = joined(&server.url()).await;
+    // At most one canvas a second per client.
+    a.emit("sync", vec![]).await;
+    let err = a.expect("error").await;
+    assert_eq!(
+        (&err["code"], &err["event"]),
+        (&json!("rate-limited"), &json!("sync"))
+    );
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    a.mv(10.0, 10.0, false).await;
+    a.mv(20.0, 10.0, true).await;
+    a.emit("sync", vec![]).await;
+    // A move after the request is not in the canvas it gets back.
+    a.mv(30.0, 10.0, true).await;
+    let parts = a.canvas().await;
+    assert_eq!(parts[0].strokes.len(), 1);
+    assert_eq!(parts[0].strokes[0].points, vec![10.0, 10.0, 20.0, 10.0]);
+    // Only the asker gets it.
+    for _ in 0..3 {
+        b.expect("moving").await;
+    }
+    b.expect_none("canvas").await;
+    wait_for_segments(&server, 2).await;
+    server.shutdown().await.unwrap();
+}
+
+/// A new client's copy of the canvas equals the server's.
+async fn join_matches(server: &rt_server::Server) {
+    let mut c = Client::connect(&server.url()).await;
+    let mut copy = rt_protocol::draw::Board::new();
+    for part in c.canvas().await {
+        copy.load_part(&part);
+    }
+    let board = server.state.draw.snapshot().await.unwrap();
+    let got: Vec<_> = copy.strokes().cloned().collect();
+    let want: Vec<_> = board.strokes().cloned().collect();
+    assert_eq!(got, want);
+    assert_eq!(copy.pens(), board.pens());
+    c.close().await;
+}
+
+#[tokio::test]
+async fn a_joiner_after_a_change_gets_the_changed_canvas() {
+    // The encoded strokes are reused between changes; every kind of change
+    // must show in the next join.
+    let mut config = Config::for_tests();
+    config.draw.rate = 1_000_000;
+    let server = common::server_with(config).await;
+    let mut a = joined(&server.url()).await;
+    a.mv(0.0, 0.0, false).await;
+    a.mv(1.0, 0.0, true).await;
+    wait_for_segments(&server, 1).await;
+    join_matches(&server).await;
+    a.mv(2.0, 0.0, true).await;
+    wait_for_segments(&server, 2).await;
+    join_matches(&server).await;
+    // A stroke long enough to span several snapshot entries, then longer.
+    for i in 0..2100u32 {
+        a.mv(f64::from(i % 2000), f64::from(i % 7), true).await;
+    }
+    wait_for_segments(&server, 2102).await;
+    join_matches(&server).await;
+    for i in 0..50u32 {
+        a.mv(f64::from(i), 500.0, true).await;
+    }
+    wait_for_segments(&server, 2152).await;
+    join_matches(&server).await;
+    a.emit("undo", vec![]).await;
+    wait_for_segments(&server, 0).await;
+    join_matches(&server).await;
+    // The pen was lifted where it stood: a new stroke starts from there.
+    a.mv(3.0, 0.0, true).await;
+    a.mv(4.0, 0.0, true).await;
+    wait_for_segments(&server, 2).await;
+    join_matches(&server).await;
+    a.emit("clear", vec![]).await;
+    wait_for_segments(&server, 0).await;
+    join_matches(&server).await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn joins_and_syncs_are_rate_limited_for_everyone_together() {
+    let mut config = Config::for_tests();
+    config.draw.join_rate = 3;
+    let server = common::server_with(config).await;
+    let mut a = joined(&server.url()).await;
+    let start = std::time::Instant::now();
+    let mut refused = 0;
+    for _ in 0..6 {
+        let mut c = Client::connect(&server.url()).await;
+        let (name, args) = c.read_event(WAIT).await.expect("an event");
+        if name == "error" {
+            assert_eq!(args[0]["code"], "busy");
+            c.expect_disconnect().await;
+            refused += 1;
+        } else {
+            assert_eq!(name, "canvas");
+        }
+    }
+    assert!(refused >= 3, "{refused} of 6 joins refused at 3/s");
+    // A sync takes from the same budget.
+    tokio::time::sleep(
+        Duration::from_millis(1050) - start.elapsed().min(Duration::from_millis(1050)),
+    )
+    .await;
+    for _ in 0..6 {
+        Client::connect(&server.url()).await;
+    }
+    a.emit("sync", vec![]).await;
+    let err = a.expect("error").await;
+    assert_eq!(
+        (&err["code"], &err["event"]),
+        (&json!("busy"), &json!("sync"))
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn unreadable_numbers_and_hidden_characters_are_refused() {
+    let server = common::server().await;
+    let mut a = joined(&server.url()).await;
+    let mut b = joined(&server.url()).await;
+    a.ws.send(Message::text(
+        r#"42["mousemove",{"x":1e999,"y":1,"drawing":true}]"#,
+    ))
+    .await
+    .unwrap();
+    let err = a.expect("error").await;
+    assert_eq!(err["code"], "bad-payload");
+    assert!(err["message"].as_str().unwrap().contains("finite"), "{err}");
+    // A binary attachment where an object belongs.
+    a.ws.send(Message::text(
+        r#"451-["mousemove",{"_placeholder":true,"num":0}]"#,
+    ))
+    .await
+    .unwrap();
+    a.ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert_eq!(a.expect("error").await["code"], "bad-payload");
+    a.emit("hello", vec![json!({"name": "\u{202e}nimda"})])
+        .await;
+    assert_eq!(a.expect("error").await["code"], "bad-name");
+    b.expect_none("moving").await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn strokes_stay_their_authors_across_reconnects_with_a_key() {
+    let server = common::server().await;
+    let key = "k3y-of-ann_0123456789";
+    let mut a = joined(&server.url()).await;
+    a.emit("hello", vec![json!({"name": "Ann", "key": key})])
+        .await;
+    let welcome: Peer = serde_json::from_value(a.expect("welcome").await).unwrap();
+    assert_eq!(
+        (welcome.id.as_str(), welcome.name.as_str()),
+        (a.id.as_str(), "Ann")
+    );
+    assert!(welcome.author.starts_with("a-") && !welcome.author.contains(key));
+    let author = welcome.author.clone();
+    a.mv(0.0, 0.0, false).await;
+    a.mv(10.0, 0.0, true).await;
+    wait_for_segments(&server, 1).await;
+    let first_id = a.id.clone();
+    a.close().await;
+
+    // Someone else, keyless or with another key, cannot undo it.
+    let mut b = joined(&server.url()).await;
+    b.emit("undo", vec![]).await;
+    assert_eq!(b.expect("error").await["code"], "nothing-to-undo");
+    b.emit("hello", vec![json!({"key": "another-key-0123456789"})])
+        .await;
+    b.expect("welcome").await;
+    b.emit("undo", vec![]).await;
+    assert_eq!(b.expect("error").await["code"], "nothing-to-undo");
+
+    // Back with the key (a new socket id): the stroke is still Ann's.
+    let mut a2 = joined(&server.url()).await;
+    assert_ne!(a2.id, first_id);
+    a2.emit("hello", vec![json!({"key": key})]).await;
+    let again: Peer = serde_json::from_value(a2.expect("welcome").await).unwrap();
+    assert_eq!(again.author, author);
+    let peers: Vec<Peer> = loop {
+        let peers: Vec<Peer> = serde_json::from_value(b.expect("peers").await).unwrap();
+        if peers.iter().any(|p| p.author == author) {
+            break peers;
+        }
+    };
+    assert!(peers.iter().any(|p| p.id == a2.id && p.author == author));
+    a2.emit("undo", vec![]).await;
+    let undone = b.expect("undone").await;
+    assert_eq!(undone["by"], json!(a2.id));
+    assert_eq!(undone["author"], json!(author));
+    wait_for_segments(&server, 0).await;
+    // A bad key is refused and changes nothing.
+    a2.emit("hello", vec![json!({"key": "short"})]).await;
+    assert_eq!(a2.expect("error").await["code"], "bad-key");
     server.shutdown().await.unwrap();
 }

@@ -1,8 +1,10 @@
 /*
  * The board model, replayed exactly as the server does it (see
- * protocol/src/draw.rs): a drawing move adds the segment from the author's
+ * protocol/src/draw.rs): a drawing move adds the segment from the pen's
  * previous point; a stroke runs from pen-down to pen-up; undo removes the
- * author's most recent stroke and lifts their pen.
+ * author's most recent stroke and lifts the asking pen. Pens are keyed by
+ * socket id, strokes by author (the socket id unless the server named
+ * another).
  */
 (function (global) {
   'use strict';
@@ -31,14 +33,18 @@
     this.strokes.set(stroke.id, stroke);
   };
 
-  /** Applies a move; returns the segment added ({x0, y0, x1, y1, colour}) or null. */
-  Board.prototype.move = function (author, x, y, drawing, colour) {
+  /**
+   * Moves pen `penId`; a new stroke belongs to `author` (default: the pen).
+   * Returns the segment added ({x0, y0, x1, y1, colour}) or null.
+   */
+  Board.prototype.move = function (penId, x, y, drawing, colour, author) {
+    if (author === undefined) author = penId;
     x = quantize(x);
     y = quantize(y);
-    var pen = this.pens.get(author);
+    var pen = this.pens.get(penId);
     if (!pen) {
       pen = { x: null, y: null, open: null };
-      this.pens.set(author, pen);
+      this.pens.set(penId, pen);
     }
     var had = pen.x !== null;
     var fx = pen.x;
@@ -62,8 +68,9 @@
     return { x0: fx, y0: fy, x1: x, y1: y, colour: stroke.colour };
   };
 
-  Board.prototype.undo = function (author) {
-    var pen = this.pens.get(author);
+  /** Removes `author`'s last stroke and lifts pen `penId` (default: the author). */
+  Board.prototype.undo = function (author, penId) {
+    var pen = this.pens.get(penId === undefined ? author : penId);
     if (pen) pen.open = null;
     var ids = this.byAuthor.get(author) || [];
     while (ids.length) {
@@ -76,6 +83,12 @@
       }
     }
     return null;
+  };
+
+  /** Whether `author` has a stroke on the board. */
+  Board.prototype.hasStrokes = function (author) {
+    var self = this;
+    return (this.byAuthor.get(author) || []).some(function (id) { return self.strokes.has(id); });
   };
 
   Board.prototype.clear = function () {

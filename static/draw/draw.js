@@ -8,6 +8,12 @@
 
   var EMIT_EVERY_MS = 25; // the server takes 60 events/s per client
   var LINE_WIDTH = 2;
+  // A clear may have crossed our moves on the way when we drew this recently.
+  var CLEAR_RACE_MS = 2000;
+  // After a refusal, resync once things are quiet (the server warns about
+  // rate at most once a second).
+  var RESYNC_AFTER_MS = 1100;
+  var SYNC_LOG_LIMIT = 5000;
 
   var paper = document.getElementById('paper');
   var ctx = paper.getContext('2d');
@@ -32,6 +38,26 @@
     saved = {};
   }
   if (saved.name) nameInput.value = saved.name;
+  // Our author key: kept for this tab (across reconnects and reloads), so
+  // strokes drawn before a reconnect can still be undone. It is a secret;
+  // others see only the author id the server derives from it.
+  var key = null;
+  try {
+    key = sessionStorage.getItem('rt-draw-key');
+  } catch (e) {
+    key = null;
+  }
+  if (!key || !/^[A-Za-z0-9_-]{16,64}$/.test(key)) {
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    key = Array.prototype.map.call(bytes, function (b) { return (b + 256).toString(16).slice(1); }).join('');
+    try {
+      sessionStorage.setItem('rt-draw-key', key);
+    } catch (e) {
+      // Without storage the key lasts as long as the page.
+    }
+  }
+  var myAuthor = null; // from `welcome`; we draw only once we know it
   // Until the user picks a colour, the server's choice (distinct per person) is shown.
   var chosenColour = !!saved.colour;
   if (saved.colour) colourInput.value = saved.colour;
@@ -72,6 +98,11 @@
       for (var i = 2; i < s.points.length; i += 2) ctx.lineTo(s.points[i], s.points[i + 1]);
       ctx.stroke();
     });
+  }
+
+  function authorOf(id) {
+    var p = peers.get(id);
+    return (p && p.author) || id;
   }
 
   function colourOf(id) {
@@ -119,31 +150,76 @@
     var name = nameInput.value.trim();
     if (name) hello.name = name;
     localStorage.setItem('rt-draw', JSON.stringify(hello));
+    hello.key = key;
     socket.emit('hello', hello);
+  }
+
+  /*
+   * Our own moves are drawn at once; the server orders them among everyone
+   * else's. Where that order matters (a clear crossing our moves, a refused
+   * move or undo), we ask for the canvas again with `sync`. Moves sent
+   * after the request are not in the canvas that answers it, so they are
+   * kept and replayed on top of it.
+   */
+  var syncLog = null; // own moves since the pending sync (or join), or null
+  var syncAgain = false;
+  var resyncTimer = null;
+  var lastDrawn = 0;
+
+  function requestSync() {
+    if (!socket.connected) return;
+    if (syncLog !== null) {
+      syncAgain = true;
+      return;
+    }
+    syncLog = [];
+    socket.emit('sync');
+  }
+
+  function resyncSoon() {
+    clearTimeout(resyncTimer);
+    resyncTimer = setTimeout(requestSync, RESYNC_AFTER_MS);
   }
 
   socket.on('connect', function () {
     status('connected');
+    // The join snapshot is on its way: it plays the part of a sync.
+    syncLog = [];
+    syncAgain = false;
+    myAuthor = null;
     sayHello();
+  });
+  socket.on('welcome', function (me) {
+    myAuthor = me.author || socket.id;
   });
   socket.on('disconnect', function () {
     status('disconnected; reconnecting…', true);
   });
   socket.on('canvas', function (part) {
     board.loadPart(part);
-    if (part.part === part.parts - 1) redraw();
+    if (part.part !== part.parts - 1) return;
+    if (syncLog !== null) {
+      var me = socket.id;
+      syncLog.forEach(function (m) { board.move(me, m.x, m.y, m.drawing, m.colour, myAuthor); });
+      syncLog = null;
+    }
+    redraw();
+    if (syncAgain) {
+      syncAgain = false;
+      requestSync();
+    }
   });
   socket.on('peers', function (list) {
     peers = new Map();
     list.forEach(function (p) {
-      peers.set(p.id, { name: p.name, colour: p.colour });
+      peers.set(p.id, { name: p.name, colour: p.colour, author: p.author });
       if (p.id === socket.id && !chosenColour) colourInput.value = p.colour;
     });
     renderPeers();
     status('connected · ' + list.length + ' online');
   });
   socket.on('moving', function (data) {
-    var seg = board.move(data.id, data.x, data.y, data.drawing, colourOf(data.id));
+    var seg = board.move(data.id, data.x, data.y, data.drawing, colourOf(data.id), authorOf(data.id));
     if (seg) segment(seg.x0, seg.y0, seg.x1, seg.y1, seg.colour);
     showCursor(data.id, data.x, data.y);
   });
@@ -153,18 +229,27 @@
     if (el) el.remove();
     cursors.delete(id);
   });
-  socket.on('cleared', function (ev) {
-    if (ev.by === socket.id) return; // applied when we asked
+  // A clear counts when the server says so, ours too.
+  socket.on('cleared', function () {
     board.clear();
     redraw();
+    if (drawing || Date.now() - lastDrawn < CLEAR_RACE_MS) requestSync();
   });
   socket.on('undone', function (ev) {
-    if (ev.by === socket.id) return; // applied when we asked
-    board.undo(ev.by);
+    // Our own undo was applied when asked: it follows our moves in order,
+    // whatever the others do meanwhile.
+    if (ev.by === socket.id) return;
+    board.undo(ev.author || ev.by, ev.by);
     redraw();
   });
+  var DIVERGING = { mousemove: 1, undo: 1, clear: 1, sync: 1 };
   socket.on('error', function (err) {
     status((err && err.message) || 'error', true);
+    // A refused sync sends no canvas: stop waiting for it.
+    if (err && err.event === 'sync') syncLog = null;
+    if (err && (DIVERGING[err.event] || err.code === 'rate-limited' || err.code === 'busy')) {
+      resyncSoon();
+    }
   });
 
   // Drawing: what we draw locally is exactly what we send.
@@ -180,10 +265,19 @@
   }
 
   function send(p, pen) {
-    if (!socket.connected) return;
-    var seg = board.move(socket.id, p.x, p.y, pen, colourInput.value);
+    if (!socket.connected || myAuthor === null) return;
+    var seg = board.move(socket.id, p.x, p.y, pen, colourInput.value, myAuthor);
     if (seg) segment(seg.x0, seg.y0, seg.x1, seg.y1, seg.colour);
     socket.emit('mousemove', { x: p.x, y: p.y, drawing: pen });
+    if (pen) lastDrawn = Date.now();
+    if (syncLog !== null) {
+      if (syncLog.length < SYNC_LOG_LIMIT) {
+        syncLog.push({ x: p.x, y: p.y, drawing: pen, colour: colourInput.value });
+      } else {
+        // Far behind: start over once this sync is answered.
+        syncAgain = true;
+      }
+    }
     lastEmit = Date.now();
     pending = null;
   }
@@ -217,16 +311,14 @@
   }, EMIT_EVERY_MS);
 
   function undo() {
-    if (!socket.connected) return;
-    board.undo(socket.id);
+    if (!socket.connected || myAuthor === null || !board.hasStrokes(myAuthor)) return;
+    board.undo(myAuthor, socket.id);
     redraw();
     socket.emit('undo');
   }
   document.getElementById('undo').addEventListener('click', undo);
   document.getElementById('clear').addEventListener('click', function () {
     if (!socket.connected || !window.confirm('Clear the board for everyone?')) return;
-    board.clear();
-    redraw();
     socket.emit('clear');
   });
   document.addEventListener('keydown', function (ev) {

@@ -3,11 +3,14 @@
 
 use std::collections::HashMap;
 
+use std::time::{Duration, Instant};
+
 use rt_protocol::draw::{
-    Board, Cleared, DrawError, Hello, MouseMove, MoveEffect, PALETTE, Peer, Undone, event,
+    Board, Cleared, DrawError, Hello, MouseMove, MoveEffect, PALETTE, Peer, PenEntry, Undone, event,
 };
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use socketioxide::SendError;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
@@ -15,11 +18,16 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::handlers::{RateLimiter, Verdict};
 use super::store::{Change, Persister};
 use super::{CANVAS_PART_BYTES, DrawConfig};
 use crate::stats::{App, ConnGuard, Stats};
 #[cfg(test)]
 use rt_protocol::draw::CanvasPart;
+
+/// A participant gets the canvas (by joining or with `sync`) at most once
+/// per this interval.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the canvas task is asked to do.
 pub enum Command {
@@ -43,6 +51,10 @@ pub enum Command {
     Undo {
         sid: Sid,
     },
+    /// Send the canvas again to this participant.
+    Sync {
+        sid: Sid,
+    },
     /// The socket is gone.
     Leave {
         sid: Sid,
@@ -55,8 +67,12 @@ pub enum Command {
 
 struct Participant {
     socket: SocketRef,
+    /// Whose strokes this socket draws (see `rt_protocol::draw`).
+    author: String,
     name: String,
     colour: String,
+    /// When this participant last got the canvas (join or sync).
+    canvas_at: Instant,
     _conn: ConnGuard,
 }
 
@@ -73,12 +89,31 @@ pub struct Canvas {
     guests: u64,
     stats: Arc<Stats>,
     persist: Persister,
+    /// Each stroke's snapshot entries as JSON, until the stroke changes: a
+    /// join copies bytes rather than formatting the whole drawing again.
+    entries: HashMap<u64, Vec<Box<RawValue>>>,
+    /// Joins and syncs (each sends the whole canvas), all clients together.
+    sends: RateLimiter,
+}
+
+/// A `canvas` part on the wire ([`CanvasPart`]'s shape), strokes
+/// pre-serialized.
+#[derive(Serialize)]
+struct PartOut<'a> {
+    width: f64,
+    height: f64,
+    part: usize,
+    parts: usize,
+    pens: &'a [PenEntry],
+    strokes: &'a [&'a RawValue],
 }
 
 impl Canvas {
     /// The owner of `board`; `persist` stores its changes.
     pub fn new(config: DrawConfig, board: Board, stats: Arc<Stats>, persist: Persister) -> Canvas {
         Canvas {
+            sends: RateLimiter::new(config.join_rate),
+            entries: HashMap::new(),
             config,
             board,
             people: HashMap::new(),
@@ -110,6 +145,7 @@ impl Canvas {
             Command::Hello { sid, hello } => self.hello(sid, hello),
             Command::Clear { sid } => self.clear(sid).await,
             Command::Undo { sid } => self.undo(sid).await,
+            Command::Sync { sid } => self.sync(sid),
             Command::Leave { sid } => self.leave(sid),
             Command::Inspect { reply } => {
                 let _ = reply.send(self.board.clone());
@@ -129,14 +165,17 @@ impl Canvas {
             let _ = socket.disconnect();
             return;
         }
+        if !self.may_send_canvas() {
+            let _ = socket.emit(event::ERROR, &DrawError::Busy.to_event("connect"));
+            let _ = socket.disconnect();
+            return;
+        }
         // The snapshot goes out before the participant is listed, in this
         // one step: every later event reaches them after it.
-        for part in self.board.snapshot(self.config.bounds(), CANVAS_PART_BYTES) {
-            if let Err(e) = emit_one(&socket, event::CANVAS, &part) {
-                tracing::debug!(sid = %socket.id, error = %e, "cannot send the canvas; dropping");
-                let _ = socket.disconnect();
-                return;
-            }
+        if let Err(e) = self.send_canvas(&socket) {
+            tracing::debug!(sid = %socket.id, error = %e, "cannot send the canvas; dropping");
+            let _ = socket.disconnect();
+            return;
         }
         let n = self.guests;
         self.guests += 1;
@@ -145,8 +184,10 @@ impl Canvas {
             sid,
             Participant {
                 socket,
+                author: sid.to_string(),
                 name: format!("guest-{}", n + 1),
                 colour: PALETTE[(n as usize) % PALETTE.len()].to_string(),
+                canvas_at: Instant::now(),
                 _conn: self.stats.connect(App::Draw),
             },
         );
@@ -154,12 +195,84 @@ impl Canvas {
         self.send_peers();
     }
 
+    /// Takes one canvas send from the shared budget.
+    fn may_send_canvas(&mut self) -> bool {
+        matches!(self.sends.take(Instant::now()), Verdict::Allow)
+    }
+
+    /// Queues the whole drawing on `socket` as `canvas` parts, packed as
+    /// [`Board::snapshot`] packs them.
+    fn send_canvas(&mut self, socket: &SocketRef) -> Result<(), SendError> {
+        let bounds = self.config.bounds();
+        for stroke in self.board.strokes() {
+            self.entries.entry(stroke.id).or_insert_with(|| {
+                stroke
+                    .entries()
+                    .iter()
+                    .filter_map(|e| serde_json::value::to_raw_value(e).ok())
+                    .collect()
+            });
+        }
+        let mut parts: Vec<Vec<&RawValue>> = vec![Vec::new()];
+        let mut size = 0usize;
+        for stroke in self.board.strokes() {
+            for entry in self.entries.get(&stroke.id).into_iter().flatten() {
+                let len = entry.get().len() + 1;
+                let current = parts.last_mut().expect("parts is never empty");
+                if !current.is_empty() && size + len > CANVAS_PART_BYTES {
+                    parts.push(Vec::new());
+                    size = 0;
+                }
+                size += len;
+                parts.last_mut().expect("just pushed").push(entry);
+            }
+        }
+        let pens = self.board.pens();
+        for (i, strokes) in parts.iter().enumerate() {
+            let part = PartOut {
+                width: bounds.width,
+                height: bounds.height,
+                part: i,
+                parts: parts.len(),
+                pens: if i == 0 { &pens } else { &[] },
+                strokes,
+            };
+            emit_one(socket, event::CANVAS, &part)?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self, sid: Sid) {
+        let Some(person) = self.people.get_mut(&sid) else {
+            return;
+        };
+        let socket = person.socket.clone();
+        // One client must not spend the budget every joiner shares.
+        let now = Instant::now();
+        if now.saturating_duration_since(person.canvas_at) < SYNC_INTERVAL {
+            let err = DrawError::RateLimited { per_second: 1 };
+            let _ = socket.emit(event::ERROR, &err.to_event(event::SYNC));
+            return;
+        }
+        person.canvas_at = now;
+        if !self.may_send_canvas() {
+            let _ = socket.emit(event::ERROR, &DrawError::Busy.to_event(event::SYNC));
+            return;
+        }
+        if let Err(SendError::Socket(socketioxide::SocketError::InternalChannelFull)) =
+            self.send_canvas(&socket)
+        {
+            self.cut_off(sid);
+        }
+    }
+
     async fn mouse_move(&mut self, sid: Sid, mv: MouseMove) {
         let Some(person) = self.people.get(&sid) else {
             return;
         };
-        let author = sid.to_string();
-        if self.board.adds_segment(&author, mv.drawing)
+        let pen = sid.to_string();
+        let author = person.author.clone();
+        if self.board.adds_segment(&pen, mv.drawing)
             && self.board.segments() >= self.config.max_segments
         {
             let err = DrawError::CanvasFull {
@@ -173,9 +286,9 @@ impl Canvas {
         let colour = person.colour.clone();
         let effect = self
             .board
-            .apply_move(&author, mv.point, mv.drawing, &colour);
+            .apply_move_as(&pen, &author, mv.point, mv.drawing, &colour);
         let mut fields = mv.fields;
-        fields.insert("id".into(), Value::String(author.clone()));
+        fields.insert("id".into(), Value::String(pen));
         self.broadcast(event::MOVING, &fields, Some(sid));
         let change = match effect {
             MoveEffect::None => None,
@@ -200,6 +313,9 @@ impl Canvas {
             }
         };
         if let Some(change) = change {
+            if let Change::Start { id, .. } | Change::Extend { id, .. } = &change {
+                self.entries.remove(id);
+            }
             self.persist.send(change).await;
         }
     }
@@ -214,6 +330,16 @@ impl Canvas {
         if let Some(colour) = hello.colour {
             person.colour = colour;
         }
+        if let Some(key) = hello.key {
+            person.author = author_of_key(&key);
+        }
+        let welcome = Peer {
+            id: sid.to_string(),
+            name: person.name.clone(),
+            colour: person.colour.clone(),
+            author: person.author.clone(),
+        };
+        let _ = person.socket.emit(event::WELCOME, &welcome);
         self.send_peers();
     }
 
@@ -222,6 +348,7 @@ impl Canvas {
             return;
         }
         self.board.clear();
+        self.entries.clear();
         self.broadcast(
             event::CLEARED,
             &Cleared {
@@ -233,17 +360,27 @@ impl Canvas {
     }
 
     async fn undo(&mut self, sid: Sid) {
-        if !self.people.contains_key(&sid) {
-            return;
-        }
-        let by = sid.to_string();
-        let Some(stroke) = self.board.undo(&by) else {
+        let Some(person) = self.people.get(&sid) else {
             return;
         };
+        let by = sid.to_string();
+        let author = person.author.clone();
+        let Some(stroke) = self.board.undo_as(&by, &author) else {
+            // The client thought it had one: tell it, so it can resync.
+            if let Some(person) = self.people.get(&sid) {
+                let _ = person.socket.emit(
+                    event::ERROR,
+                    &DrawError::NothingToUndo.to_event(event::UNDO),
+                );
+            }
+            return;
+        };
+        self.entries.remove(&stroke.id);
         self.broadcast(
             event::UNDONE,
             &Undone {
                 by,
+                author,
                 stroke: stroke.id,
             },
             None,
@@ -310,6 +447,7 @@ impl Canvas {
                     id: sid.to_string(),
                     name: p.name.clone(),
                     colour: p.colour.clone(),
+                    author: p.author.clone(),
                 })
             })
             .collect();
@@ -348,6 +486,15 @@ impl Canvas {
     }
 }
 
+/// The public author id for a secret key: a prefix of its SHA-256, so it
+/// is the same after a restart and does not give the key away.
+fn author_of_key(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key.as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("a-{hex}")
+}
+
 fn emit_one<T: Serialize + ?Sized>(
     socket: &SocketRef,
     name: &str,
@@ -359,6 +506,18 @@ fn emit_one<T: Serialize + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn author_ids_are_stable_and_do_not_show_the_key() {
+        let key = "abcdefghijklmnop";
+        let a = author_of_key(key);
+        assert_eq!(a, author_of_key(key));
+        assert_ne!(a, author_of_key("abcdefghijklmnoq"));
+        assert!(!a.contains(key));
+        assert_eq!(a.len(), 2 + 24);
+        // Never a socket id (16 characters).
+        assert_ne!(a.len(), 16);
+    }
 
     #[test]
     fn a_canvas_part_fits_the_payload_limit() {

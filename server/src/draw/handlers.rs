@@ -37,7 +37,12 @@ fn connect(socket: SocketRef, config: &DrawConfig, commands: &mpsc::Sender<Comma
         event::MOUSEMOVE,
         move |s: SocketRef, TryData(arg): TryData<Value>| -> Ready<()> {
             if admit(&s, &lim, event::MOUSEMOVE) {
-                let parsed = parse_mousemove(arg.unwrap_or(Value::Null), bounds);
+                let parsed = match arg {
+                    Ok(arg) => parse_mousemove(arg, bounds),
+                    Err(_) => Err(DrawError::Unreadable {
+                        event: event::MOUSEMOVE,
+                    }),
+                };
                 match parsed {
                     Ok(mv) => queue(&s, &tx, Command::Move { sid: s.id, mv }, event::MOUSEMOVE),
                     Err(e) => report(&s, &e, event::MOUSEMOVE),
@@ -52,7 +57,13 @@ fn connect(socket: SocketRef, config: &DrawConfig, commands: &mpsc::Sender<Comma
         event::HELLO,
         move |s: SocketRef, TryData(arg): TryData<Value>| -> Ready<()> {
             if admit(&s, &lim, event::HELLO) {
-                match parse_hello(arg.unwrap_or(Value::Null)) {
+                let parsed = match arg {
+                    Ok(arg) => parse_hello(arg),
+                    Err(_) => Err(DrawError::Unreadable {
+                        event: event::HELLO,
+                    }),
+                };
+                match parsed {
                     Ok(hello) => queue(&s, &tx, Command::Hello { sid: s.id, hello }, event::HELLO),
                     Err(e) => report(&s, &e, event::HELLO),
                 }
@@ -73,6 +84,14 @@ fn connect(socket: SocketRef, config: &DrawConfig, commands: &mpsc::Sender<Comma
     socket.on(event::UNDO, move |s: SocketRef| -> Ready<()> {
         if admit(&s, &lim, event::UNDO) {
             queue(&s, &tx, Command::Undo { sid: s.id }, event::UNDO);
+        }
+        ready(())
+    });
+
+    let (tx, lim) = (commands.clone(), limiter.clone());
+    socket.on(event::SYNC, move |s: SocketRef| -> Ready<()> {
+        if admit(&s, &lim, event::SYNC) {
+            queue(&s, &tx, Command::Sync { sid: s.id }, event::SYNC);
         }
         ready(())
     });
@@ -138,7 +157,7 @@ fn report(s: &SocketRef, err: &DrawError, name: &str) {
 
 /// A token bucket: `rate` events per second, bursts of up to `rate`.
 #[derive(Debug)]
-struct RateLimiter {
+pub(super) struct RateLimiter {
     rate: u32,
     tokens: f64,
     last: Instant,
@@ -146,13 +165,13 @@ struct RateLimiter {
 }
 
 #[derive(Debug, PartialEq)]
-enum Verdict {
+pub(super) enum Verdict {
     Allow,
     Drop { warn: bool },
 }
 
 impl RateLimiter {
-    fn new(rate: u32) -> RateLimiter {
+    pub(super) fn new(rate: u32) -> RateLimiter {
         RateLimiter {
             rate,
             tokens: f64::from(rate),
@@ -161,7 +180,7 @@ impl RateLimiter {
         }
     }
 
-    fn take(&mut self, now: Instant) -> Verdict {
+    pub(super) fn take(&mut self, now: Instant) -> Verdict {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         let cap = f64::from(self.rate);

@@ -79,6 +79,12 @@ pub struct DrawConfig {
     )]
     pub max_segments: usize,
 
+    /// Joins per second the board takes at most (bursts up to one second's
+    /// worth); each join sends the whole canvas, so reconnect storms are
+    /// refused with `busy` beyond it.
+    #[arg(long = "draw-join-rate", default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub join_rate: u32,
+
     /// Participants on the board at once at most.
     #[arg(long = "draw-max-clients", default_value_t = 1000, value_name = "N", value_parser = at_least_one)]
     pub max_clients: usize,
@@ -201,11 +207,13 @@ mod tests {
             (c.draw.rate, c.draw.max_segments, c.draw.max_clients),
             (60, 200_000, 1000)
         );
+        assert_eq!(c.draw.join_rate, 20);
         for bad in [
             &["--draw-width", "0"][..],
             &["--draw-height", "-5"],
             &["--draw-width", "inf"],
             &["--draw-rate", "0"],
+            &["--draw-join-rate", "0"],
             &["--draw-max-clients", "0"],
         ] {
             let args = std::iter::once("rt-server").chain(bad.iter().copied());

@@ -131,6 +131,92 @@ test('a drag on page A appears on page B and in rt-tui draw listen, with A named
   }
 });
 
+test('a clear that crosses a stroke on the way leaves every page with what the server has', async () => {
+  // A's frames to the server are held back, so B's clear reaches the server
+  // before A's stroke does, while A drew the stroke before the clear came in.
+  const a = await browser.newPage();
+  await a.addInitScript(() => {
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) {
+      setTimeout(() => send.call(this, data), 600);
+    };
+  });
+  await a.setViewportSize({ width: 1200, height: 800 });
+  await a.goto(`${server.url}/draw/`);
+  await waitFor('A connected', () => a.evaluate(() => /online/.test(document.getElementById('status').textContent)));
+  const b = await openBoard();
+  try {
+    b.on('dialog', (d) => d.accept());
+    await b.click('#clear');
+    await waitFor('B empty', async () => (await inked(b)) === 0);
+    await waitFor('A empty', async () => (await inked(a)) === 0);
+    const box = await a.locator('#paper').boundingBox();
+    await a.mouse.move(box.x + 100, box.y + 100);
+    await a.mouse.down();
+    for (let i = 1; i <= 8; i++) {
+      await a.mouse.move(box.x + 100 + i * 20, box.y + 100 + i * 8);
+      await sleep(30);
+    }
+    await a.mouse.up();
+    assert.ok((await inked(a)) > 100, 'A drew locally');
+    await b.click('#clear');
+    await waitFor('the stroke on B, after the clear', async () => (await inked(b)) > 100);
+    await waitFor('the stroke back on A after its resync', async () => (await inked(a)) > 100);
+    await sleep(1500);
+    assert.ok((await inked(a)) > 100, 'A still shows the stroke');
+    assert.ok(Math.abs((await inked(a)) - (await inked(b))) < 50, 'A and B show the same');
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test('after a reconnect, undo still reaches the strokes drawn before it', async () => {
+  const a = await browser.newPage();
+  // Keep hold of the page's sockets, to cut the connection from outside.
+  await a.addInitScript(() => {
+    const Original = WebSocket;
+    window.__sockets = [];
+    window.WebSocket = function (...args) {
+      const ws = new Original(...args);
+      window.__sockets.push(ws);
+      return ws;
+    };
+    window.WebSocket.prototype = Original.prototype;
+    Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+  });
+  await a.setViewportSize({ width: 1200, height: 800 });
+  await a.goto(`${server.url}/draw/`);
+  await waitFor('A connected', () => a.evaluate(() => /online/.test(document.getElementById('status').textContent)));
+  const b = await openBoard();
+  try {
+    b.on('dialog', (d) => d.accept());
+    await b.click('#clear');
+    await waitFor('A empty', async () => (await inked(a)) === 0);
+    const box = await a.locator('#paper').boundingBox();
+    await a.mouse.move(box.x + 300, box.y + 200);
+    await a.mouse.down();
+    for (let i = 1; i <= 8; i++) {
+      await a.mouse.move(box.x + 300 + i * 20, box.y + 200 + i * 8);
+      await sleep(30);
+    }
+    await a.mouse.up();
+    await waitFor('the stroke on B', async () => (await inked(b)) > 100);
+    const before = await a.evaluate(() => document.querySelector('#peers li.me') !== null);
+    assert.ok(before);
+    await a.evaluate(() => window.__sockets.forEach((ws) => ws.close()));
+    await waitFor('A back online', () => a.evaluate(() => window.__sockets.length >= 2 &&
+      /online/.test(document.getElementById('status').textContent)), 15000);
+    await waitFor('A has the stroke from the canvas', async () => (await inked(a)) > 100);
+    await a.click('#undo');
+    await waitFor('the stroke gone on B', async () => (await inked(b)) === 0);
+    await waitFor('the stroke gone on A', async () => (await inked(a)) === 0);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
 // Written the way the classic drawing page uses socket.io: a script tag for
 // /socket.io/socket.io.js, io.connect("/"), emit('mousemove', …) on document
 // mouse moves, on('moving', …) and on('clientdisconnect', …).

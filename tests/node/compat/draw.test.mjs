@@ -204,11 +204,31 @@ test('hello names the participant in peers', async () => {
       });
     });
     a.emit('hello', { name: 'Ann', colour: '#112233' });
-    assert.deepEqual(await peers, { id: a.id, name: 'Ann', colour: '#112233' });
+    // Without a key, a socket's strokes are its own id's.
+    assert.deepEqual(await peers, { id: a.id, name: 'Ann', colour: '#112233', author: a.id });
   } finally {
     a.disconnect();
     b.disconnect();
   }
+});
+
+test('a hello key gives the same author over polling after a reconnect, answered by welcome', async () => {
+  const key = 'compat-key-0123456789';
+  const authors = [];
+  for (let i = 0; i < 2; i++) {
+    const c = await client({ transports: ['polling'], upgrade: false });
+    try {
+      const welcome = new Promise((resolve) => c.once('welcome', resolve));
+      c.emit('hello', { key });
+      const me = await welcome;
+      assert.equal(me.id, c.id);
+      assert.ok(!me.author.includes(key), 'the key stays secret');
+      authors.push(me.author);
+    } finally {
+      c.disconnect();
+    }
+  }
+  assert.equal(authors[0], authors[1]);
 });
 
 test('/socket.io/socket.io.js is served as JavaScript', async () => {

@@ -33,6 +33,12 @@ pub const MOVE_QUEUE: usize = 64;
 pub const COMMAND_QUEUE: usize = 256;
 /// Largest incoming WebSocket message (one `canvas` part fits well).
 pub const MAX_MESSAGE: usize = 1024 * 1024;
+/// A `cleared` may have crossed our own moves on the way when we drew this
+/// recently: then the canvas is fetched again.
+pub const CLEAR_RACE: Duration = Duration::from_secs(2);
+/// After the server refused something of ours, resync once it has been
+/// quiet this long (it warns about rate at most once a second).
+pub const RESYNC_AFTER: Duration = Duration::from_millis(1100);
 
 /// Why a session failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +69,8 @@ pub enum DrawEvent {
     Canvas(CanvasPart),
     /// Who is online.
     Peers(Vec<Peer>),
+    /// The answer to our `hello`: our own entry, with our author id.
+    Welcome(Peer),
     /// Someone's pointer moved (`data` is the object as sent).
     Moving {
         id: String,
@@ -81,6 +89,9 @@ pub enum DrawEvent {
         y: f64,
         drawing: bool,
     },
+    /// We asked for the canvas again (`sync`): our moves reported after this
+    /// are not in the canvas that answers it.
+    SyncRequested,
     /// The connection ended; the client reconnects.
     Disconnected,
 }
@@ -93,6 +104,7 @@ impl DrawEvent {
         let ev = match name {
             event::CANVAS => DrawEvent::Canvas(serde_json::from_value(arg).ok()?),
             event::PEERS => DrawEvent::Peers(serde_json::from_value(arg).ok()?),
+            event::WELCOME => DrawEvent::Welcome(serde_json::from_value(arg).ok()?),
             event::MOVING => DrawEvent::Moving {
                 id: arg.get("id")?.as_str()?.to_string(),
                 x: arg.get("x")?.as_f64()?,
@@ -118,10 +130,96 @@ pub enum DrawCommand {
         y: f64,
         drawing: bool,
     },
-    /// Name and colour (re-sent after every reconnect).
+    /// Name and colour (re-sent after every reconnect; the client adds its
+    /// author key).
     Hello(Hello),
     Undo,
     Clear,
+}
+
+/// When to ask for the canvas again, from what went out and what came in.
+///
+/// Our moves are drawn at once, but the server orders them among everyone
+/// else's; a clear that crossed them, or a refusal, leaves our board out of
+/// step, and a `sync` puts it right.
+#[derive(Debug, Default)]
+pub struct Resync {
+    last_drawn: Option<Instant>,
+    /// A sync is on its way (or the join snapshot is).
+    pending: bool,
+    /// Another is wanted once the pending one is answered.
+    again: bool,
+    /// A sync is due at this time.
+    due: Option<Instant>,
+}
+
+impl Resync {
+    /// Just connected: the join snapshot plays the part of a sync.
+    pub fn joined() -> Resync {
+        Resync {
+            pending: true,
+            ..Resync::default()
+        }
+    }
+
+    /// A move of ours went out.
+    pub fn sent(&mut self, drawing: bool, now: Instant) {
+        if drawing {
+            self.last_drawn = Some(now);
+        }
+    }
+
+    /// An event came in; true when a sync should go out now.
+    pub fn received(&mut self, ev: &DrawEvent, now: Instant) -> bool {
+        match ev {
+            DrawEvent::Cleared(_) => {
+                let recent = self
+                    .last_drawn
+                    .is_some_and(|t| now.saturating_duration_since(t) < CLEAR_RACE);
+                recent && self.want()
+            }
+            DrawEvent::Error(e) => {
+                let ours = matches!(
+                    e.event.as_str(),
+                    event::MOUSEMOVE | event::UNDO | event::CLEAR | event::SYNC
+                );
+                if e.event == event::SYNC {
+                    // Refused: no canvas is coming.
+                    self.pending = false;
+                }
+                if ours || e.code == "rate-limited" || e.code == "busy" {
+                    self.due = Some(now + RESYNC_AFTER);
+                }
+                false
+            }
+            DrawEvent::Canvas(part) if part.part + 1 >= part.parts => {
+                self.pending = false;
+                std::mem::take(&mut self.again) && self.want()
+            }
+            _ => false,
+        }
+    }
+
+    /// The time a delayed sync is due, if any.
+    pub fn due(&self) -> Option<Instant> {
+        self.due
+    }
+
+    /// The delayed sync's time has come; true when it should go out now.
+    pub fn fire(&mut self) -> bool {
+        self.due = None;
+        self.want()
+    }
+
+    fn want(&mut self) -> bool {
+        if self.pending {
+            self.again = true;
+            false
+        } else {
+            self.pending = true;
+            true
+        }
+    }
 }
 
 /// The Socket.IO WebSocket URL for a server base URL.
@@ -360,8 +458,13 @@ pub struct DrawClient {
 }
 
 impl DrawClient {
-    /// Starts the task; events go to `events`.
-    pub fn spawn(base_url: String, hello: Hello, events: mpsc::Sender<NetEvent>) -> DrawClient {
+    /// Starts the task; events go to `events`. Without a key in `hello`,
+    /// one is made up for this client, so its strokes stay its own across
+    /// reconnects.
+    pub fn spawn(base_url: String, mut hello: Hello, events: mpsc::Sender<NetEvent>) -> DrawClient {
+        if hello.key.is_none() {
+            hello.key = Some(new_key());
+        }
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let task = tokio::spawn(run(base_url, hello, rx, events));
         DrawClient { commands, task }
@@ -371,6 +474,18 @@ impl DrawClient {
     pub fn send(&self, cmd: DrawCommand) {
         let _ = self.commands.try_send(cmd);
     }
+}
+
+/// A fresh random author key.
+pub fn new_key() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // Each RandomState is seeded from the operating system's randomness.
+    let part = || {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    };
+    format!("{:016x}{:016x}", part(), part())
 }
 
 impl Drop for DrawClient {
@@ -439,7 +554,7 @@ async fn run(
             tokio::select! {
                 _ = &mut sleep => break,
                 cmd = commands.recv() => match cmd {
-                    Some(DrawCommand::Hello(h)) => hello = h,
+                    Some(DrawCommand::Hello(h)) => hello = with_key(h, &hello),
                     Some(_) => {}
                     None => return,
                 },
@@ -448,7 +563,17 @@ async fn run(
     }
 }
 
-/// Serves one session; `Ok` when the UI has gone away.
+/// A new hello keeps the key of the one before unless it brings its own.
+fn with_key(mut new: Hello, old: &Hello) -> Hello {
+    if new.key.is_none() {
+        new.key.clone_from(&old.key);
+    }
+    new
+}
+
+/// Serves one session; `Ok` when the UI has gone away. Moves wait until the
+/// server has answered our `hello`, so they are drawn under the author it
+/// names.
 async fn connected(
     session: &mut Session,
     hello: &mut Hello,
@@ -463,22 +588,31 @@ async fn connected(
         .await?;
     let mut moves = MoveQueue::default();
     let mut next_move = Instant::now();
+    let mut resync = Resync::joined();
+    let mut welcomed = false;
     loop {
-        let due = !moves.is_empty();
+        let due = welcomed && !moves.is_empty();
+        let resync_at = resync.due();
+        let mut sync_now = false;
         tokio::select! {
             ev = session.next_event() => {
                 let (name, args) = ev?;
-                if let Some(ev) = DrawEvent::from_socketio(&name, &args)
-                    && events.send(NetEvent::Draw(ev)).await.is_err()
-                {
-                    return Ok(());
+                if let Some(ev) = DrawEvent::from_socketio(&name, &args) {
+                    sync_now = resync.received(&ev, Instant::now());
+                    welcomed |= matches!(ev, DrawEvent::Welcome(_));
+                    if events.send(NetEvent::Draw(ev)).await.is_err() {
+                        return Ok(());
+                    }
                 }
+            }
+            _ = tokio::time::sleep_until(resync_at.unwrap_or_else(Instant::now)), if resync_at.is_some() => {
+                sync_now = resync.fire();
             }
             cmd = commands.recv() => match cmd {
                 None => return Ok(()),
                 Some(DrawCommand::Move { x, y, drawing }) => moves.push(x, y, drawing),
                 Some(DrawCommand::Hello(h)) => {
-                    *hello = h;
+                    *hello = with_key(h, hello);
                     session.emit(event::HELLO, vec![serde_json::to_value(&*hello).unwrap_or(Value::Null)]).await?;
                 }
                 Some(DrawCommand::Undo) => session.emit(event::UNDO, vec![]).await?,
@@ -488,10 +622,21 @@ async fn connected(
                 if let Some((x, y, drawing)) = moves.pop() {
                     session.mouse_move(x, y, drawing).await?;
                     next_move = Instant::now() + MOVE_INTERVAL;
+                    resync.sent(drawing, Instant::now());
                     if events.send(NetEvent::Draw(DrawEvent::Sent { x, y, drawing })).await.is_err() {
                         return Ok(());
                     }
                 }
+            }
+        }
+        if sync_now {
+            session.emit(event::SYNC, vec![]).await?;
+            if events
+                .send(NetEvent::Draw(DrawEvent::SyncRequested))
+                .await
+                .is_err()
+            {
+                return Ok(());
             }
         }
     }
@@ -511,6 +656,26 @@ mod tests {
             socket_url("https://h"),
             "wss://h/socket.io/?EIO=4&transport=websocket"
         );
+    }
+
+    #[test]
+    fn keys_are_valid_distinct_and_kept_across_hellos() {
+        let (a, b) = (new_key(), new_key());
+        assert!(rt_protocol::draw::is_key(&a), "{a}");
+        assert_ne!(a, b);
+        let old = Hello {
+            key: Some(a.clone()),
+            ..Hello::default()
+        };
+        let new = with_key(
+            Hello {
+                colour: Some("#112233".into()),
+                ..Hello::default()
+            },
+            &old,
+        );
+        assert_eq!(new.key, Some(a));
+        assert_eq!(new.colour.as_deref(), Some("#112233"));
     }
 
     #[test]
@@ -536,6 +701,63 @@ mod tests {
             q.push(f64::from(i), 0.0, i % 2 == 0);
         }
         assert!(std::iter::from_fn(|| q.pop()).count() <= MOVE_QUEUE);
+    }
+
+    fn error(event: &str, code: &str) -> DrawEvent {
+        DrawEvent::Error(ErrorEvent {
+            code: code.into(),
+            message: String::new(),
+            event: event.into(),
+        })
+    }
+
+    fn last_part() -> DrawEvent {
+        DrawEvent::Canvas(CanvasPart {
+            width: 2000.0,
+            height: 1000.0,
+            part: 0,
+            parts: 1,
+            pens: Vec::new(),
+            strokes: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_clear_soon_after_drawing_asks_for_the_canvas_again() {
+        let t0 = Instant::now();
+        let cleared = DrawEvent::Cleared(Cleared { by: "x".into() });
+        let mut r = Resync::joined();
+        assert!(!r.received(&last_part(), t0));
+        // Not drawn lately: nothing to put right.
+        r.sent(false, t0);
+        assert!(!r.received(&cleared, t0));
+        r.sent(true, t0);
+        assert!(r.received(&cleared, t0 + Duration::from_millis(500)));
+        // One at a time: a second clear while waiting asks again afterwards.
+        assert!(!r.received(&cleared, t0 + Duration::from_millis(600)));
+        assert!(r.received(&last_part(), t0 + Duration::from_millis(700)));
+        assert!(!r.received(&last_part(), t0 + Duration::from_millis(800)));
+        assert!(!r.received(&cleared, t0 + CLEAR_RACE + Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn refusals_resync_once_things_are_quiet() {
+        let t0 = Instant::now();
+        let mut r = Resync::joined();
+        r.received(&last_part(), t0);
+        assert!(!r.received(&error("hello", "bad-name"), t0));
+        assert_eq!(r.due(), None);
+        assert!(!r.received(&error("undo", "nothing-to-undo"), t0));
+        assert_eq!(r.due(), Some(t0 + RESYNC_AFTER));
+        // A later refusal pushes it back.
+        let t1 = t0 + Duration::from_millis(300);
+        r.received(&error("mousemove", "rate-limited"), t1);
+        assert_eq!(r.due(), Some(t1 + RESYNC_AFTER));
+        assert!(r.fire());
+        assert_eq!(r.due(), None);
+        // That sync is refused: the next one goes out when due.
+        assert!(!r.received(&error("sync", "busy"), t1));
+        assert!(r.fire());
     }
 
     #[test]

@@ -24,11 +24,35 @@ use crate::keymap::{self, Action, Hint, Scope};
 use crate::net::draw::{DrawCommand, DrawEvent};
 use crate::net::{ConnState, NetEvent, Transport};
 
+/// Own moves kept for replay over a requested canvas at most.
+const SYNC_LOG_LIMIT: usize = 10_000;
+
+/// Where to print a label for board point `p` (canvas coordinates, y up)
+/// so that it lands in the cell holding the Braille dot for `p`: ratatui
+/// maps labels (truncating over `cells - 1`) and dots (rounding over
+/// `cells × dots - 1`) differently, which puts markers a cell off at many
+/// pane sizes.
+fn label_at(p: Point, bounds: Bounds, area: Rect) -> (f64, f64) {
+    fn along(v: f64, size: f64, cells: u16, dots: f64) -> f64 {
+        if cells <= 1 {
+            return 0.0;
+        }
+        let dot = ((v / size).clamp(0.0, 1.0) * (f64::from(cells) * dots - 1.0)).round();
+        let cell = (dot / dots).floor();
+        ((cell + 0.5) / f64::from(cells - 1)).min(1.0) * size
+    }
+    let x = along(p.x, bounds.width, area.width, 2.0);
+    let from_top = along(p.y, bounds.height, area.height, 4.0);
+    (x, bounds.height - from_top)
+}
+
 /// The canvas pane.
 pub struct CanvasPane {
     board: Board,
     bounds: Bounds,
     me: Option<String>,
+    /// Our author id, from `welcome`.
+    my_author: Option<String>,
     peers: Vec<Peer>,
     pointers: HashMap<String, Point>,
     cursor: Point,
@@ -36,6 +60,10 @@ pub struct CanvasPane {
     /// Index into [`PALETTE`] once the user picked a colour with `c`.
     colour: Option<usize>,
     confirm: bool,
+    /// Our moves sent since the canvas was last asked for (the join or a
+    /// `sync`): the canvas that answers does not have them, so they are
+    /// replayed on top of it.
+    sync_log: Option<Vec<(Point, bool, String)>>,
     conn: ConnState,
     error: Option<String>,
     /// Where the board was last drawn, for mouse mapping and cursor steps.
@@ -56,6 +84,7 @@ impl CanvasPane {
             board: Board::new(),
             bounds,
             me: None,
+            my_author: None,
             peers: Vec::new(),
             pointers: HashMap::new(),
             cursor: Point {
@@ -65,6 +94,7 @@ impl CanvasPane {
             pen: false,
             colour: None,
             confirm: false,
+            sync_log: None,
             conn: ConnState::Connecting,
             error: None,
             board_area: Cell::new(Rect::default()),
@@ -89,6 +119,17 @@ impl CanvasPane {
         self.peer(id)
             .map(|p| p.colour.clone())
             .unwrap_or_else(|| "#808080".to_string())
+    }
+
+    /// The author of the strokes a socket draws.
+    fn author_of(&self, id: &str) -> String {
+        if self.me.as_deref() == Some(id)
+            && let Some(a) = &self.my_author
+        {
+            return a.clone();
+        }
+        self.peer(id)
+            .map_or_else(|| id.to_string(), |p| p.author().to_string())
     }
 
     fn my_colour(&self) -> String {
@@ -227,7 +268,7 @@ impl Pane for CanvasPane {
             return match keymap::lookup(Scope::CanvasConfirm, &key) {
                 Some(Action::Confirm) => {
                     self.confirm = false;
-                    self.board.clear();
+                    // Applied when the server says `cleared`, in its order.
                     Handled::Consumed(vec![Cmd::Draw(DrawCommand::Clear)])
                 }
                 Some(Action::Cancel) => {
@@ -260,13 +301,23 @@ impl Pane for CanvasPane {
                 vec![Cmd::Draw(DrawCommand::Hello(Hello {
                     name: None,
                     colour: Some(PALETTE[next].to_string()),
+                    key: None,
                 }))]
             }
             Some(Action::UndoMine) => {
-                if let Some(me) = &self.me {
-                    self.board.undo(me);
+                // Applied at once: it follows our own moves in order, and
+                // nobody else's events change which stroke is our last.
+                match &self.me {
+                    Some(me) if self.board.has_strokes(&self.author_of(me)) => {
+                        let author = self.author_of(me);
+                        self.board.undo_as(me, &author);
+                        vec![Cmd::Draw(DrawCommand::Undo)]
+                    }
+                    _ => {
+                        self.error = Some("nothing of yours to undo".into());
+                        Vec::new()
+                    }
                 }
-                vec![Cmd::Draw(DrawCommand::Undo)]
             }
             Some(Action::ClearBoard) => {
                 self.confirm = true;
@@ -322,10 +373,21 @@ impl Pane for CanvasPane {
                 match ev {
                     DrawEvent::Connected { id } => {
                         self.me = Some(id.clone());
+                        self.my_author = None;
                         self.error = None;
+                        self.sync_log = Some(Vec::new());
                     }
+                    DrawEvent::SyncRequested => self.sync_log = Some(Vec::new()),
                     DrawEvent::Canvas(part) => {
                         self.board.load_part(part);
+                        if part.part + 1 >= part.parts
+                            && let (Some(log), Some(me)) = (self.sync_log.take(), self.me.clone())
+                        {
+                            let author = self.author_of(&me);
+                            for (p, drawing, colour) in log {
+                                self.board.apply_move_as(&me, &author, p, drawing, &colour);
+                            }
+                        }
                         self.bounds = Bounds {
                             width: part.width,
                             height: part.height,
@@ -340,10 +402,12 @@ impl Pane for CanvasPane {
                         }
                     }
                     DrawEvent::Peers(list) => self.peers = list.clone(),
+                    DrawEvent::Welcome(me) => self.my_author = Some(me.author().to_string()),
                     DrawEvent::Moving { id, x, y, drawing } => {
                         let colour = self.colour_of(id);
+                        let author = self.author_of(id);
                         let p = Point { x: *x, y: *y };
-                        self.board.apply_move(id, p, *drawing, &colour);
+                        self.board.apply_move_as(id, &author, p, *drawing, &colour);
                         self.pointers.insert(id.clone(), p);
                     }
                     DrawEvent::ClientDisconnect(id) => {
@@ -351,28 +415,36 @@ impl Pane for CanvasPane {
                         self.pointers.remove(id);
                         self.peers.retain(|p| &p.id != id);
                     }
-                    // Our own clear and undo were applied when asked.
-                    DrawEvent::Cleared(c) => {
-                        if Some(&c.by) != self.me.as_ref() {
-                            self.board.clear();
-                        }
-                    }
+                    // Ours too: the server's order decides what it wiped.
+                    DrawEvent::Cleared(_) => self.board.clear(),
+                    // Our own undo was applied when asked.
                     DrawEvent::Undone(u) => {
                         if Some(&u.by) != self.me.as_ref() {
-                            self.board.undo(&u.by);
+                            self.board.undo_as(&u.by, u.author());
                         }
                     }
                     DrawEvent::Error(e) => self.error = Some(e.message.clone()),
                     DrawEvent::Sent { x, y, drawing } => {
                         if let Some(me) = self.me.clone() {
                             let colour = self.my_colour();
-                            self.board
-                                .apply_move(&me, Point { x: *x, y: *y }, *drawing, &colour);
+                            let author = self.author_of(&me);
+                            let p = Point { x: *x, y: *y };
+                            self.board.apply_move_as(&me, &author, p, *drawing, &colour);
+                            if let Some(log) = &mut self.sync_log {
+                                if log.len() < SYNC_LOG_LIMIT {
+                                    log.push((p, *drawing, colour));
+                                } else {
+                                    // Far behind; the next canvas puts it right.
+                                    self.sync_log = None;
+                                }
+                            }
                         }
                     }
                     DrawEvent::Disconnected => {
                         self.pointers.clear();
                         self.me = None;
+                        self.my_author = None;
+                        self.sync_log = None;
                     }
                 }
                 true
@@ -429,12 +501,14 @@ impl Pane for CanvasPane {
                     let p = self.pointers[id];
                     let name = self.peer(id).map_or("?", |p| p.name.as_str()).to_string();
                     let style = self.fg(&self.colour_of(id), ctx);
-                    c.print(p.x, h - p.y, Line::styled(format!("●{name}"), style));
+                    let (x, y) = label_at(p, self.bounds, board_area);
+                    c.print(x, y, Line::styled(format!("●{name}"), style));
                 }
                 if ctx.focused {
                     let mark = if self.pen { "✚" } else { "+" };
                     let style = self.fg(&self.my_colour(), ctx);
-                    c.print(self.cursor.x, h - self.cursor.y, Line::styled(mark, style));
+                    let (x, y) = label_at(self.cursor, self.bounds, board_area);
+                    c.print(x, y, Line::styled(mark, style));
                 }
             });
         frame.render_widget(canvas, board_area);
@@ -470,13 +544,22 @@ mod tests {
                 id: "me".into(),
                 name: "guest-1".into(),
                 colour: "#e6194b".into(),
+                author: "a-me".into(),
             },
+            // A classic client: no author given, its socket id is used.
             Peer {
                 id: "ann".into(),
                 name: "Ann".into(),
                 colour: "#3cb44b".into(),
+                author: String::new(),
             },
         ])));
+        pane.apply(&NetEvent::Draw(DrawEvent::Welcome(Peer {
+            id: "me".into(),
+            name: "guest-1".into(),
+            colour: "#e6194b".into(),
+            author: "a-me".into(),
+        })));
     }
 
     #[test]
@@ -548,6 +631,104 @@ mod tests {
         );
     }
 
+    fn sent(pane: &mut CanvasPane, x: f64, drawing: bool) {
+        pane.apply(&NetEvent::Draw(DrawEvent::Sent {
+            x,
+            y: 10.0,
+            drawing,
+        }));
+    }
+
+    fn canvas(strokes: Vec<StrokeEntry>, pens: Vec<PenEntry>) -> DrawEvent {
+        DrawEvent::Canvas(CanvasPart {
+            width: 2000.0,
+            height: 1000.0,
+            part: 0,
+            parts: 1,
+            pens,
+            strokes,
+        })
+    }
+
+    #[test]
+    fn a_clear_takes_effect_when_the_server_says_so() {
+        let mut pane = CanvasPane::new();
+        connected(&mut pane);
+        sent(&mut pane, 1.0, false);
+        sent(&mut pane, 2.0, true);
+        pane.handle_key(KeyEvent::new(KeyCode::Char('C'), KeyModifiers::SHIFT));
+        pane.handle_key(key(KeyCode::Char('y')));
+        // Asked, not yet done: the server orders it among everyone's moves.
+        assert_eq!(pane.board().segments(), 1);
+        pane.apply(&NetEvent::Draw(DrawEvent::Cleared(
+            rt_protocol::draw::Cleared { by: "me".into() },
+        )));
+        assert_eq!(pane.board().segments(), 0);
+    }
+
+    #[test]
+    fn moves_after_a_sync_request_are_replayed_over_the_canvas_that_answers_it() {
+        let mut pane = CanvasPane::new();
+        connected(&mut pane);
+        sent(&mut pane, 1.0, false);
+        sent(&mut pane, 2.0, true);
+        // Another user's clear crossed our stroke: the server kept it, we
+        // wiped it, and the client asked for the canvas again.
+        pane.apply(&NetEvent::Draw(DrawEvent::Cleared(
+            rt_protocol::draw::Cleared { by: "other".into() },
+        )));
+        assert_eq!(pane.board().segments(), 0);
+        pane.apply(&NetEvent::Draw(DrawEvent::SyncRequested));
+        sent(&mut pane, 3.0, true);
+        // The canvas as of the request: our first segment, pen open on it.
+        pane.apply(&NetEvent::Draw(canvas(
+            vec![StrokeEntry {
+                id: 7,
+                by: "me".into(),
+                colour: PALETTE[0].into(),
+                points: vec![1.0, 10.0, 2.0, 10.0],
+            }],
+            vec![PenEntry {
+                id: "me".into(),
+                x: 2.0,
+                y: 10.0,
+                stroke: Some(7),
+            }],
+        )));
+        // …plus the move sent after the request, continuing that stroke.
+        assert_eq!(pane.board().segments(), 2);
+        let strokes: Vec<_> = pane.board().strokes().collect();
+        assert_eq!(strokes.len(), 1);
+        assert_eq!(strokes[0].points.last(), Some(&Point { x: 3.0, y: 10.0 }));
+        // The log is done with: a later canvas does not replay it again.
+        pane.apply(&NetEvent::Draw(canvas(Vec::new(), Vec::new())));
+        assert_eq!(pane.board().segments(), 0);
+    }
+
+    #[test]
+    fn undo_with_nothing_of_ones_own_says_so_and_sends_nothing() {
+        let mut pane = CanvasPane::new();
+        connected(&mut pane);
+        pane.apply(&NetEvent::Draw(DrawEvent::Moving {
+            id: "other".into(),
+            x: 1.0,
+            y: 1.0,
+            drawing: false,
+        }));
+        pane.apply(&NetEvent::Draw(DrawEvent::Moving {
+            id: "other".into(),
+            x: 5.0,
+            y: 1.0,
+            drawing: true,
+        }));
+        assert_eq!(
+            pane.handle_key(key(KeyCode::Char('u'))),
+            Handled::Consumed(vec![])
+        );
+        assert_eq!(pane.board().segments(), 1);
+        assert!(pane.error.is_some());
+    }
+
     #[test]
     fn colour_cycles_through_the_palette() {
         let mut pane = CanvasPane::new();
@@ -559,7 +740,8 @@ mod tests {
             cmds,
             vec![Cmd::Draw(DrawCommand::Hello(Hello {
                 name: None,
-                colour: Some(PALETTE[1].to_string())
+                colour: Some(PALETTE[1].to_string()),
+                key: None,
             }))]
         );
     }
@@ -640,6 +822,7 @@ mod tests {
         pane.apply(&NetEvent::Draw(DrawEvent::Undone(
             rt_protocol::draw::Undone {
                 by: "ann".into(),
+                author: String::new(),
                 stroke: 7,
             },
         )));
@@ -702,6 +885,50 @@ mod tests {
             drawing: false,
         }));
         pane
+    }
+
+    #[test]
+    fn the_cursor_sits_on_the_end_of_its_stroke_at_every_size() {
+        for (w, h) in [(88, 29), (60, 16), (150, 44), (33, 9), (121, 37)] {
+            for (x, y) in [
+                (1000.0, 700.0),
+                (1999.0, 999.0),
+                (3.0, 990.0),
+                (1234.5, 456.7),
+            ] {
+                let mut pane = CanvasPane::new();
+                connected(&mut pane);
+                pane.cursor = Point { x, y };
+                // A stroke straight down onto the cursor.
+                for (y0, drawing) in [(0.0, false), (y, true)] {
+                    pane.apply(&NetEvent::Draw(DrawEvent::Sent { x, y: y0, drawing }));
+                }
+                let t = render(&pane, w, h);
+                let buf = t.backend().buffer();
+                let cursor = (0..h)
+                    .flat_map(|r| (0..w).map(move |c| (c, r)))
+                    .find(|&cell| buf[cell].symbol() == "+")
+                    .expect("the cursor on screen");
+                // No ink below the cursor, nor beside it.
+                for r in (cursor.1 + 1)..h {
+                    for c in 0..w {
+                        let s = buf[(c, r)].symbol();
+                        assert!(
+                            !s.chars().any(|ch| ('\u{2801}'..='\u{28ff}').contains(&ch)),
+                            "{w}x{h} at ({x}, {y}): ink at {c},{r} below the cursor at {cursor:?}"
+                        );
+                    }
+                }
+                let above = buf[(cursor.0, cursor.1.saturating_sub(1))].symbol();
+                assert!(
+                    cursor.1 <= 1
+                        || above
+                            .chars()
+                            .any(|ch| ('\u{2801}'..='\u{28ff}').contains(&ch)),
+                    "{w}x{h} at ({x}, {y}): no ink just above the cursor at {cursor:?}"
+                );
+            }
+        }
     }
 
     #[test]
