@@ -7,7 +7,7 @@
 //! cargo bench -p rt-server --bench store
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rt_server::store::{Durability, Store};
@@ -19,9 +19,9 @@ fn file_path() -> PathBuf {
     std::env::temp_dir().join(format!("rt-store-bench-{}.db", std::process::id()))
 }
 
-fn remove(path: &PathBuf) {
+fn remove(path: &Path) {
     for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.clone().into_os_string();
+        let mut p = path.as_os_str().to_owned();
         p.push(suffix);
         let _ = std::fs::remove_file(p);
     }

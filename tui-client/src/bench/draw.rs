@@ -223,18 +223,28 @@ async fn client(
         latencies: Latencies::with_capacity(if drawer { 0 } else { 4096 }),
         ..Tally::default()
     };
-    let permit = gate.acquire().await;
-    let conn = tokio::select! {
-        c = join(&connector) => c,
-        _ = shared.stop.cancelled() => return tally,
-    };
-    drop(permit);
-    let mut conn = match conn {
-        Ok(c) => c,
-        Err(e) => {
-            shared.counters.errors.fetch_add(1, Ordering::Relaxed);
-            tally.errors.push(format!("client {i}: {e}"));
-            return tally;
+    let mut conn = loop {
+        let permit = gate.acquire().await;
+        let conn = tokio::select! {
+            c = join(&connector) => c,
+            _ = shared.stop.cancelled() => return tally,
+        };
+        drop(permit);
+        match conn {
+            Ok(c) => break c,
+            Err(JoinError::Busy) => {
+                // Spread the retries so they do not arrive as one burst.
+                let pause = Duration::from_millis(500 + (i % 20) * 50);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => continue,
+                    _ = shared.stop.cancelled() => return tally,
+                }
+            }
+            Err(JoinError::Failed(e)) => {
+                shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+                tally.errors.push(format!("client {i}: {e}"));
+                return tally;
+            }
         }
     };
     shared.counters.open.fetch_add(1, Ordering::Relaxed);
@@ -248,14 +258,29 @@ async fn client(
     tally
 }
 
-/// WebSocket upgrade, Engine.IO open, Socket.IO connect to `/`.
-async fn join(connector: &Connector) -> Result<WsConn, String> {
+/// Why a join did not succeed.
+enum JoinError {
+    /// The board refused for now (`busy`: its join rate); try again later.
+    Busy,
+    Failed(String),
+}
+
+impl From<String> for JoinError {
+    fn from(e: String) -> Self {
+        JoinError::Failed(e)
+    }
+}
+
+/// WebSocket upgrade, Engine.IO open, Socket.IO connect to `/`, then the
+/// board's answer: the participant list (joined) or an error (`busy` when
+/// the board limits its join rate).
+async fn join(connector: &Connector) -> Result<WsConn, JoinError> {
     let mut conn = WsConn::connect(connector, PATH)
         .await
         .map_err(|e| e.to_string())?;
     match next_text(&mut conn).await? {
         t if matches!(EnginePacket::decode(&t), Ok(EnginePacket::Open(_))) => {}
-        t => return Err(format!("expected the open packet, got {t:?}")),
+        t => return Err(format!("expected the open packet, got {t:?}").into()),
     }
     let connect = EnginePacket::Message(SocketPacket::connect(None).encode()).encode();
     conn.send_text(connect.as_bytes())
@@ -263,14 +288,29 @@ async fn join(connector: &Connector) -> Result<WsConn, String> {
         .map_err(|e| e.to_string())?;
     loop {
         let t = next_text(&mut conn).await?;
-        if let Ok(EnginePacket::Message(m)) = EnginePacket::decode(&t) {
-            match SocketPacket::decode(&m) {
-                Ok(p) if p.kind == SocketKind::Connect => return Ok(conn),
-                Ok(p) if p.kind == SocketKind::ConnectError => {
-                    return Err(format!("connection refused: {:?}", p.data));
+        let Ok(EnginePacket::Message(m)) = EnginePacket::decode(&t) else {
+            continue;
+        };
+        let Ok(p) = SocketPacket::decode(&m) else {
+            continue;
+        };
+        if p.kind == SocketKind::ConnectError {
+            return Err(format!("connection refused: {:?}", p.data).into());
+        }
+        match p.as_event() {
+            Some((name, _)) if name == event::PEERS => return Ok(conn),
+            Some((name, args)) if name == event::ERROR => {
+                let code = args
+                    .first()
+                    .and_then(|a| a.get("code"))
+                    .and_then(|c| c.as_str());
+                if code == Some("busy") {
+                    conn.close(1000).await;
+                    return Err(JoinError::Busy);
                 }
-                _ => {}
+                return Err(format!("join refused: {args:?}").into());
             }
+            _ => {}
         }
     }
 }
