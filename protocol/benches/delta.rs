@@ -18,8 +18,12 @@ use rt_protocol::delta::{Attributes, Delta, Document};
 use rt_protocol::sharedb::{self, OpBody, Request};
 use serde_json::{Value, json};
 
-/// Where the trace is read from unless `RT_TRACE` says otherwise.
-const DEFAULT_TRACE: &str = "/work/shared/traces/automerge-paper.json.gz";
+/// Where the trace is read from unless `RT_TRACE` says otherwise: the
+/// design card's `shared/traces/`, beside the project root.
+const DEFAULT_TRACE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/traces/automerge-paper.json.gz"
+);
 /// Size of the synthetic document.
 const DOC_UNITS: usize = 100 * 1024;
 

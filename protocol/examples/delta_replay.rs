@@ -1,7 +1,7 @@
 //! Replays an editing trace through `Document::apply` and reports the time.
 //!
 //! ```text
-//! gunzip -c /work/shared/traces/automerge-paper.json.gz > /tmp/trace.json
+//! gunzip -c ../shared/traces/automerge-paper.json.gz > /tmp/trace.json
 //! cargo run --release -p rt-protocol --example delta_replay -- /tmp/trace.json
 //! ```
 //!

@@ -21,8 +21,9 @@ use super::{Common, MAX_SECONDS, Target};
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// The trace: gzipped (or plain) JSON `{startContent, endContent,
-    /// txns: [{patches: [[pos, delCount, insText]]}]}`.
-    #[arg(long, default_value = "/work/shared/traces/automerge-paper.json.gz")]
+    /// txns: [{patches: [[pos, delCount, insText]]}]}`. The default is the
+    /// one in `shared/traces/` beside the project root, run from the root.
+    #[arg(long, default_value = "../shared/traces/automerge-paper.json.gz")]
     pub trace: PathBuf,
 
     /// Replay at most this many edits (default: all).
