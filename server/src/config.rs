@@ -59,6 +59,17 @@ pub struct Config {
     #[arg(long, value_name = "MS", default_value_t = 3000)]
     pub shutdown_grace_ms: u64,
 
+    /// How long a client may take to send a request's head (and, between
+    /// keep-alive requests, to start the next one) before its connection is
+    /// closed.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub header_timeout_ms: u64,
+
+    /// How long an event stream's socket may stay full (a client that stopped
+    /// reading) before the stream is dropped; it reconnects and catches up.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub stream_stall_ms: u64,
+
     #[command(flatten)]
     pub ticker: TickerConfig,
 
@@ -120,6 +131,8 @@ mod tests {
         assert!(c.data.is_none());
         assert!(c.data_path().ends_with("rt.db"));
         assert_eq!(c.shutdown_grace_ms, 3000);
+        assert_eq!(c.header_timeout_ms, 30_000);
+        assert_eq!(c.stream_stall_ms, 30_000);
     }
 
     #[test]

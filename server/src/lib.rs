@@ -17,6 +17,7 @@ pub mod docs;
 pub mod draw;
 pub mod qa;
 pub mod root;
+pub mod serve;
 pub mod state;
 pub mod stats;
 pub mod stats_stream;
@@ -30,9 +31,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
 pub use config::Config;
 pub use state::AppState;
@@ -68,12 +69,10 @@ pub async fn run(
     let tasks = state.tasks.clone();
     let draw = state.draw.clone();
     let grace = Duration::from_millis(state.config.shutdown_grace_ms);
-    // Small frames must not wait for delayed ACKs (Nagle is on by default).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "set_nodelay failed");
-        }
-    });
+    let limits = serve::Limits {
+        header_timeout: Duration::from_millis(state.config.header_timeout_ms),
+        stream_stall: Duration::from_millis(state.config.stream_stall_ms),
+    };
     let signal = {
         let token = token.clone();
         async move {
@@ -90,13 +89,12 @@ pub async fn run(
             draw.close().await;
         }
     };
-    let serve = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal);
+    let conns = TaskTracker::new();
+    let accept = serve::accept_loop(listener, app(state), token.clone(), conns.clone(), limits);
     let serving = async {
-        serve.await?;
+        tokio::join!(accept, signal);
+        conns.close();
+        conns.wait().await;
         tasks.close();
         tasks.wait().await;
         Ok(())

@@ -21,6 +21,9 @@ struct Stream {
     queue: std::collections::VecDeque<ParsedEvent>,
     /// The first bytes of the body, as sent.
     head: Vec<u8>,
+    /// The id of the last event handed out (the parser's may be ahead: one
+    /// read can carry several events).
+    last_id: Option<String>,
 }
 
 impl Stream {
@@ -41,6 +44,7 @@ impl Stream {
             parser: Parser::new(),
             queue: Default::default(),
             head: Vec::new(),
+            last_id: None,
         }
     }
 
@@ -48,6 +52,9 @@ impl Stream {
     async fn try_next(&mut self) -> Option<ParsedEvent> {
         loop {
             if let Some(e) = self.queue.pop_front() {
+                if e.id.is_some() {
+                    self.last_id.clone_from(&e.id);
+                }
                 return Some(e);
             }
             let chunk = timeout(WAIT, self.res.chunk())
@@ -89,7 +96,7 @@ impl Stream {
     }
 
     fn last_id(&self) -> String {
-        self.parser.last_id().expect("an id was seen").to_string()
+        self.last_id.clone().expect("an id was seen")
     }
 }
 

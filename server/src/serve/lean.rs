@@ -1,0 +1,353 @@
+//! The lean way for long-lived event streams: the router answers the
+//! request as usual, then this writes the response itself, straight from
+//! the body to the socket. A stream then holds its socket, its body and a
+//! few words, instead of hyper's read and write buffers (16 + 8 KiB per
+//! connection, measured), and each event costs one `writev` and no copy.
+
+use std::io::{self, IoSlice};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, Version, header};
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http_body_util::BodyExt;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+/// Events taken from the body for one write.
+const BATCH: usize = 16;
+/// Largest non-stream answer written here (refusals are a line of JSON).
+const MAX_PLAIN_BODY: usize = 64 * 1024;
+
+/// How a lean request ended.
+pub enum Outcome {
+    /// The answer was not a stream and the connection may serve more
+    /// requests: hyper takes it from here.
+    KeepAlive(TcpStream),
+    /// The stream ended, or the connection is closed or broken.
+    Done,
+}
+
+/// Answers `req` through `router`. An event stream is written here until it
+/// ends, the peer goes, a write stalls for `stall` or `shutdown` fires; any
+/// other answer is written whole.
+pub async fn respond(
+    io: TcpStream,
+    req: Request<()>,
+    router: Router,
+    shutdown: &CancellationToken,
+    stall: Duration,
+) -> io::Result<Outcome> {
+    let version = req.version();
+    let close_asked = wants_close(req.headers(), version);
+    let res = match router.oneshot(req.map(|()| Body::empty())).await {
+        Ok(res) => res,
+        Err(never) => match never {},
+    };
+    let (parts, body) = res.into_parts();
+    let is_stream = parts.status == StatusCode::OK
+        && parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if is_stream {
+        let chunked = version == Version::HTTP_11;
+        let head = encode_head(parts.status, &parts.headers, Framing::Stream { chunked });
+        write_all(&io, &mut [IoSlice::new(&head)], shutdown, stall).await?;
+        drop(head);
+        stream(&io, body, chunked, shutdown, stall).await?;
+        return Ok(Outcome::Done);
+    }
+    let data = match http_body_util::Limited::new(body, MAX_PLAIN_BODY)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            tracing::warn!(error = %e, "answer to a stream request could not be read; closing");
+            return Ok(Outcome::Done);
+        }
+    };
+    let head = encode_head(
+        parts.status,
+        &parts.headers,
+        Framing::Length {
+            len: data.len(),
+            close: close_asked,
+        },
+    );
+    write_all(
+        &io,
+        &mut [IoSlice::new(&head), IoSlice::new(&data)],
+        shutdown,
+        stall,
+    )
+    .await?;
+    Ok(if close_asked {
+        Outcome::Done
+    } else {
+        Outcome::KeepAlive(io)
+    })
+}
+
+/// Whether the client wants the connection closed after this answer.
+fn wants_close(headers: &HeaderMap, version: Version) -> bool {
+    let has = |token: &str| {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if version == Version::HTTP_10 {
+        !has("keep-alive")
+    } else {
+        has("close")
+    }
+}
+
+/// How the body is delimited.
+#[derive(Debug, Clone, Copy)]
+enum Framing {
+    /// Chunked (HTTP/1.1), or until the connection closes (HTTP/1.0).
+    Stream { chunked: bool },
+    /// `content-length`.
+    Length { len: usize, close: bool },
+}
+
+/// The status line and headers; framing headers are ours, not the router's.
+fn encode_head(status: StatusCode, headers: &HeaderMap, framing: Framing) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        if name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || name == header::CONNECTION
+        {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        Framing::Stream { chunked: true } => {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+        Framing::Stream { chunked: false } => out.extend_from_slice(b"connection: close\r\n"),
+        Framing::Length { len, close } => {
+            out.extend_from_slice(format!("content-length: {len}\r\n").as_bytes());
+            if close {
+                out.extend_from_slice(b"connection: close\r\n");
+            }
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Copies the body's events to the socket, several per write when several
+/// are ready, and watches the socket for the peer leaving.
+async fn stream(
+    io: &TcpStream,
+    mut body: Body,
+    chunked: bool,
+    shutdown: &CancellationToken,
+    stall: Duration,
+) -> io::Result<()> {
+    let mut batch: Vec<Bytes> = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            frame = body.frame() => {
+                match frame {
+                    None => {
+                        if chunked {
+                            write_all(io, &mut [IoSlice::new(b"0\r\n\r\n")], shutdown, stall).await?;
+                        }
+                        return Ok(());
+                    }
+                    // The body failed (its subscriber was cut): end the
+                    // response without its last chunk, so the client sees
+                    // an error and reconnects.
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "event stream failed; closing");
+                        return Ok(());
+                    }
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            batch.push(data);
+                        }
+                    }
+                }
+                // Whatever else is ready goes out in the same write.
+                while batch.len() < BATCH {
+                    match body.frame().now_or_never() {
+                        Some(Some(Ok(frame))) => {
+                            if let Ok(data) = frame.into_data() {
+                                batch.push(data);
+                            }
+                        }
+                        // An end or an error is seen again on the next poll.
+                        _ => break,
+                    }
+                }
+                write_batch(io, &batch, chunked, shutdown, stall).await?;
+                batch.clear();
+            }
+            ready = io.readable() => {
+                ready?;
+                // A stream request has no body and the answer never ends,
+                // so anything the client sends now is ignored; end of file
+                // means it has gone.
+                let mut scratch = [0u8; 64];
+                match io.try_read(&mut scratch) {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+}
+
+/// One chunk holding every event of the batch.
+async fn write_batch(
+    io: &TcpStream,
+    batch: &[Bytes],
+    chunked: bool,
+    shutdown: &CancellationToken,
+    stall: Duration,
+) -> io::Result<()> {
+    let len: usize = batch.iter().map(Bytes::len).sum();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut size = [0u8; 18];
+    let size_len = chunk_size_line(len, &mut size);
+    let mut slices = [IoSlice::new(&[]); BATCH + 2];
+    let mut n = 0;
+    if chunked {
+        slices[n] = IoSlice::new(&size[..size_len]);
+        n += 1;
+    }
+    for data in batch {
+        slices[n] = IoSlice::new(data);
+        n += 1;
+    }
+    if chunked {
+        slices[n] = IoSlice::new(b"\r\n");
+        n += 1;
+    }
+    write_all(io, &mut slices[..n], shutdown, stall).await
+}
+
+/// `{len:x}\r\n` into `out`; returns its length.
+fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> usize {
+    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
+    for i in 0..digits {
+        let nibble = (len >> (4 * (digits - 1 - i))) & 0xf;
+        out[i] = b"0123456789abcdef"[nibble];
+    }
+    out[digits] = b'\r';
+    out[digits + 1] = b'\n';
+    digits + 2
+}
+
+/// Writes every slice. A socket that stays full for `stall` (a peer that
+/// stopped reading) is given up, as is any write at shutdown.
+async fn write_all(
+    io: &TcpStream,
+    mut slices: &mut [IoSlice<'_>],
+    shutdown: &CancellationToken,
+    stall: Duration,
+) -> io::Result<()> {
+    while !slices.is_empty() {
+        match io.try_write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tokio::select! {
+                    r = io.writable() => r?,
+                    () = tokio::time::sleep(stall) => {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading"));
+                    }
+                    () = shutdown.cancelled() => {
+                        return Err(io::Error::other("shutting down"));
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sizes_are_lowercase_hex_lines() {
+        for (len, want) in [
+            (1usize, "1\r\n"),
+            (15, "f\r\n"),
+            (16, "10\r\n"),
+            (2048, "800\r\n"),
+            (0xabcdef, "abcdef\r\n"),
+        ] {
+            let mut out = [0u8; 18];
+            let n = chunk_size_line(len, &mut out);
+            assert_eq!(std::str::from_utf8(&out[..n]).unwrap(), want);
+        }
+        let mut out = [0u8; 18];
+        let n = chunk_size_line(usize::MAX, &mut out);
+        assert_eq!(n, 18);
+    }
+
+    #[test]
+    fn heads_carry_our_framing_not_the_routers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
+        h.insert(header::CONTENT_LENGTH, "99".parse().unwrap());
+        h.insert(header::CONNECTION, "keep-alive".parse().unwrap());
+        let head = encode_head(StatusCode::OK, &h, Framing::Stream { chunked: true });
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+        let head = encode_head(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &HeaderMap::new(),
+            Framing::Length {
+                len: 12,
+                close: true,
+            },
+        );
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 12\r\nconnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn close_is_what_the_version_and_header_say() {
+        let mut h = HeaderMap::new();
+        assert!(!wants_close(&h, Version::HTTP_11));
+        assert!(wants_close(&h, Version::HTTP_10));
+        h.insert(header::CONNECTION, "Keep-Alive".parse().unwrap());
+        assert!(!wants_close(&h, Version::HTTP_10));
+        h.insert(header::CONNECTION, "foo, close".parse().unwrap());
+        assert!(wants_close(&h, Version::HTTP_11));
+    }
+}
