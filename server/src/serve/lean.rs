@@ -22,28 +22,30 @@ const BATCH: usize = 16;
 /// Largest non-stream answer written here (refusals are a line of JSON).
 const MAX_PLAIN_BODY: usize = 64 * 1024;
 
-/// How a lean request ended.
+/// What follows a lean request's answer.
 pub enum Outcome {
-    /// The answer was not a stream and the connection may serve more
+    /// The answer is an event stream whose head is written: [`stream`] the
+    /// body.
+    Stream { body: Body, chunked: bool },
+    /// The answer was written whole and the connection may serve more
     /// requests: hyper takes it from here.
-    KeepAlive(TcpStream),
-    /// The stream ended, or the connection is closed or broken.
+    KeepAlive,
+    /// The connection is to be closed.
     Done,
 }
 
-/// Answers `req` through `router`. An event stream is written here until it
-/// ends, the peer goes, a write stalls for `stall` or `shutdown` fires; any
-/// other answer is written whole.
+/// Answers `req` through `router`: writes an event stream's head (its body
+/// is for [`stream`]) or a whole answer of any other kind.
 pub async fn respond(
-    io: TcpStream,
-    req: Request<()>,
+    io: &TcpStream,
+    req: Box<Request<()>>,
     router: Router,
     shutdown: &CancellationToken,
     stall: Duration,
 ) -> io::Result<Outcome> {
     let version = req.version();
     let close_asked = wants_close(req.headers(), version);
-    let res = match router.oneshot(req.map(|()| Body::empty())).await {
+    let res = match router.oneshot((*req).map(|()| Body::empty())).await {
         Ok(res) => res,
         Err(never) => match never {},
     };
@@ -56,10 +58,8 @@ pub async fn respond(
     if is_stream {
         let chunked = version == Version::HTTP_11;
         let head = encode_head(parts.status, &parts.headers, Framing::Stream { chunked });
-        write_all(&io, &mut [IoSlice::new(&head)], shutdown, stall).await?;
-        drop(head);
-        stream(&io, body, chunked, shutdown, stall).await?;
-        return Ok(Outcome::Done);
+        write_all(io, &mut [IoSlice::new(&head)], shutdown, stall).await?;
+        return Ok(Outcome::Stream { body, chunked });
     }
     let data = match http_body_util::Limited::new(body, MAX_PLAIN_BODY)
         .collect()
@@ -80,7 +80,7 @@ pub async fn respond(
         },
     );
     write_all(
-        &io,
+        io,
         &mut [IoSlice::new(&head), IoSlice::new(&data)],
         shutdown,
         stall,
@@ -89,7 +89,7 @@ pub async fn respond(
     Ok(if close_asked {
         Outcome::Done
     } else {
-        Outcome::KeepAlive(io)
+        Outcome::KeepAlive
     })
 }
 
@@ -156,8 +156,10 @@ fn encode_head(status: StatusCode, headers: &HeaderMap, framing: Framing) -> Vec
 }
 
 /// Copies the body's events to the socket, several per write when several
-/// are ready, and watches the socket for the peer leaving.
-async fn stream(
+/// are ready, until the body ends, the peer goes, a write stalls for
+/// `stall` or `shutdown` fires. This is what an idle stream's task holds,
+/// so its state is kept small: no buffers, the rare slow write boxed.
+pub async fn stream(
     io: &TcpStream,
     mut body: Body,
     chunked: bool,
@@ -201,8 +203,11 @@ async fn stream(
                         _ => break,
                     }
                 }
-                write_batch(io, &batch, chunked, shutdown, stall).await?;
+                let blocked = write_batch_now(io, &batch, chunked)?;
                 batch.clear();
+                if let Some(rest) = blocked {
+                    Box::pin(write_when_ready(io, rest, shutdown, stall)).await?;
+                }
             }
             ready = io.readable() => {
                 ready?;
@@ -221,17 +226,12 @@ async fn stream(
     }
 }
 
-/// One chunk holding every event of the batch.
-async fn write_batch(
-    io: &TcpStream,
-    batch: &[Bytes],
-    chunked: bool,
-    shutdown: &CancellationToken,
-    stall: Duration,
-) -> io::Result<()> {
+/// Writes one chunk holding every event of the batch, as far as the socket
+/// takes it now; returns what did not fit.
+fn write_batch_now(io: &TcpStream, batch: &[Bytes], chunked: bool) -> io::Result<Option<Vec<u8>>> {
     let len: usize = batch.iter().map(Bytes::len).sum();
     if len == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let mut size = [0u8; 18];
     let size_len = chunk_size_line(len, &mut size);
@@ -249,44 +249,77 @@ async fn write_batch(
         slices[n] = IoSlice::new(b"\r\n");
         n += 1;
     }
-    write_all(io, &mut slices[..n], shutdown, stall).await
+    write_now(io, &mut slices[..n])
 }
 
 /// `{len:x}\r\n` into `out`; returns its length.
 fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> usize {
     let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
-    for i in 0..digits {
+    for (i, slot) in out.iter_mut().take(digits).enumerate() {
         let nibble = (len >> (4 * (digits - 1 - i))) & 0xf;
-        out[i] = b"0123456789abcdef"[nibble];
+        *slot = b"0123456789abcdef"[nibble];
     }
     out[digits] = b'\r';
     out[digits + 1] = b'\n';
     digits + 2
 }
 
-/// Writes every slice. A socket that stays full for `stall` (a peer that
-/// stopped reading) is given up, as is any write at shutdown.
+/// Writes every slice, at once when the socket has room (nearly always);
+/// otherwise the rest is written by a boxed slow path, so that an idle
+/// stream's task has no room reserved for it.
 async fn write_all(
     io: &TcpStream,
-    mut slices: &mut [IoSlice<'_>],
+    slices: &mut [IoSlice<'_>],
     shutdown: &CancellationToken,
     stall: Duration,
 ) -> io::Result<()> {
+    match write_now(io, slices)? {
+        None => Ok(()),
+        Some(rest) => Box::pin(write_when_ready(io, rest, shutdown, stall)).await,
+    }
+}
+
+/// Writes what the socket takes without waiting; returns a copy of the rest
+/// when it is full.
+fn write_now(io: &TcpStream, mut slices: &mut [IoSlice<'_>]) -> io::Result<Option<Vec<u8>>> {
     while !slices.is_empty() {
         match io.try_write_vectored(slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => IoSlice::advance_slices(&mut slices, n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                tokio::select! {
-                    r = io.writable() => r?,
-                    () = tokio::time::sleep(stall) => {
-                        return Err(io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading"));
-                    }
-                    () = shutdown.cancelled() => {
-                        return Err(io::Error::other("shutting down"));
-                    }
-                }
+                return Ok(Some(
+                    slices.iter().flat_map(|s| s.iter().copied()).collect(),
+                ));
             }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+/// Waits for room and writes `rest`. A socket that stays full for `stall`
+/// (a peer that stopped reading) is given up, as is any write at shutdown.
+async fn write_when_ready(
+    io: &TcpStream,
+    rest: Vec<u8>,
+    shutdown: &CancellationToken,
+    stall: Duration,
+) -> io::Result<()> {
+    let mut rest = &rest[..];
+    while !rest.is_empty() {
+        tokio::select! {
+            r = io.writable() => r?,
+            () = tokio::time::sleep(stall) => {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading"));
+            }
+            () = shutdown.cancelled() => {
+                return Err(io::Error::other("shutting down"));
+            }
+        }
+        match io.try_write(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
     }

@@ -10,6 +10,7 @@ use std::io;
 use std::time::Duration;
 
 use axum::Router;
+use bytes::Bytes;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -78,44 +79,84 @@ fn is_peer_error(e: &io::Error) -> bool {
     )
 }
 
+/// What a connection does after its first request.
+enum Next {
+    /// Write this event stream until it ends.
+    Stream(axum::body::Body, bool),
+    /// Serve it with hyper, these bytes first.
+    Hyper(Bytes),
+    Close,
+}
+
+/// One connection: the first request decides the way. Each phase is its own
+/// boxed future, so a long-lived stream's task holds only the stream loop's
+/// few hundred bytes, not room for the router's or hyper's state.
 async fn connection(
     mut tcp: TcpStream,
     router: Router,
     shutdown: CancellationToken,
     limits: Limits,
 ) {
+    let next = Box::pin(first_request(&mut tcp, &router, &shutdown, limits)).await;
+    match next {
+        Next::Stream(body, chunked) => {
+            let ended = lean::stream(&tcp, body, chunked, &shutdown, limits.stream_stall).await;
+            if let Err(e) = ended {
+                tracing::debug!(error = %e, "event stream ended");
+            }
+        }
+        Next::Hyper(prefix) => {
+            Box::pin(with_hyper(prefix, tcp, router, &shutdown, limits)).await;
+        }
+        Next::Close => {}
+    }
+}
+
+async fn first_request(
+    tcp: &mut TcpStream,
+    router: &Router,
+    shutdown: &CancellationToken,
+    limits: Limits,
+) -> Next {
     let sniffed = tokio::select! {
         r = tokio::time::timeout(
             limits.header_timeout,
-            sniff::sniff(&mut tcp, STREAM_PATHS, LEAN_HEAD_LIMIT),
+            sniff::sniff(tcp, STREAM_PATHS, LEAN_HEAD_LIMIT),
         ) => r,
-        () = shutdown.cancelled() => return,
+        () = shutdown.cancelled() => return Next::Close,
     };
-    let prefix = match sniffed {
+    match sniffed {
         Ok(Ok(sniff::Sniffed::Stream(req, rest))) => {
-            match lean::respond(tcp, req, router.clone(), &shutdown, limits.stream_stall).await {
-                Ok(lean::Outcome::KeepAlive(io)) => {
-                    tcp = io;
-                    rest
-                }
-                Ok(lean::Outcome::Done) => return,
+            match lean::respond(tcp, req, router.clone(), shutdown, limits.stream_stall).await {
+                Ok(lean::Outcome::Stream { body, chunked }) => Next::Stream(body, chunked),
+                Ok(lean::Outcome::KeepAlive) => Next::Hyper(rest),
+                Ok(lean::Outcome::Done) => Next::Close,
                 Err(e) => {
-                    tracing::debug!(error = %e, "event stream ended");
-                    return;
+                    tracing::debug!(error = %e, "event stream request failed");
+                    Next::Close
                 }
             }
         }
-        Ok(Ok(sniff::Sniffed::Other(prefix))) => prefix,
-        Ok(Ok(sniff::Sniffed::Closed)) => return,
+        Ok(Ok(sniff::Sniffed::Other(prefix))) => Next::Hyper(prefix),
+        Ok(Ok(sniff::Sniffed::Closed)) => Next::Close,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "connection failed before its first request");
-            return;
+            Next::Close
         }
         Err(_elapsed) => {
             tracing::debug!("no request head within the header timeout; closing");
-            return;
+            Next::Close
         }
-    };
+    }
+}
+
+async fn with_hyper(
+    prefix: Bytes,
+    tcp: TcpStream,
+    router: Router,
+    shutdown: &CancellationToken,
+    limits: Limits,
+) {
     let io = TokioIo::new(rewind::Rewind::new(prefix, tcp));
     let service = TowerToHyperService::new(router);
     let conn = http1::Builder::new()

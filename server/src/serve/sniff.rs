@@ -14,7 +14,7 @@ const MAX_HEADERS: usize = 48;
 pub enum Verdict {
     /// A complete `GET` of a stream path, without a body; its head is
     /// `head_len` bytes.
-    Stream(Request<()>, usize),
+    Stream(Box<Request<()>>, usize),
     /// Anything else: hyper answers it (and answers errors its own way).
     Other,
     /// Could still be a stream request: read more.
@@ -59,7 +59,7 @@ pub fn classify(buf: &[u8], paths: &[&str]) -> Verdict {
     let Some(built) = build(&req) else {
         return Verdict::Other;
     };
-    Verdict::Stream(built, head_len)
+    Verdict::Stream(Box::new(built), head_len)
 }
 
 /// The parsed head as an `http::Request`, or `None` when hyper should see
@@ -92,7 +92,7 @@ fn build(req: &httparse::Request<'_, '_>) -> Option<Request<()>> {
 #[derive(Debug)]
 pub enum Sniffed {
     /// A stream request, and whatever the client sent after its head.
-    Stream(Request<()>, Bytes),
+    Stream(Box<Request<()>>, Bytes),
     /// For hyper, with the bytes already read.
     Other(Bytes),
     /// Closed before sending anything.
