@@ -85,9 +85,9 @@ pub enum Accepted {
 pub struct Joined {
     pub user: String,
     pub initial: Vec<Bytes>,
+    /// Live events; closed when the owner drops this subscriber (cut, or
+    /// shutdown).
     pub events: mpsc::Receiver<Bytes>,
-    /// Resolves (with an error) when the owner cuts this subscriber.
-    pub cut: oneshot::Receiver<()>,
 }
 
 enum Command {
@@ -228,8 +228,6 @@ struct LiveUser {
 struct Sub {
     user: String,
     tx: mpsc::Sender<Bytes>,
-    // Dropped together with the subscriber: its stream then stops at once.
-    _cut: oneshot::Sender<()>,
 }
 
 /// Who receives an event live.
@@ -585,7 +583,6 @@ impl Owner {
             initial.push(login);
         }
         let (events_tx, events) = mpsc::channel(self.queue);
-        let (cut_tx, cut) = oneshot::channel();
         let conn = self.next_conn;
         self.next_conn += 1;
         self.subs.insert(
@@ -593,7 +590,6 @@ impl Owner {
             Sub {
                 user: user.clone(),
                 tx: events_tx,
-                _cut: cut_tx,
             },
         );
         self.users
@@ -608,7 +604,6 @@ impl Owner {
             user,
             initial,
             events,
-            cut,
         })
     }
 

@@ -160,50 +160,57 @@ async fn login(
 }
 
 struct StreamState {
-    preamble: Option<Bytes>,
-    pending: std::vec::IntoIter<Bytes>,
+    /// The preamble and the join's first events, sent as one write.
+    first: Option<Bytes>,
     joined: Joined,
-    shutdown: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
-    state: AppState,
+    shutdown: tokio_util::sync::CancellationToken,
+    stats: std::sync::Arc<crate::stats::Stats>,
     _open: crate::stats::ConnGuard,
     done: bool,
 }
 
-/// Preamble, the join's first events, then the live queue, until shutdown
-/// (the body ends) or a cut (the body fails, so the connection is dropped
-/// even when the client has stopped reading).
+/// Preamble, the join's first events, then the live queue. The queue ends
+/// when the board drops this subscriber: at shutdown the body then ends,
+/// otherwise (cut for falling behind, or removed) it fails, so the client
+/// sees an error and reconnects. Nothing but the queue is polled per event.
 fn event_stream(state: &AppState, mut joined: Joined) -> Body {
+    let preamble = sse::preamble(state.config.qa.retry_ms);
+    let initial = std::mem::take(&mut joined.initial);
+    let mut first = bytes::BytesMut::with_capacity(
+        preamble.len() + initial.iter().map(Bytes::len).sum::<usize>(),
+    );
+    first.extend_from_slice(&preamble);
+    for frame in &initial {
+        first.extend_from_slice(frame);
+    }
+    state.stats.delivered(initial.len() as u64);
     let s = StreamState {
-        preamble: Some(sse::preamble(state.config.qa.retry_ms)),
-        pending: std::mem::take(&mut joined.initial).into_iter(),
+        first: Some(first.freeze()),
         joined,
-        shutdown: Box::pin(state.shutdown.clone().cancelled_owned()),
+        shutdown: state.shutdown.clone(),
+        stats: state.stats.clone(),
         _open: state.stats.connect(App::Qa),
-        state: state.clone(),
         done: false,
     };
     Body::from_stream(stream::unfold(s, |mut s| async move {
         if s.done {
             return None;
         }
-        if let Some(preamble) = s.preamble.take() {
-            return Some((Ok(preamble), s));
+        if let Some(first) = s.first.take() {
+            return Some((Ok(first), s));
         }
-        if let Some(frame) = s.pending.next() {
-            s.state.stats.delivered(1);
-            return Some((Ok::<_, io::Error>(frame), s));
-        }
-        tokio::select! {
-            biased;
-            _ = &mut s.shutdown => None,
-            _ = &mut s.joined.cut => {
-                s.done = true;
-                Some((Err(io::Error::other("subscriber cut: its queue was full")), s))
+        match s.joined.events.recv().await {
+            Some(frame) => {
+                s.stats.delivered(1);
+                Some((Ok::<_, io::Error>(frame), s))
             }
-            frame = s.joined.events.recv() => {
-                let frame = frame?;
-                s.state.stats.delivered(1);
-                Some((Ok(frame), s))
+            None if s.shutdown.is_cancelled() => None,
+            None => {
+                s.done = true;
+                Some((
+                    Err(io::Error::other("subscriber cut: its queue was full")),
+                    s,
+                ))
             }
         }
     }))

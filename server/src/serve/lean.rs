@@ -5,20 +5,20 @@
 //! connection, measured), and each event costs one `writev` and no copy.
 
 use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, Version, header};
 use bytes::Bytes;
-use futures_util::FutureExt;
 use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-/// Events taken from the body for one write.
-const BATCH: usize = 16;
 /// Largest non-stream answer written here (refusals are a line of JSON).
 const MAX_PLAIN_BODY: usize = 64 * 1024;
 
@@ -155,10 +155,17 @@ fn encode_head(status: StatusCode, headers: &HeaderMap, framing: Framing) -> Vec
     out
 }
 
-/// Copies the body's events to the socket, several per write when several
-/// are ready, until the body ends, the peer goes, a write stalls for
-/// `stall` or `shutdown` fires. This is what an idle stream's task holds,
-/// so its state is kept small: no buffers, the rare slow write boxed.
+/// What woke the stream loop.
+enum Step {
+    Frame(Option<Result<hyper::body::Frame<Bytes>, axum::Error>>),
+    Readable(io::Result<()>),
+}
+
+/// Copies the body's events to the socket, one write each (the body yields
+/// a join's first events as one piece), until the body ends, the peer goes,
+/// a write stalls for `stall` or `shutdown` fires. This is what an idle
+/// stream's task holds, so its state is kept small: no buffers, the rare
+/// slow write boxed, and one poll of the body and the socket per event.
 pub async fn stream(
     io: &TcpStream,
     mut body: Body,
@@ -166,50 +173,37 @@ pub async fn stream(
     shutdown: &CancellationToken,
     stall: Duration,
 ) -> io::Result<()> {
-    let mut batch: Vec<Bytes> = Vec::new();
     loop {
-        tokio::select! {
-            biased;
-            frame = body.frame() => {
-                match frame {
-                    None => {
-                        if chunked {
-                            write_all(io, &mut [IoSlice::new(b"0\r\n\r\n")], shutdown, stall).await?;
-                        }
-                        return Ok(());
-                    }
-                    // The body failed (its subscriber was cut): end the
-                    // response without its last chunk, so the client sees
-                    // an error and reconnects.
-                    Some(Err(e)) => {
-                        tracing::debug!(error = %e, "event stream failed; closing");
-                        return Ok(());
-                    }
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            batch.push(data);
-                        }
-                    }
+        let step = std::future::poll_fn(|cx| {
+            if let Poll::Ready(frame) = Pin::new(&mut body).poll_frame(cx) {
+                return Poll::Ready(Step::Frame(frame));
+            }
+            io.poll_read_ready(cx).map(Step::Readable)
+        })
+        .await;
+        match step {
+            Step::Frame(None) => {
+                if chunked {
+                    write_all(io, &mut [IoSlice::new(b"0\r\n\r\n")], shutdown, stall).await?;
                 }
-                // Whatever else is ready goes out in the same write.
-                while batch.len() < BATCH {
-                    match body.frame().now_or_never() {
-                        Some(Some(Ok(frame))) => {
-                            if let Ok(data) = frame.into_data() {
-                                batch.push(data);
-                            }
-                        }
-                        // An end or an error is seen again on the next poll.
-                        _ => break,
-                    }
-                }
-                let blocked = write_batch_now(io, &batch, chunked)?;
-                batch.clear();
-                if let Some(rest) = blocked {
+                return Ok(());
+            }
+            // The body failed (its subscriber was cut): end the response
+            // without its last chunk, so the client sees an error and
+            // reconnects.
+            Step::Frame(Some(Err(e))) => {
+                tracing::debug!(error = %e, "event stream failed; closing");
+                return Ok(());
+            }
+            Step::Frame(Some(Ok(frame))) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if let Some(rest) = write_chunk_now(io, &data, chunked)? {
                     Box::pin(write_when_ready(io, rest, shutdown, stall)).await?;
                 }
             }
-            ready = io.readable() => {
+            Step::Readable(ready) => {
                 ready?;
                 // A stream request has no body and the answer never ends,
                 // so anything the client sends now is ignored; end of file
@@ -226,30 +220,26 @@ pub async fn stream(
     }
 }
 
-/// Writes one chunk holding every event of the batch, as far as the socket
-/// takes it now; returns what did not fit.
-fn write_batch_now(io: &TcpStream, batch: &[Bytes], chunked: bool) -> io::Result<Option<Vec<u8>>> {
-    let len: usize = batch.iter().map(Bytes::len).sum();
-    if len == 0 {
+/// Writes `data` as one chunk, as far as the socket takes it now; returns
+/// what did not fit.
+fn write_chunk_now(io: &TcpStream, data: &[u8], chunked: bool) -> io::Result<Option<Vec<u8>>> {
+    if data.is_empty() {
+        // An empty chunk would end the body.
         return Ok(None);
     }
+    if !chunked {
+        return write_now(io, &mut [IoSlice::new(data)]);
+    }
     let mut size = [0u8; 18];
-    let size_len = chunk_size_line(len, &mut size);
-    let mut slices = [IoSlice::new(&[]); BATCH + 2];
-    let mut n = 0;
-    if chunked {
-        slices[n] = IoSlice::new(&size[..size_len]);
-        n += 1;
-    }
-    for data in batch {
-        slices[n] = IoSlice::new(data);
-        n += 1;
-    }
-    if chunked {
-        slices[n] = IoSlice::new(b"\r\n");
-        n += 1;
-    }
-    write_now(io, &mut slices[..n])
+    let size_len = chunk_size_line(data.len(), &mut size);
+    write_now(
+        io,
+        &mut [
+            IoSlice::new(&size[..size_len]),
+            IoSlice::new(data),
+            IoSlice::new(b"\r\n"),
+        ],
+    )
 }
 
 /// `{len:x}\r\n` into `out`; returns its length.
