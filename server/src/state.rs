@@ -47,9 +47,9 @@ impl AppState {
             None => Pages::Embedded,
         };
         let ticker = Ticker::start(&config.ticker, shutdown.clone());
-        let qa = Board::start(&config.qa, store.clone(), shutdown.clone()).await?;
-        let docs = Docs::start(&config.docs, store.clone(), shutdown.clone()).await?;
         let stats = Arc::new(Stats::default());
+        let qa = Board::start(&config.qa, store.clone(), stats.clone(), shutdown.clone()).await?;
+        let docs = Docs::start(&config.docs, store.clone(), shutdown.clone()).await?;
         let tasks = TaskTracker::new();
         let draw = Draw::start(
             &config.draw,

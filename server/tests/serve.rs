@@ -170,6 +170,25 @@ async fn a_stream_request_with_a_long_head_is_served_all_the_same() {
     let mut got = Vec::new();
     read_until(&mut tcp, &mut got, "event: login").await;
     assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    // Live events reach it too (through the board's queue, not a sink).
+    read_until(&mut tcp, &mut got, "\n\n").await;
+    let text = String::from_utf8_lossy(&got).to_string();
+    let login = text.split("event: login\n").nth(1).unwrap();
+    let user: String = serde_json::from_str(
+        login
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap(),
+    )
+    .unwrap();
+    let res = common::http()
+        .post(format!("{}/askquestion/through-hyper", server.url()))
+        .header(rt_protocol::qa::USER_HEADER, &user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    read_until(&mut tcp, &mut got, "through-hyper").await;
     server.shutdown().await.unwrap();
 }
 

@@ -8,6 +8,7 @@
 //! slips between them.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -23,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::db::{self, Audience, UserRow, Write};
 use super::{QaConfig, now_ms};
+use crate::serve::{SinkError, StreamSink};
+use crate::stats::Stats;
 use crate::store::{Store, StoreError};
 
 /// Commands waiting for the owner at most; senders wait beyond that.
@@ -87,13 +90,14 @@ pub struct Joined {
     pub initial: Vec<Bytes>,
     /// Live events; closed when the owner drops this subscriber (cut, or
     /// shutdown).
-    pub events: mpsc::Receiver<Bytes>,
+    pub events: Option<mpsc::Receiver<Bytes>>,
 }
 
 enum Command {
     Join {
         presented: Option<String>,
         last_event_id: Option<String>,
+        sink: Option<Arc<StreamSink>>,
         reply: oneshot::Sender<Result<Joined, Refusal>>,
     },
     Act {
@@ -116,6 +120,7 @@ impl Board {
     pub async fn start(
         config: &QaConfig,
         store: Store,
+        stats: Arc<Stats>,
         shutdown: CancellationToken,
     ) -> Result<Board, StoreError> {
         let (max_events, max_bytes) = (config.log_events as usize, config.log_bytes);
@@ -123,7 +128,7 @@ impl Board {
         let loaded = store
             .call(move |c| db::load(c, max_events, max_bytes, forget))
             .await?;
-        let mut owner = Owner::new(config, store, loaded);
+        let mut owner = Owner::new(config, store, stats, loaded);
         let (tx, mut rx) = mpsc::channel(COMMAND_QUEUE);
         let ping_every = Duration::from_millis(config.ping_ms);
         let sweep_every = Duration::from_millis(config.user_sweep_ms);
@@ -153,16 +158,21 @@ impl Board {
 
     /// Subscribes a client. `presented` is the identity it claims (kept when
     /// known, otherwise it gets a new one); `last_event_id` asks for a replay.
+    ///
+    /// With a `sink`, live events are written straight to it (and
+    /// [`Joined::events`] is `None`); otherwise they come through a queue.
     pub async fn join(
         &self,
         presented: Option<String>,
         last_event_id: Option<String>,
+        sink: Option<Arc<StreamSink>>,
     ) -> Result<Joined, Refusal> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Join {
                 presented,
                 last_event_id,
+                sink,
                 reply,
             })
             .await
@@ -227,7 +237,24 @@ struct LiveUser {
 
 struct Sub {
     user: String,
-    tx: mpsc::Sender<Bytes>,
+    outlet: Outlet,
+}
+
+/// Where a subscriber's live events go.
+enum Outlet {
+    /// A queue its stream's body reads (streams served by hyper).
+    Queue(mpsc::Sender<Bytes>),
+    /// Straight to its socket (lean streams).
+    Sink(Arc<StreamSink>),
+}
+
+impl Outlet {
+    fn is_closed(&self) -> bool {
+        match self {
+            Outlet::Queue(tx) => tx.is_closed(),
+            Outlet::Sink(sink) => sink.is_closed(),
+        }
+    }
 }
 
 /// Who receives an event live.
@@ -263,6 +290,7 @@ struct Owner {
     log_events: usize,
     log_bytes: u64,
     queue: usize,
+    stats: Arc<Stats>,
     questions: Vec<Question>,
     index: HashMap<String, usize>,
     users: HashMap<String, LiveUser>,
@@ -280,7 +308,7 @@ struct Owner {
 }
 
 impl Owner {
-    fn new(config: &QaConfig, store: Store, loaded: db::Loaded) -> Owner {
+    fn new(config: &QaConfig, store: Store, stats: Arc<Stats>, loaded: db::Loaded) -> Owner {
         let mut questions: Vec<Question> = Vec::with_capacity(loaded.questions.len());
         let mut index = HashMap::with_capacity(loaded.questions.len());
         for (text, author, time) in loaded.questions {
@@ -316,6 +344,7 @@ impl Owner {
             log_events: config.log_events as usize,
             log_bytes: config.log_bytes,
             queue: config.queue as usize,
+            stats,
             questions,
             index,
             users: HashMap::new(),
@@ -334,9 +363,10 @@ impl Owner {
             Command::Join {
                 presented,
                 last_event_id,
+                sink,
                 reply,
             } => {
-                let r = self.join(presented, last_event_id).await;
+                let r = self.join(presented, last_event_id, sink).await;
                 let _ = reply.send(r);
             }
             Command::Act {
@@ -479,6 +509,7 @@ impl Owner {
         &mut self,
         presented: Option<String>,
         last_event_id: Option<String>,
+        sink: Option<Arc<StreamSink>>,
     ) -> Result<Joined, Refusal> {
         let now = now_ms();
         let mut tx = Tx::default();
@@ -582,14 +613,23 @@ impl Owner {
             initial = replayed;
             initial.push(login);
         }
-        let (events_tx, events) = mpsc::channel(self.queue);
+        let (outlet, events) = match sink {
+            Some(sink) => {
+                sink.set_limit(self.queue);
+                (Outlet::Sink(sink), None)
+            }
+            None => {
+                let (tx, rx) = mpsc::channel(self.queue);
+                (Outlet::Queue(tx), Some(rx))
+            }
+        };
         let conn = self.next_conn;
         self.next_conn += 1;
         self.subs.insert(
             conn,
             Sub {
                 user: user.clone(),
-                tx: events_tx,
+                outlet,
             },
         );
         self.users
@@ -853,6 +893,8 @@ impl Owner {
     /// it would otherwise stall everyone or grow without bound.
     fn fan_out(&mut self, frame: &Bytes, to: To<'_>) {
         let mut gone = Vec::new();
+        // Queued events are counted by their streams as they are sent.
+        let mut written = 0;
         for (&conn, sub) in &self.subs {
             let wanted = match to {
                 To::All => true,
@@ -867,15 +909,26 @@ impl Owner {
             if !wanted {
                 continue;
             }
-            match sub.tx.try_send(frame.clone()) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::info!(conn, "Q&A subscriber fell behind; cutting it");
-                    gone.push(conn);
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => gone.push(conn),
+            match &sub.outlet {
+                Outlet::Queue(tx) => match tx.try_send(frame.clone()) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::info!(conn, "Q&A subscriber fell behind; cutting it");
+                        gone.push(conn);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => gone.push(conn),
+                },
+                Outlet::Sink(sink) => match sink.send(frame) {
+                    Ok(()) => written += 1,
+                    Err(SinkError::Full) => {
+                        tracing::info!(conn, "Q&A subscriber fell behind; cutting it");
+                        gone.push(conn);
+                    }
+                    Err(SinkError::Closed) => gone.push(conn),
+                },
             }
         }
+        self.stats.delivered(written);
         for conn in gone {
             self.remove(conn);
         }
@@ -886,7 +939,7 @@ impl Owner {
         let gone: Vec<u64> = self
             .subs
             .iter()
-            .filter(|(_, s)| s.tx.is_closed())
+            .filter(|(_, s)| s.outlet.is_closed())
             .map(|(&c, _)| c)
             .collect();
         for conn in gone {

@@ -4,7 +4,7 @@ use std::io;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,6 +14,7 @@ use rt_protocol::qa::{self, ErrorBody};
 use rt_protocol::sse;
 
 use super::board::{Accepted, Action, Joined, Refusal};
+use crate::serve::{SinkOffer, SinkTaken};
 use crate::state::AppState;
 use crate::stats::App;
 
@@ -116,6 +117,7 @@ async fn login(
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
+    offer: Option<Extension<SinkOffer>>,
 ) -> Response {
     if method == Method::HEAD {
         // The headers alone: no user, no subscription.
@@ -133,7 +135,12 @@ async fn login(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let joined = match state.qa.join(presented, last_event_id).await {
+    // A lean stream's socket: the board writes events straight to it.
+    let sink = offer.map(|Extension(SinkOffer(sink))| sink);
+    if let Some(sink) = &sink {
+        sink.keep_until_closed(Box::new(state.stats.connect(App::Qa)));
+    }
+    let mut joined = match state.qa.join(presented, last_event_id, sink.clone()).await {
         Ok(j) => j,
         Err(refusal) => return refusal.into_response(),
     };
@@ -143,8 +150,14 @@ async fn login(
         joined.user,
         state.config.qa.user_ttl_days.saturating_mul(86_400)
     );
-    let body = event_stream(&state, joined);
-    let mut res = Response::new(body);
+    let mut res = match joined.events {
+        Some(_) => Response::new(event_stream(&state, joined)),
+        None => {
+            let mut res = Response::new(Body::from(first_bytes(&state, &mut joined)));
+            res.extensions_mut().insert(SinkTaken);
+            res
+        }
+    };
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -159,21 +172,8 @@ async fn login(
     res
 }
 
-struct StreamState {
-    /// The preamble and the join's first events, sent as one write.
-    first: Option<Bytes>,
-    joined: Joined,
-    shutdown: tokio_util::sync::CancellationToken,
-    stats: std::sync::Arc<crate::stats::Stats>,
-    _open: crate::stats::ConnGuard,
-    done: bool,
-}
-
-/// Preamble, the join's first events, then the live queue. The queue ends
-/// when the board drops this subscriber: at shutdown the body then ends,
-/// otherwise (cut for falling behind, or removed) it fails, so the client
-/// sees an error and reconnects. Nothing but the queue is polled per event.
-fn event_stream(state: &AppState, mut joined: Joined) -> Body {
+/// The preamble and the join's first events, as one write.
+fn first_bytes(state: &AppState, joined: &mut Joined) -> Bytes {
     let preamble = sse::preamble(state.config.qa.retry_ms);
     let initial = std::mem::take(&mut joined.initial);
     let mut first = bytes::BytesMut::with_capacity(
@@ -184,9 +184,32 @@ fn event_stream(state: &AppState, mut joined: Joined) -> Body {
         first.extend_from_slice(frame);
     }
     state.stats.delivered(initial.len() as u64);
+    first.freeze()
+}
+
+struct StreamState {
+    /// The preamble and the join's first events, sent as one write.
+    first: Option<Bytes>,
+    events: tokio::sync::mpsc::Receiver<Bytes>,
+    shutdown: tokio_util::sync::CancellationToken,
+    stats: std::sync::Arc<crate::stats::Stats>,
+    _open: crate::stats::ConnGuard,
+    done: bool,
+}
+
+/// Preamble, the join's first events, then the live queue (a stream served
+/// by hyper). The queue ends when the board drops this subscriber: at
+/// shutdown the body then ends, otherwise (cut for falling behind, or
+/// removed) it fails, so the client sees an error and reconnects. Nothing
+/// but the queue is polled per event.
+fn event_stream(state: &AppState, mut joined: Joined) -> Body {
+    let first = first_bytes(state, &mut joined);
+    let Some(events) = joined.events else {
+        return Body::from(first);
+    };
     let s = StreamState {
-        first: Some(first.freeze()),
-        joined,
+        first: Some(first),
+        events,
         shutdown: state.shutdown.clone(),
         stats: state.stats.clone(),
         _open: state.stats.connect(App::Qa),
@@ -199,7 +222,7 @@ fn event_stream(state: &AppState, mut joined: Joined) -> Body {
         if let Some(first) = s.first.take() {
             return Some((Ok(first), s));
         }
-        match s.joined.events.recv().await {
+        match s.events.recv().await {
             Some(frame) => {
                 s.stats.delivered(1);
                 Some((Ok::<_, io::Error>(frame), s))

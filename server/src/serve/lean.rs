@@ -26,7 +26,13 @@ const MAX_PLAIN_BODY: usize = 64 * 1024;
 pub enum Outcome {
     /// The answer is an event stream whose head is written: [`stream`] the
     /// body.
-    Stream { body: Body, chunked: bool },
+    Stream {
+        body: Body,
+        chunked: bool,
+        /// The handler took the connection's [`super::SinkOffer`]: the
+        /// stream goes on through the sink once the body is out.
+        sink_taken: bool,
+    },
     /// The answer was written whole and the connection may serve more
     /// requests: hyper takes it from here.
     KeepAlive,
@@ -59,7 +65,12 @@ pub async fn respond(
         let chunked = version == Version::HTTP_11;
         let head = encode_head(parts.status, &parts.headers, Framing::Stream { chunked });
         write_all(io, &mut [IoSlice::new(&head)], shutdown, stall).await?;
-        return Ok(Outcome::Stream { body, chunked });
+        let sink_taken = parts.extensions.get::<super::SinkTaken>().is_some();
+        return Ok(Outcome::Stream {
+            body,
+            chunked,
+            sink_taken,
+        });
     }
     let data = match http_body_util::Limited::new(body, MAX_PLAIN_BODY)
         .collect()
@@ -162,7 +173,8 @@ enum Step {
 }
 
 /// Copies the body's events to the socket, one write each (the body yields
-/// a join's first events as one piece), until the body ends, the peer goes,
+/// a join's first events as one piece), until the body ends (then the last
+/// chunk is written if `finish`), the peer goes,
 /// a write stalls for `stall` or `shutdown` fires. This is what an idle
 /// stream's task holds, so its state is kept small: no buffers, the rare
 /// slow write boxed, and one poll of the body and the socket per event.
@@ -170,6 +182,7 @@ pub async fn stream(
     io: &TcpStream,
     mut body: Body,
     chunked: bool,
+    finish: bool,
     shutdown: &CancellationToken,
     stall: Duration,
 ) -> io::Result<()> {
@@ -183,7 +196,7 @@ pub async fn stream(
         .await;
         match step {
             Step::Frame(None) => {
-                if chunked {
+                if chunked && finish {
                     write_all(io, &mut [IoSlice::new(b"0\r\n\r\n")], shutdown, stall).await?;
                 }
                 return Ok(());
@@ -199,7 +212,7 @@ pub async fn stream(
                 let Ok(data) = frame.into_data() else {
                     continue;
                 };
-                if let Some(rest) = write_chunk_now(io, &data, chunked)? {
+                if let Some(rest) = super::sink::write_chunk_now(io, &data, chunked)? {
                     Box::pin(write_when_ready(io, rest, shutdown, stall)).await?;
                 }
             }
@@ -220,30 +233,8 @@ pub async fn stream(
     }
 }
 
-/// Writes `data` as one chunk, as far as the socket takes it now; returns
-/// what did not fit.
-fn write_chunk_now(io: &TcpStream, data: &[u8], chunked: bool) -> io::Result<Option<Vec<u8>>> {
-    if data.is_empty() {
-        // An empty chunk would end the body.
-        return Ok(None);
-    }
-    if !chunked {
-        return write_now(io, &mut [IoSlice::new(data)]);
-    }
-    let mut size = [0u8; 18];
-    let size_len = chunk_size_line(data.len(), &mut size);
-    write_now(
-        io,
-        &mut [
-            IoSlice::new(&size[..size_len]),
-            IoSlice::new(data),
-            IoSlice::new(b"\r\n"),
-        ],
-    )
-}
-
 /// `{len:x}\r\n` into `out`; returns its length.
-fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> usize {
+pub(super) fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> usize {
     let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
     for (i, slot) in out.iter_mut().take(digits).enumerate() {
         let nibble = (len >> (4 * (digits - 1 - i))) & 0xf;
@@ -271,7 +262,10 @@ async fn write_all(
 
 /// Writes what the socket takes without waiting; returns a copy of the rest
 /// when it is full.
-fn write_now(io: &TcpStream, mut slices: &mut [IoSlice<'_>]) -> io::Result<Option<Vec<u8>>> {
+pub(super) fn write_now(
+    io: &TcpStream,
+    mut slices: &mut [IoSlice<'_>],
+) -> io::Result<Option<Vec<u8>>> {
     while !slices.is_empty() {
         match io.try_write_vectored(slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

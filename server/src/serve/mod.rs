@@ -4,9 +4,11 @@
 
 mod lean;
 mod rewind;
+mod sink;
 mod sniff;
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -18,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use sink::{SinkError, SinkOffer, SinkTaken, StreamSink};
 pub use sniff::{Verdict, classify};
 
 /// Paths whose `GET` answers are event streams.
@@ -79,75 +82,104 @@ fn is_peer_error(e: &io::Error) -> bool {
     )
 }
 
-/// What a connection does after its first request.
-enum Next {
-    /// Write this event stream until it ends.
-    Stream(axum::body::Body, bool),
-    /// Serve it with hyper, these bytes first.
-    Hyper(Bytes),
-    Close,
-}
-
 /// One connection: the first request decides the way. Each phase is its own
-/// boxed future, so a long-lived stream's task holds only the stream loop's
-/// few hundred bytes, not room for the router's or hyper's state.
+/// boxed future, so a long-lived stream's task holds only what waiting on
+/// its socket needs, not room for the router's or hyper's state.
 async fn connection(
     mut tcp: TcpStream,
     router: Router,
     shutdown: CancellationToken,
     limits: Limits,
 ) {
-    let next = Box::pin(first_request(&mut tcp, &router, &shutdown, limits)).await;
-    match next {
-        Next::Stream(body, chunked) => {
-            let ended = lean::stream(&tcp, body, chunked, &shutdown, limits.stream_stall).await;
-            if let Err(e) = ended {
-                tracing::debug!(error = %e, "event stream ended");
+    let sniffed = Box::pin(async {
+        tokio::select! {
+            r = tokio::time::timeout(
+                limits.header_timeout,
+                sniff::sniff(&mut tcp, STREAM_PATHS, LEAN_HEAD_LIMIT),
+            ) => Some(r),
+            () = shutdown.cancelled() => None,
+        }
+    })
+    .await;
+    let prefix = match sniffed {
+        None => return,
+        Some(Ok(Ok(sniff::Sniffed::Stream(req, rest)))) => {
+            match lean_stream(tcp, req, &router, &shutdown, limits).await {
+                Some(tcp_back) => {
+                    tcp = tcp_back;
+                    rest
+                }
+                None => return,
             }
         }
-        Next::Hyper(prefix) => {
-            Box::pin(with_hyper(prefix, tcp, router, &shutdown, limits)).await;
+        Some(Ok(Ok(sniff::Sniffed::Other(prefix)))) => prefix,
+        Some(Ok(Ok(sniff::Sniffed::Closed))) => return,
+        Some(Ok(Err(e))) => {
+            tracing::debug!(error = %e, "connection failed before its first request");
+            return;
         }
-        Next::Close => {}
-    }
+        Some(Err(_elapsed)) => {
+            tracing::debug!("no request head within the header timeout; closing");
+            return;
+        }
+    };
+    Box::pin(with_hyper(prefix, tcp, router, &shutdown, limits)).await;
 }
 
-async fn first_request(
-    tcp: &mut TcpStream,
+/// Answers a stream request and writes the stream until it ends. Returns
+/// the connection when the answer was not a stream and hyper may go on
+/// with it.
+async fn lean_stream(
+    tcp: TcpStream,
+    mut req: Box<axum::http::Request<()>>,
     router: &Router,
     shutdown: &CancellationToken,
     limits: Limits,
-) -> Next {
-    let sniffed = tokio::select! {
-        r = tokio::time::timeout(
-            limits.header_timeout,
-            sniff::sniff(tcp, STREAM_PATHS, LEAN_HEAD_LIMIT),
-        ) => r,
-        () = shutdown.cancelled() => return Next::Close,
-    };
-    match sniffed {
-        Ok(Ok(sniff::Sniffed::Stream(req, rest))) => {
-            match lean::respond(tcp, req, router.clone(), shutdown, limits.stream_stall).await {
-                Ok(lean::Outcome::Stream { body, chunked }) => Next::Stream(body, chunked),
-                Ok(lean::Outcome::KeepAlive) => Next::Hyper(rest),
-                Ok(lean::Outcome::Done) => Next::Close,
-                Err(e) => {
-                    tracing::debug!(error = %e, "event stream request failed");
-                    Next::Close
-                }
+) -> Option<TcpStream> {
+    let tcp = Arc::new(tcp);
+    let chunked = req.version() == axum::http::Version::HTTP_11;
+    let sink = StreamSink::new(tcp.clone(), chunked);
+    req.extensions_mut().insert(SinkOffer(sink.clone()));
+    let answered = Box::pin(lean::respond(
+        &tcp,
+        req,
+        router.clone(),
+        shutdown,
+        limits.stream_stall,
+    ))
+    .await;
+    let ended = match answered {
+        Ok(lean::Outcome::KeepAlive) => {
+            sink.close();
+            drop(sink);
+            // The handler may still hold the sink if it took it and then
+            // answered otherwise; then the connection just closes.
+            return Arc::try_unwrap(tcp).ok();
+        }
+        Ok(lean::Outcome::Done) => return None,
+        Err(e) => Err(e),
+        Ok(lean::Outcome::Stream {
+            body,
+            chunked,
+            sink_taken: false,
+        }) => lean::stream(&tcp, body, chunked, true, shutdown, limits.stream_stall).await,
+        Ok(lean::Outcome::Stream {
+            body,
+            chunked,
+            sink_taken: true,
+        }) => match lean::stream(&tcp, body, chunked, false, shutdown, limits.stream_stall).await {
+            Ok(()) => {
+                sink.open();
+                sink.run(&tcp, shutdown, limits.stream_stall).await
             }
-        }
-        Ok(Ok(sniff::Sniffed::Other(prefix))) => Next::Hyper(prefix),
-        Ok(Ok(sniff::Sniffed::Closed)) => Next::Close,
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "connection failed before its first request");
-            Next::Close
-        }
-        Err(_elapsed) => {
-            tracing::debug!("no request head within the header timeout; closing");
-            Next::Close
-        }
+            Err(e) => Err(e),
+        },
+    };
+    sink.close();
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "event stream ended");
     }
+    None
 }
 
 async fn with_hyper(

@@ -1,0 +1,281 @@
+//! A lean event stream's socket, handed to the task that produces its
+//! events, which writes each event straight to it: no queue, no wake-up of
+//! the stream's own task, one `writev` per event. The stream's task only
+//! waits: for the peer to leave, for shutdown, or to flush the rare backlog
+//! of a socket that was full.
+//!
+//! The router's handler finds a [`SinkOffer`] in a lean request's
+//! extensions; if it takes it, it marks its response with [`SinkTaken`],
+//! and the lean writer sends the response's (finite) body first and then
+//! [`StreamSink::open`]s the sink. Events sent before that wait in order.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::lean::{chunk_size_line, write_now};
+
+/// In a lean stream request's extensions: the connection's sink.
+#[derive(Clone)]
+pub struct SinkOffer(pub Arc<StreamSink>);
+
+/// In a response's extensions: the handler took the offered sink, so the
+/// stream continues through it once the body has been sent.
+#[derive(Clone, Copy, Debug)]
+pub struct SinkTaken;
+
+/// Why an event was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    #[error("the stream is closed")]
+    Closed,
+    /// The backlog reached its limit: the stream is closed, the client
+    /// reconnects and catches up.
+    #[error("the stream fell behind and was cut")]
+    Full,
+}
+
+/// One stream's socket and its backlog.
+pub struct StreamSink {
+    chunked: bool,
+    /// Events waiting at most (while the socket is full, or before open).
+    limit: AtomicUsize,
+    state: Mutex<State>,
+    wake: Notify,
+}
+
+struct State {
+    /// Let go when the stream closes, so the socket closes with the
+    /// stream's task even while the producer still holds the sink.
+    tcp: Option<Arc<TcpStream>>,
+    open: bool,
+    closed: bool,
+    /// Framed bytes not yet written, in order.
+    backlog: VecDeque<Bytes>,
+    /// Whatever the producer wants kept for as long as the stream is open
+    /// (its open-connection count).
+    keep: Option<Box<dyn Any + Send>>,
+}
+
+impl StreamSink {
+    pub(super) fn new(tcp: Arc<TcpStream>, chunked: bool) -> Arc<StreamSink> {
+        Arc::new(StreamSink {
+            chunked,
+            limit: AtomicUsize::new(usize::MAX),
+            state: Mutex::new(State {
+                tcp: Some(tcp),
+                open: false,
+                closed: false,
+                backlog: VecDeque::new(),
+                keep: None,
+            }),
+            wake: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// At most `limit` events wait in the backlog; one more cuts the stream.
+    /// Set by the producer when it takes the sink.
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// Keeps `value` until the stream closes (for the producer's counters).
+    pub fn keep_until_closed(&self, value: Box<dyn Any + Send>) {
+        let mut s = self.lock();
+        if s.closed {
+            return;
+        }
+        s.keep = Some(value);
+    }
+
+    /// Whether the stream has closed: the producer forgets it.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Sends one event (an SSE frame). Written at once when the socket has
+    /// room and nothing waits before it; queued otherwise.
+    pub fn send(&self, frame: &Bytes) -> Result<(), SinkError> {
+        let mut s = self.lock();
+        if s.closed {
+            return Err(SinkError::Closed);
+        }
+        if s.open
+            && s.backlog.is_empty()
+            && let Some(tcp) = &s.tcp
+        {
+            return match write_chunk_now(tcp, frame, self.chunked) {
+                Ok(None) => Ok(()),
+                Ok(Some(rest)) => {
+                    s.backlog.push_back(Bytes::from(rest));
+                    self.wake.notify_one();
+                    Ok(())
+                }
+                Err(_) => {
+                    close(&mut s);
+                    self.wake.notify_one();
+                    Err(SinkError::Closed)
+                }
+            };
+        }
+        if s.backlog.len() >= self.limit.load(Ordering::Relaxed) {
+            close(&mut s);
+            self.wake.notify_one();
+            return Err(SinkError::Full);
+        }
+        s.backlog.push_back(frame_bytes(frame, self.chunked));
+        if s.open {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Starts writing: the response's head and body are out.
+    pub(super) fn open(&self) {
+        self.lock().open = true;
+        self.wake.notify_one();
+    }
+
+    /// Marks the stream closed (its task ends); the producer learns it at
+    /// its next send.
+    pub(super) fn close(&self) {
+        close(&mut self.lock());
+    }
+
+    /// The stream's task after the body: flushes the backlog, watches the
+    /// peer, ends the response at shutdown.
+    pub(super) async fn run(
+        &self,
+        tcp: &TcpStream,
+        shutdown: &CancellationToken,
+        stall: Duration,
+    ) -> io::Result<()> {
+        let result = self.serve(tcp, shutdown, stall).await;
+        self.close();
+        result
+    }
+
+    async fn serve(
+        &self,
+        tcp: &TcpStream,
+        shutdown: &CancellationToken,
+        stall: Duration,
+    ) -> io::Result<()> {
+        loop {
+            let waiting = self.flush()?;
+            if self.is_closed() {
+                return Ok(());
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                r = tcp.writable(), if waiting => r?,
+                () = tokio::time::sleep(stall), if waiting => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading"));
+                }
+                r = tcp.readable() => {
+                    r?;
+                    // Nothing is expected from the client; end of file
+                    // means it has gone.
+                    let mut scratch = [0u8; 64];
+                    match tcp.try_read(&mut scratch) {
+                        Ok(0) => return Ok(()),
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                () = shutdown.cancelled() => {
+                    let mut s = self.lock();
+                    if self.chunked && s.backlog.is_empty() && !s.closed {
+                        // Best effort: the end of the body, if it fits now.
+                        let _ = tcp.try_write(b"0\r\n\r\n");
+                    }
+                    close(&mut s);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Writes what the socket takes of the backlog; returns whether some is
+    /// left (the socket is full).
+    fn flush(&self) -> io::Result<bool> {
+        let mut s = self.lock();
+        let State { tcp, backlog, .. } = &mut *s;
+        let Some(tcp) = tcp else { return Ok(false) };
+        while let Some(front) = backlog.front_mut() {
+            match tcp.try_write(front) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) if n == front.len() => {
+                    backlog.pop_front();
+                }
+                Ok(n) => {
+                    let _ = front.split_to(n);
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+}
+
+fn close(s: &mut State) {
+    s.closed = true;
+    s.tcp = None;
+    s.backlog = VecDeque::new();
+    s.keep = None;
+}
+
+/// `frame` as it goes on the wire: one chunk, or as is without chunking.
+fn frame_bytes(frame: &Bytes, chunked: bool) -> Bytes {
+    if !chunked {
+        return frame.clone();
+    }
+    let mut size = [0u8; 18];
+    let n = chunk_size_line(frame.len(), &mut size);
+    let mut out = Vec::with_capacity(n + frame.len() + 2);
+    out.extend_from_slice(&size[..n]);
+    out.extend_from_slice(frame);
+    out.extend_from_slice(b"\r\n");
+    Bytes::from(out)
+}
+
+/// Writes `data` as one chunk, as far as the socket takes it now; returns
+/// what did not fit.
+pub(super) fn write_chunk_now(
+    io: &TcpStream,
+    data: &[u8],
+    chunked: bool,
+) -> io::Result<Option<Vec<u8>>> {
+    if data.is_empty() {
+        // An empty chunk would end the body.
+        return Ok(None);
+    }
+    if !chunked {
+        return write_now(io, &mut [IoSlice::new(data)]);
+    }
+    let mut size = [0u8; 18];
+    let size_len = chunk_size_line(data.len(), &mut size);
+    write_now(
+        io,
+        &mut [
+            IoSlice::new(&size[..size_len]),
+            IoSlice::new(data),
+            IoSlice::new(b"\r\n"),
+        ],
+    )
+}
