@@ -31,6 +31,8 @@ const CLOSE_INVALID_DATA: u16 = 1007;
 const CLOSE_PROTOCOL: u16 = 1002;
 /// How long a close frame may take to go out after a failed read.
 const CLOSE_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+/// Queued messages written together (one flush) at most.
+const WRITE_BATCH: usize = 64;
 /// Fields kept when echoing a frame that is too large to echo whole.
 const ECHO_FIELDS: &[&str] = &["a", "c", "d", "v", "seq", "src", "ch", "id", "pv"];
 
@@ -100,24 +102,40 @@ async fn write_loop(
             msg = rx.recv() => msg,
         };
         let send = async {
-            match msg {
-                None => Err(()),
-                Some(Outbound::Close(code, reason)) => {
-                    let _ = sink.send(close(code, reason)).await;
-                    Err(())
-                }
-                Some(Outbound::One(frame)) => {
-                    stats.delivered(1);
-                    sink.send(Message::Text(frame)).await.map_err(|_| ())
-                }
-                Some(Outbound::Many(frames)) => {
-                    stats.delivered(frames.len() as u64);
-                    for frame in frames {
+            // Everything already queued goes out in one write.
+            let mut msg = msg;
+            let mut frames = 0u64;
+            let mut taken = 0;
+            loop {
+                taken += 1;
+                match msg {
+                    None => return Err(()),
+                    Some(Outbound::Close(code, reason)) => {
+                        stats.delivered(frames);
+                        let _ = sink.send(close(code, reason)).await;
+                        return Err(());
+                    }
+                    Some(Outbound::One(frame)) => {
+                        frames += 1;
                         sink.feed(Message::Text(frame)).await.map_err(|_| ())?;
                     }
-                    sink.flush().await.map_err(|_| ())
+                    Some(Outbound::Many(many)) => {
+                        frames += many.len() as u64;
+                        for frame in many {
+                            sink.feed(Message::Text(frame)).await.map_err(|_| ())?;
+                        }
+                    }
+                }
+                if taken == WRITE_BATCH {
+                    break;
+                }
+                match rx.try_recv() {
+                    Ok(next) => msg = Some(next),
+                    Err(_) => break,
                 }
             }
+            stats.delivered(frames);
+            sink.flush().await.map_err(|_| ())
         };
         // A send blocked on a client that does not read must not outlive a
         // cut or a shutdown: the close frame gets a moment, then the
