@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::doc::{DocCmd, DocKey, ReadReply};
 use super::outbox::{Outbound, Outbox};
+use super::registry::Routes;
 use crate::state::AppState;
 use crate::stats::{App, Stats};
 
@@ -60,6 +61,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
         state: state.clone(),
         out: outbox,
         subscribed: HashSet::new(),
+        routes: Routes::default(),
     };
     let writer = write_loop(sink, rx, kick, state.shutdown.clone(), state.stats.clone());
     tokio::pin!(writer);
@@ -170,6 +172,7 @@ struct Conn {
     state: AppState,
     out: Outbox,
     subscribed: HashSet<DocKey>,
+    routes: Routes,
 }
 
 impl Conn {
@@ -257,7 +260,7 @@ impl Conn {
                 let key = (c, d);
                 let out = self.out.clone();
                 registry
-                    .call(&key, |done| DocCmd::Read {
+                    .call(&mut self.routes, &key, |done| DocCmd::Read {
                         v,
                         how: ReadReply::Direct { subscribe },
                         out: out.clone(),
@@ -290,7 +293,7 @@ impl Conn {
                 let key = (submit.c.clone(), submit.d.clone());
                 let out = self.out.clone();
                 registry
-                    .call(&key, |done| DocCmd::Submit {
+                    .call(&mut self.routes, &key, |done| DocCmd::Submit {
                         submit: Box::new(submit.clone()),
                         src: src.clone(),
                         out: out.clone(),
@@ -301,7 +304,10 @@ impl Conn {
             Request::SnapshotFetch { c, d, v } => {
                 let key = (c, d);
                 let (at, data) = registry
-                    .call(&key, |done| DocCmd::SnapshotAt { v, done })
+                    .call(&mut self.routes, &key, |done| DocCmd::SnapshotAt {
+                        v,
+                        done,
+                    })
                     .await??;
                 self.out.frame(sharedb::snapshot_fetch_reply(
                     &frame.raw,
@@ -328,7 +334,7 @@ impl Conn {
                     let has_type = update.t.is_some();
                     let p = update.p.clone();
                     let (p, v) = registry
-                        .call(&key, |done| DocCmd::TransformPresence {
+                        .call(&mut self.routes, &key, |done| DocCmd::TransformPresence {
                             p: p.clone(),
                             v,
                             src: src.clone(),
@@ -372,7 +378,10 @@ impl Conn {
             self.state
                 .docs
                 .registry
-                .call(key, |done| DocCmd::Unsubscribe { conn, done })
+                .call(&mut self.routes, key, |done| DocCmd::Unsubscribe {
+                    conn,
+                    done,
+                })
                 .await?;
         }
         Ok(())
@@ -396,7 +405,7 @@ impl Conn {
                     let key = (c.clone(), id);
                     let out = self.out.clone();
                     let result = registry
-                        .call(&key, |done| DocCmd::Read {
+                        .call(&mut self.routes, &key, |done| DocCmd::Read {
                             v: None,
                             how: ReadReply::Collect { subscribe },
                             out: out.clone(),
@@ -422,7 +431,7 @@ impl Conn {
                     let key = (c.clone(), id);
                     let out = self.out.clone();
                     let result = registry
-                        .call(&key, |done| DocCmd::Read {
+                        .call(&mut self.routes, &key, |done| DocCmd::Read {
                             v: Some(v.unwrap_or(0)),
                             how: ReadReply::Collect { subscribe },
                             out: out.clone(),
