@@ -338,11 +338,14 @@ async fn run(
             (Some(s), Some(cmd)) => {
                 s.handle(cmd).await;
                 // Whatever else is queued shares the next commit.
-                for _ in 1..DOC_QUEUE {
-                    match rx.try_recv() {
-                        Ok(cmd) => s.handle(cmd).await,
-                        Err(_) => break,
-                    }
+                take_queued(s, &mut rx).await;
+                if s.ready_to_send() {
+                    // Connections readable at the same moment as the one
+                    // that sent this command are about to queue theirs: let
+                    // them run first, so that their ops share the batch.
+                    s.release();
+                    tokio::task::yield_now().await;
+                    take_queued(s, &mut rx).await;
                 }
                 s.release();
                 s.send_batch().await;
@@ -363,6 +366,16 @@ async fn run(
     rx.close();
     while rx.recv().await.is_some() {}
     drop(state);
+}
+
+/// Handles the commands already queued (at most a queue's worth).
+async fn take_queued(s: &mut DocState, rx: &mut mpsc::Receiver<DocCmd>) {
+    for _ in 0..DOC_QUEUE {
+        match rx.try_recv() {
+            Ok(cmd) => s.handle(cmd).await,
+            Err(_) => break,
+        }
+    }
 }
 
 /// Resolves when the batch in flight has committed (never when none is).
@@ -571,10 +584,15 @@ impl DocState {
         }
     }
 
+    /// Whether `send_batch` would hand a batch to the store now.
+    fn ready_to_send(&self) -> bool {
+        self.in_flight.is_none() && !self.unsent.is_empty() && !self.broken
+    }
+
     /// Hands the ops applied since the last batch to the store, unless a
     /// batch is in flight (they go when it has committed).
     async fn send_batch(&mut self) {
-        if self.in_flight.is_some() || self.unsent.is_empty() || self.broken {
+        if !self.ready_to_send() {
             return;
         }
         let batch = std::mem::take(&mut self.unsent);
