@@ -20,6 +20,7 @@
 //! messages (presence, handshakes) proceed with the repaired text, which only
 //! affects what other users see of that field.
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::delta::Delta;
@@ -577,23 +578,80 @@ pub fn snapshot_value(v: u64, data: Option<&Delta>) -> Value {
     }
 }
 
+/// A create's body as sent: `{"data", "type"}`.
+#[derive(Serialize)]
+struct CreateWire<'a> {
+    data: &'a Delta,
+    #[serde(rename = "type")]
+    ty: &'static str,
+}
+
+/// An op message (a broadcast, a catch-up op, or with no body an ack). The
+/// fields are declared in sorted order so the text is the same as a
+/// `serde_json::Map` (sorted keys) gives.
+#[derive(Serialize)]
+struct OpWire<'a> {
+    a: &'static str,
+    c: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    create: Option<CreateWire<'a>>,
+    d: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    del: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    op: Option<&'a Delta>,
+    seq: u64,
+    src: &'a str,
+    v: u64,
+}
+
+impl<'a> OpWire<'a> {
+    fn encode(&self) -> String {
+        // Plain structs of strings and integers always serialize.
+        serde_json::to_string(self).expect("an op message serializes")
+    }
+}
+
 /// A committed op as sent to subscribers (and as catch-up).
 pub fn op_message(c: &str, d: &str, v: u64, src: &str, seq: u64, body: &OpBody) -> String {
-    let (key, value) = body.wire_field();
-    let mut m = Map::new();
-    m.insert("a".into(), "op".into());
-    m.insert("c".into(), c.into());
-    m.insert("d".into(), d.into());
-    m.insert("v".into(), v.into());
-    m.insert("src".into(), src.into());
-    m.insert("seq".into(), seq.into());
-    m.insert(key.into(), value);
-    Value::Object(m).to_string()
+    let mut wire = OpWire {
+        a: "op",
+        c,
+        create: None,
+        d,
+        del: None,
+        op: None,
+        seq,
+        src,
+        v,
+    };
+    match body {
+        OpBody::Edit(op) => wire.op = Some(op),
+        OpBody::Create(data) => {
+            wire.create = Some(CreateWire {
+                data,
+                ty: RICH_TEXT_URI,
+            })
+        }
+        OpBody::Delete => wire.del = Some(true),
+    }
+    wire.encode()
 }
 
 /// The ack of a submitted op: `v` is the version it was applied at.
 pub fn ack(c: &str, d: &str, src: &str, seq: u64, v: u64) -> String {
-    json!({"a": "op", "c": c, "d": d, "src": src, "seq": seq, "v": v}).to_string()
+    OpWire {
+        a: "op",
+        c,
+        create: None,
+        d,
+        del: None,
+        op: None,
+        seq,
+        src,
+        v,
+    }
+    .encode()
 }
 
 /// A `f`/`s` reply: with a snapshot, or without (after catch-up ops).
@@ -922,6 +980,38 @@ mod tests {
         assert_eq!(
             echo["error"]["code"],
             "ERR_OP_VERSION_NEWER_THAN_CURRENT_SNAPSHOT"
+        );
+    }
+
+    #[test]
+    fn op_messages_have_the_text_of_the_value_form() {
+        let edit = Delta::from_value(
+            &json!([{"retain": 2}, {"insert": "é\"", "attributes": {"b": true}}]),
+        )
+        .unwrap();
+        let create = Delta::from_value(&json!([{"insert": "x\n"}])).unwrap();
+        for body in [OpBody::Edit(edit), OpBody::Create(create), OpBody::Delete] {
+            let (key, value) = body.wire_field();
+            let mut m = Map::new();
+            for (k, v) in [
+                ("a", json!("op")),
+                ("c", json!("col")),
+                ("d", json!("doc")),
+                ("v", json!(7)),
+                ("src", json!("s\u{7}")),
+                ("seq", json!(3)),
+                (key, value),
+            ] {
+                m.insert(k.into(), v);
+            }
+            assert_eq!(
+                op_message("col", "doc", 7, "s\u{7}", 3, &body),
+                Value::Object(m).to_string()
+            );
+        }
+        assert_eq!(
+            ack("col", "doc", "src", 3, 7),
+            json!({"a": "op", "c": "col", "d": "doc", "src": "src", "seq": 3, "v": 7}).to_string()
         );
     }
 

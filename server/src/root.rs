@@ -25,6 +25,12 @@ pub async fn root(
     state.pages.serve(&uri).await
 }
 
+/// Bytes the editor socket asks the kernel for per read. The WebSocket layer
+/// zero-fills this much of its buffer before every read (128 KiB by
+/// default, which showed up as memset in profiles); ShareDB messages are
+/// small, and a larger frame is still read whole, over several reads.
+const EDITOR_READ_BUFFER: usize = 8 * 1024;
+
 /// Upgrades to the editor's ShareDB socket. Frames up to twice the frame
 /// limit are read so that an oversized request still gets an error echo;
 /// beyond that the WebSocket layer closes the connection (1009).
@@ -32,6 +38,7 @@ fn editor_socket(ws: WebSocketUpgrade, state: AppState) -> Response {
     let max = state.config.docs.max_frame_bytes.saturating_mul(2);
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(EDITOR_READ_BUFFER)
         .on_upgrade(move |socket| {
             let tasks = state.tasks.clone();
             tasks.track_future(crate::docs::serve_socket(socket, state))

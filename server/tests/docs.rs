@@ -935,3 +935,214 @@ async fn a_subscriber_that_stops_reading_is_cut_and_can_resume() {
     );
     server.shutdown().await.unwrap();
 }
+
+/// Every op message a client has received, until it holds the acks of seqs
+/// `1..=ops` of its own: (v, src, is_ack) in arrival order.
+async fn ops_until_acked(c: &mut Client, ops: u64) -> Vec<(u64, String, bool)> {
+    let mut seen = Vec::new();
+    let mut acked = 0;
+    while acked < ops {
+        let msg = c.recv().await;
+        assert_eq!(msg["a"], "op", "{msg}");
+        assert!(msg.get("error").is_none(), "{msg}");
+        let v = msg["v"].as_u64().expect("a version");
+        let src = msg["src"].as_str().expect("a src").to_string();
+        if is_ack(&msg) {
+            acked += 1;
+            assert_eq!(msg["seq"], acked, "acks come in the order of the ops");
+            assert_eq!(src, c.src);
+        }
+        seen.push((v, src, is_ack(&msg)));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn ops_in_flight_from_many_connections_are_acked_in_order_and_durable() {
+    const CLIENTS: usize = 5;
+    const OPS: u64 = 40;
+    let dir = std::env::temp_dir().join(format!("rt-docs-pipeline-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rt.db");
+    let config = |c: &mut Config| {
+        c.data = Some(path.clone());
+        c.docs.snapshot_every = 7;
+    };
+    let server = server_with(config).await;
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(Client::connect(&server).await);
+    }
+    clients[0].create("pipe", 1, "\n").await;
+    for c in clients.iter_mut() {
+        assert_eq!(c.subscribe("pipe").await["v"], 1);
+    }
+    // Every client sends all its ops at once, without waiting for acks (at
+    // the current version, so none needs a transform): the ops of all the
+    // connections are in flight together while batches commit.
+    for (i, c) in clients.iter_mut().enumerate() {
+        let letter = char::from(b'a' + i as u8).to_string();
+        let seq0 = if i == 0 { 1 } else { 0 };
+        for seq in 1..=OPS {
+            c.send(json!({"a": "op", "c": "examples", "d": "pipe", "v": null,
+                          "seq": seq0 + seq, "op": [{"insert": letter}]}))
+                .await;
+        }
+    }
+    // A late subscriber joins while they are in flight: it sees every op
+    // after its snapshot exactly once, in version order.
+    let mut late = Client::connect(&server).await;
+    let from = late.subscribe("pipe").await["v"].as_u64().unwrap();
+    let total = 1 + CLIENTS as u64 * OPS;
+    for (i, c) in clients.iter_mut().enumerate() {
+        if i == 0 {
+            // Its create was acked already; its ops are seqs 2..=OPS+1.
+            let mut acked = 0;
+            let mut seen = Vec::new();
+            while acked < OPS {
+                let msg = c.recv().await;
+                assert!(msg.get("error").is_none(), "{msg}");
+                if is_ack(&msg) {
+                    acked += 1;
+                    assert_eq!(msg["seq"], acked + 1, "acks in order");
+                }
+                seen.push(msg["v"].as_u64().unwrap());
+            }
+            while seen.len() < (total - 1) as usize {
+                seen.push(c.recv().await["v"].as_u64().unwrap());
+            }
+            assert_eq!(seen, (1..total).collect::<Vec<_>>());
+            continue;
+        }
+        let mut seen = ops_until_acked(c, OPS).await;
+        // Then the rest of the others' ops.
+        while seen.len() < (total - 1) as usize {
+            let msg = c.recv().await;
+            seen.push((msg["v"].as_u64().unwrap(), String::new(), is_ack(&msg)));
+        }
+        let versions: Vec<u64> = seen.iter().map(|s| s.0).collect();
+        assert_eq!(versions, (1..total).collect::<Vec<_>>(), "every op once");
+    }
+    for want in from..total {
+        assert_eq!(late.recv().await["v"], want);
+    }
+    late.silent().await;
+    let text = clients[0].fetch("pipe").await;
+    assert_eq!(text["v"], total);
+    server.shutdown().await.unwrap();
+
+    // After a restart every acknowledged op is there, once.
+    let server = server_with(config).await;
+    let ops = stored_ops(&server, "pipe").await;
+    assert_eq!(ops.len() as u64, total);
+    for (i, c) in clients.iter().enumerate() {
+        let mine: Vec<i64> = ops
+            .iter()
+            .filter(|(_, src, _)| *src == c.src)
+            .map(|(_, _, seq)| *seq)
+            .collect();
+        let last = if i == 0 { OPS as i64 + 1 } else { OPS as i64 };
+        assert_eq!(mine, (1..=last).collect::<Vec<_>>());
+    }
+    let mut a = Client::connect(&server).await;
+    let snap = a.fetch("pipe").await;
+    assert_eq!(snap["v"], total);
+    let text = snap["data"]["ops"][0]["insert"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..CLIENTS {
+        let letter = char::from(b'a' + i as u8);
+        assert_eq!(text.matches(letter).count() as u64, OPS, "{text}");
+    }
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_failed_commit_fails_the_pending_ops_and_keeps_memory_with_the_store() {
+    let server = common::server().await;
+    let mut a = Client::connect(&server).await;
+    let mut b = Client::connect(&server).await;
+    a.create("fail", 1, "\n").await;
+    assert_eq!(a.op("fail", 1, 2, json!([{"insert": "a"}])).await["v"], 1);
+    assert_eq!(b.subscribe("fail").await["v"], 2);
+    // From version 3 on, the store refuses this document's ops.
+    server
+        .state
+        .store
+        .call(|c| {
+            c.execute_batch(
+                "CREATE TRIGGER inject_failure BEFORE INSERT ON doc_ops
+                 WHEN NEW.doc_id = 'fail' AND NEW.v >= 3
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            )
+        })
+        .await
+        .unwrap();
+    // Several ops in flight: the one at v2 commits, the later ones fail.
+    for seq in 3..=6u64 {
+        a.send(
+            json!({"a": "op", "c": "examples", "d": "fail", "v": null, "seq": seq,
+                      "op": [{"insert": "x"}]}),
+        )
+        .await;
+    }
+    let mut acked = Vec::new();
+    let mut failed = Vec::new();
+    while acked.len() + failed.len() < 4 {
+        let msg = a.recv().await;
+        if msg.get("error").is_some() {
+            assert_eq!(error_code(&msg), "ERR_UNKNOWN_ERROR", "{msg}");
+            failed.push(msg["seq"].as_u64().unwrap());
+        } else {
+            assert!(is_ack(&msg), "{msg}");
+            acked.push(msg["v"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(acked, vec![2], "only the op at v2 is acknowledged");
+    assert_eq!(failed, vec![4, 5, 6]);
+    // The subscriber saw only the durable op.
+    assert_eq!(b.recv().await["v"], 2);
+    b.silent().await;
+    // Memory matches the store: version 3, one "x".
+    let snap = b.fetch("fail").await;
+    assert_eq!(snap["v"], 3);
+    assert_eq!(snap["data"], json!({"ops": [{"insert": "xa\n"}]}));
+    assert_eq!(stored_ops(&server, "fail").await.len(), 3);
+    // Ops from several connections in flight together all fail, and none is
+    // applied.
+    let mut others = Vec::new();
+    for seq in 1..=3u64 {
+        let mut c = Client::connect(&server).await;
+        c.send(
+            json!({"a": "op", "c": "examples", "d": "fail", "v": null, "seq": seq,
+                      "op": [{"insert": "z"}]}),
+        )
+        .await;
+        others.push(c);
+    }
+    for c in others.iter_mut() {
+        let msg = c.recv().await;
+        assert_eq!(error_code(&msg), "ERR_UNKNOWN_ERROR", "{msg}");
+    }
+    b.silent().await;
+    assert_eq!(b.fetch("fail").await["v"], 3);
+    // Once the store accepts again, the document carries on from there.
+    server
+        .state
+        .store
+        .call(|c| c.execute_batch("DROP TRIGGER inject_failure"))
+        .await
+        .unwrap();
+    let ack = a.op("fail", 3, 7, json!([{"insert": "y"}])).await;
+    assert!(is_ack(&ack), "{ack}");
+    assert_eq!(ack["v"], 3);
+    assert_eq!(b.recv().await["v"], 3);
+    assert_eq!(
+        b.fetch("fail").await["data"],
+        json!({"ops": [{"insert": "yxa\n"}]})
+    );
+    server.shutdown().await.unwrap();
+}

@@ -150,9 +150,52 @@ pub(crate) fn op_value(op: &Op) -> Value {
     Value::Object(object)
 }
 
+/// Writes `{"ops": [...]}` straight from the ops, with the same text as
+/// `to_value()` gives (keys in sorted order, as `serde_json::Map` keeps them),
+/// without building a `Value` tree first.
 impl Serialize for Delta {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.to_value().serialize(serializer)
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("ops", &OpsSer(&self.ops))?;
+        map.end()
+    }
+}
+
+/// The bare array of ops (`ops_value()`'s text), serialized in place.
+pub(crate) struct OpsSer<'a>(pub(crate) &'a [Op]);
+
+impl Serialize for OpsSer<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(OpSer))
+    }
+}
+
+struct OpSer<'a>(&'a Op);
+
+impl Serialize for OpSer<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        // Sorted keys: "attributes" < "delete" < "insert" < "retain".
+        let (attributes, len) = match self.0 {
+            Op::Insert { attributes, .. } | Op::Retain { attributes, .. } => {
+                (attributes.as_ref(), 1 + usize::from(attributes.is_some()))
+            }
+            Op::Delete(_) => (None, 1),
+        };
+        let mut map = serializer.serialize_map(Some(len))?;
+        if let Some(attributes) = attributes {
+            map.serialize_entry("attributes", attributes)?;
+        }
+        match self.0 {
+            Op::Insert { insert, .. } => match insert {
+                Insert::Text(text) => map.serialize_entry("insert", text)?,
+                Insert::Embed(embed) => map.serialize_entry("insert", embed)?,
+            },
+            Op::Retain { n, .. } => map.serialize_entry("retain", n)?,
+            Op::Delete(n) => map.serialize_entry("delete", n)?,
+        }
+        map.end()
     }
 }
 
@@ -230,6 +273,26 @@ mod tests {
     fn error_messages_name_the_op() {
         let err = Delta::from_value(&json!([{"insert": "a"}, {"retain": 0}])).unwrap_err();
         assert_eq!(err.to_string(), "op 1: `retain` must be positive");
+    }
+
+    #[test]
+    fn serialize_writes_the_same_text_as_to_value() {
+        let value = json!({"ops": [
+            {"insert": "a\"b\u{1}😀", "attributes": {"bold": true, "align": null}},
+            {"insert": {"image": "x.png"}},
+            {"retain": 3, "attributes": {"color": "#f00"}},
+            {"retain": 2},
+            {"delete": 4},
+        ]});
+        let delta = Delta::from_value(&value).unwrap();
+        assert_eq!(
+            serde_json::to_string(&delta).unwrap(),
+            delta.to_value().to_string()
+        );
+        assert_eq!(
+            serde_json::to_string(&OpsSer(delta.ops())).unwrap(),
+            delta.ops_value().to_string()
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::doc::{DocCmd, DocKey, ReadReply};
 use super::outbox::{Outbound, Outbox};
+use super::registry::Routes;
 use crate::state::AppState;
 use crate::stats::{App, Stats};
 
@@ -31,6 +32,8 @@ const CLOSE_INVALID_DATA: u16 = 1007;
 const CLOSE_PROTOCOL: u16 = 1002;
 /// How long a close frame may take to go out after a failed read.
 const CLOSE_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+/// Queued messages written together (one flush) at most.
+const WRITE_BATCH: usize = 64;
 /// Fields kept when echoing a frame that is too large to echo whole.
 const ECHO_FIELDS: &[&str] = &["a", "c", "d", "v", "seq", "src", "ch", "id", "pv"];
 
@@ -58,6 +61,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
         state: state.clone(),
         out: outbox,
         subscribed: HashSet::new(),
+        routes: Routes::default(),
     };
     let writer = write_loop(sink, rx, kick, state.shutdown.clone(), state.stats.clone());
     tokio::pin!(writer);
@@ -100,24 +104,40 @@ async fn write_loop(
             msg = rx.recv() => msg,
         };
         let send = async {
-            match msg {
-                None => Err(()),
-                Some(Outbound::Close(code, reason)) => {
-                    let _ = sink.send(close(code, reason)).await;
-                    Err(())
-                }
-                Some(Outbound::One(frame)) => {
-                    stats.delivered(1);
-                    sink.send(Message::Text(frame)).await.map_err(|_| ())
-                }
-                Some(Outbound::Many(frames)) => {
-                    stats.delivered(frames.len() as u64);
-                    for frame in frames {
+            // Everything already queued goes out in one write.
+            let mut msg = msg;
+            let mut frames = 0u64;
+            let mut taken = 0;
+            loop {
+                taken += 1;
+                match msg {
+                    None => return Err(()),
+                    Some(Outbound::Close(code, reason)) => {
+                        stats.delivered(frames);
+                        let _ = sink.send(close(code, reason)).await;
+                        return Err(());
+                    }
+                    Some(Outbound::One(frame)) => {
+                        frames += 1;
                         sink.feed(Message::Text(frame)).await.map_err(|_| ())?;
                     }
-                    sink.flush().await.map_err(|_| ())
+                    Some(Outbound::Many(many)) => {
+                        frames += many.len() as u64;
+                        for frame in many {
+                            sink.feed(Message::Text(frame)).await.map_err(|_| ())?;
+                        }
+                    }
+                }
+                if taken == WRITE_BATCH {
+                    break;
+                }
+                match rx.try_recv() {
+                    Ok(next) => msg = Some(next),
+                    Err(_) => break,
                 }
             }
+            stats.delivered(frames);
+            sink.flush().await.map_err(|_| ())
         };
         // A send blocked on a client that does not read must not outlive a
         // cut or a shutdown: the close frame gets a moment, then the
@@ -152,6 +172,7 @@ struct Conn {
     state: AppState,
     out: Outbox,
     subscribed: HashSet<DocKey>,
+    routes: Routes,
 }
 
 impl Conn {
@@ -239,7 +260,7 @@ impl Conn {
                 let key = (c, d);
                 let out = self.out.clone();
                 registry
-                    .call(&key, |done| DocCmd::Read {
+                    .call(&mut self.routes, &key, |done| DocCmd::Read {
                         v,
                         how: ReadReply::Direct { subscribe },
                         out: out.clone(),
@@ -272,7 +293,7 @@ impl Conn {
                 let key = (submit.c.clone(), submit.d.clone());
                 let out = self.out.clone();
                 registry
-                    .call(&key, |done| DocCmd::Submit {
+                    .call(&mut self.routes, &key, |done| DocCmd::Submit {
                         submit: Box::new(submit.clone()),
                         src: src.clone(),
                         out: out.clone(),
@@ -283,7 +304,10 @@ impl Conn {
             Request::SnapshotFetch { c, d, v } => {
                 let key = (c, d);
                 let (at, data) = registry
-                    .call(&key, |done| DocCmd::SnapshotAt { v, done })
+                    .call(&mut self.routes, &key, |done| DocCmd::SnapshotAt {
+                        v,
+                        done,
+                    })
                     .await??;
                 self.out.frame(sharedb::snapshot_fetch_reply(
                     &frame.raw,
@@ -310,7 +334,7 @@ impl Conn {
                     let has_type = update.t.is_some();
                     let p = update.p.clone();
                     let (p, v) = registry
-                        .call(&key, |done| DocCmd::TransformPresence {
+                        .call(&mut self.routes, &key, |done| DocCmd::TransformPresence {
                             p: p.clone(),
                             v,
                             src: src.clone(),
@@ -354,7 +378,10 @@ impl Conn {
             self.state
                 .docs
                 .registry
-                .call(key, |done| DocCmd::Unsubscribe { conn, done })
+                .call(&mut self.routes, key, |done| DocCmd::Unsubscribe {
+                    conn,
+                    done,
+                })
                 .await?;
         }
         Ok(())
@@ -378,7 +405,7 @@ impl Conn {
                     let key = (c.clone(), id);
                     let out = self.out.clone();
                     let result = registry
-                        .call(&key, |done| DocCmd::Read {
+                        .call(&mut self.routes, &key, |done| DocCmd::Read {
                             v: None,
                             how: ReadReply::Collect { subscribe },
                             out: out.clone(),
@@ -404,7 +431,7 @@ impl Conn {
                     let key = (c.clone(), id);
                     let out = self.out.clone();
                     let result = registry
-                        .call(&key, |done| DocCmd::Read {
+                        .call(&mut self.routes, &key, |done| DocCmd::Read {
                             v: Some(v.unwrap_or(0)),
                             how: ReadReply::Collect { subscribe },
                             out: out.clone(),

@@ -1,8 +1,17 @@
 //! One task owns each open document: its current snapshot, a window of
 //! recent ops, and its subscribers. It is the only writer of the document's
 //! op log, so submits need no retry loop: each is transformed against the ops
-//! committed since the client's version, applied, committed, and only then
-//! acknowledged.
+//! since the client's version and applied in memory at once.
+//!
+//! Commits are pipelined. Applied ops gather into one batch for the store
+//! while the previous batch commits, so the ops of many editors share one
+//! transaction. Whatever an op makes visible waits until its batch has
+//! committed: its ack, its broadcast to the other subscribers, and every
+//! reply computed from the in-memory document after it (reads, snapshots,
+//! presence transforms, errors). Replies are released in the order the owner
+//! took the requests, and each connection's share of a release goes out as
+//! one message. A failed commit fails every held reply and reloads the
+//! document from the store, so memory is never ahead of what is durable.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -17,13 +26,14 @@ use tokio_util::sync::CancellationToken;
 use super::DocsConfig;
 use super::outbox::{Outbound, Outbox};
 use super::registry::Registry;
-use super::store::{self as docstore, StoredOp, StoredSnapshot};
-use crate::store::Store;
+use super::store::{self as docstore, Batch, StoredOp, StoredSnapshot};
+use crate::store::{Commit, Store, StoreError};
 
-/// Commands queued for one document at most.
+/// Commands queued for one document at most. The owner takes at most this
+/// many queued commands before it hands their ops to the store.
 pub const DOC_QUEUE: usize = 256;
 /// Committed ops kept in memory for transforms and catch-up; older ones are
-/// read from the store.
+/// read from the store. Ops not yet committed are always kept.
 pub const RECENT_OPS: usize = 1000;
 
 /// Identifies an open document: (collection, id).
@@ -63,6 +73,7 @@ pub enum DocCmd {
         done: oneshot::Sender<()>,
     },
     /// `op`: `src` is the effective src (the request's, or the connection's).
+    /// `done` resolves once the op is durable and its ack is queued.
     Submit {
         submit: Box<Submit>,
         src: String,
@@ -84,7 +95,8 @@ pub enum DocCmd {
     },
 }
 
-/// A committed op in memory, with its wire form encoded once.
+/// An op in memory (committed, or applied and waiting for its commit), with
+/// its wire form encoded once.
 #[derive(Debug)]
 struct Committed {
     op: StoredOp,
@@ -113,19 +125,169 @@ pub fn spawn(
     DocHandle { tx, generation }
 }
 
+/// A subscribed connection and the first version it has not seen (its
+/// snapshot or catch-up covered everything before).
+struct Subscriber {
+    out: Outbox,
+    from: u64,
+}
+
+/// The batch the store is committing: the document's version once it has.
+struct InFlight {
+    to: u64,
+    commit: Commit<()>,
+}
+
+/// What an accepted submit sends its connection (missed ops, then the ack)
+/// and the op to broadcast to the others (none for a resend).
+struct Accepted {
+    frames: Vec<Utf8Bytes>,
+    broadcast: Option<Arc<Committed>>,
+}
+
+/// What a read sends its connection, and the snapshot it returns.
+struct ReadOut {
+    frames: Vec<Utf8Bytes>,
+    snapshot: Option<Value>,
+}
+
+/// A reply held until every op applied before its request is durable.
+enum Held {
+    Submit {
+        out: Outbox,
+        result: Result<Accepted, ShareDbError>,
+        done: oneshot::Sender<Result<(), ShareDbError>>,
+    },
+    Read {
+        out: Outbox,
+        subscribe: bool,
+        result: Result<ReadOut, ShareDbError>,
+        done: oneshot::Sender<Result<Option<Value>, ShareDbError>>,
+    },
+    Unsubscribe {
+        done: oneshot::Sender<()>,
+    },
+    SnapshotAt {
+        result: Result<(u64, Option<Delta>), ShareDbError>,
+        done: oneshot::Sender<Result<(u64, Option<Delta>), ShareDbError>>,
+    },
+    Presence {
+        result: Result<(Value, u64), ShareDbError>,
+        done: oneshot::Sender<Result<(Value, u64), ShareDbError>>,
+    },
+}
+
+impl Held {
+    /// Answers the requester (its frames, if any, are already queued).
+    fn answer(self) {
+        match self {
+            Held::Submit { result, done, .. } => {
+                let _ = done.send(result.map(|_| ()));
+            }
+            Held::Read { result, done, .. } => {
+                let _ = done.send(result.map(|r| r.snapshot));
+            }
+            Held::Unsubscribe { done } => {
+                let _ = done.send(());
+            }
+            Held::SnapshotAt { result, done } => {
+                let _ = done.send(result);
+            }
+            Held::Presence { result, done } => {
+                let _ = done.send(result);
+            }
+        }
+    }
+
+    /// Answers with `err`: what this reply was computed from never became
+    /// durable.
+    fn fail(self, err: &ShareDbError, subscribers: &mut HashMap<u64, Subscriber>) {
+        match self {
+            Held::Submit { done, .. } => {
+                let _ = done.send(Err(err.clone()));
+            }
+            Held::Read {
+                out,
+                subscribe,
+                result,
+                done,
+            } => {
+                if subscribe && result.is_ok() {
+                    subscribers.remove(&out.id);
+                }
+                let _ = done.send(Err(err.clone()));
+            }
+            Held::Unsubscribe { done } => {
+                let _ = done.send(());
+            }
+            Held::SnapshotAt { done, .. } => {
+                let _ = done.send(Err(err.clone()));
+            }
+            Held::Presence { done, .. } => {
+                let _ = done.send(Err(err.clone()));
+            }
+        }
+    }
+}
+
+/// Frames gathered per connection during one release, pushed as one message
+/// each (one wake-up and one write per connection).
+#[derive(Default)]
+struct Sends {
+    slots: HashMap<u64, usize>,
+    queues: Vec<(Outbox, Vec<Utf8Bytes>)>,
+}
+
+impl Sends {
+    fn add(&mut self, out: &Outbox, frames: impl IntoIterator<Item = Utf8Bytes>) {
+        let queues = &mut self.queues;
+        let slot = *self.slots.entry(out.id).or_insert_with(|| {
+            queues.push((out.clone(), Vec::new()));
+            queues.len() - 1
+        });
+        self.queues[slot].1.extend(frames);
+    }
+
+    /// Queues everything; returns the connections that are gone or were cut.
+    fn flush(self) -> Vec<u64> {
+        let mut gone = Vec::new();
+        for (out, mut frames) in self.queues {
+            let pushed = match frames.len() {
+                0 => continue,
+                1 => out.push(Outbound::One(frames.pop().expect("one frame"))),
+                _ => out.push(Outbound::Many(frames)),
+            };
+            if !pushed {
+                gone.push(out.id);
+            }
+        }
+        gone
+    }
+}
+
 struct DocState {
     key: DocKey,
     config: DocsConfig,
     store: Store,
-    /// Current version: the number of committed ops.
+    /// Current version in memory: the number of ops applied.
     v: u64,
+    /// The version the store has committed (`committed ≤ v`).
+    committed: u64,
     /// The current content; `None` when never created or deleted.
     doc: Option<Document>,
     /// The latest create op: (src, seq, v), for resent creates.
     create: Option<(String, u64, u64)>,
     /// Ops with versions `v - recent.len() .. v`.
     recent: VecDeque<Arc<Committed>>,
-    subscribers: HashMap<u64, Outbox>,
+    subscribers: HashMap<u64, Subscriber>,
+    /// Ops applied since the batch in flight was sent, for the next batch.
+    unsent: Batch,
+    in_flight: Option<InFlight>,
+    /// Replies waiting for the version they need to be committed, in the
+    /// order their requests were taken.
+    held: VecDeque<(u64, Held)>,
+    /// The store could not be read after a failed commit: the owner must go.
+    broken: bool,
 }
 
 async fn run(
@@ -147,29 +309,81 @@ async fn run(
     };
     loop {
         let cmd = tokio::select! {
-            cmd = rx.recv() => cmd,
-            _ = tokio::time::sleep(idle) => {
-                let busy = state.as_mut().is_some_and(|s| s.has_subscribers());
-                if busy {
-                    continue;
+            committed = committing(&mut state) => {
+                if let Some(s) = state.as_mut() {
+                    s.batch_done(committed).await;
                 }
-                if registry.unload(key.clone(), generation).await {
+                None
+            }
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => Some(cmd),
+                None => break,
+            },
+            _ = tokio::time::sleep(idle) => {
+                let busy = state.as_mut().is_some_and(|s| s.has_subscribers() || s.is_pending());
+                if !busy && registry.unload(key.clone(), generation).await {
                     break;
                 }
-                continue;
+                None
             }
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => {
+                // Ops already applied are committed and answered first.
+                if let Some(s) = state.as_mut() {
+                    s.settle().await;
+                }
+                break;
+            }
         };
-        let Some(cmd) = cmd else { break };
-        match state.as_mut() {
-            Some(s) => s.handle(cmd).await,
-            None => refuse(cmd),
+        match (state.as_mut(), cmd) {
+            (Some(s), Some(cmd)) => {
+                s.handle(cmd).await;
+                // Whatever else is queued shares the next commit.
+                take_queued(s, &mut rx).await;
+                if s.ready_to_send() {
+                    // Connections readable at the same moment as the one
+                    // that sent this command are about to queue theirs: let
+                    // them run first, so that their ops share the batch.
+                    s.release();
+                    tokio::task::yield_now().await;
+                    take_queued(s, &mut rx).await;
+                }
+                s.release();
+                s.send_batch().await;
+            }
+            (None, Some(cmd)) => refuse(cmd),
+            (_, None) => {}
+        }
+        if state.as_ref().is_some_and(|s| s.broken) {
+            // Memory may be ahead of the store and the store cannot be read:
+            // stop, so the next request loads the document anew.
+            state = None;
+            registry.unload(key.clone(), generation).await;
+            break;
         }
     }
     // Commands already queued are dropped unanswered: their senders see the
     // closed reply channel and ask the registry again (which loads anew).
     rx.close();
     while rx.recv().await.is_some() {}
+    drop(state);
+}
+
+/// Handles the commands already queued (at most a queue's worth).
+async fn take_queued(s: &mut DocState, rx: &mut mpsc::Receiver<DocCmd>) {
+    for _ in 0..DOC_QUEUE {
+        match rx.try_recv() {
+            Ok(cmd) => s.handle(cmd).await,
+            Err(_) => break,
+        }
+    }
+}
+
+/// Resolves when the batch in flight has committed (never when none is).
+async fn committing(state: &mut Option<DocState>) -> Result<(), StoreError> {
+    match state.as_mut().and_then(|s| s.in_flight.as_mut()) {
+        Some(f) => (&mut f.commit).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Answers a command when the document could not be loaded.
@@ -216,10 +430,15 @@ impl DocState {
             config,
             store,
             v: 0,
+            committed: 0,
             doc: None,
             create: loaded.create,
             recent: VecDeque::new(),
             subscribers: HashMap::new(),
+            unsent: Batch::default(),
+            in_flight: None,
+            held: VecDeque::new(),
+            broken: false,
         };
         if let Some(snap) = loaded.snapshot {
             state.v = snap.v;
@@ -237,31 +456,50 @@ impl DocState {
             }
             state.doc = apply_stored(state.doc.take(), &op.body).map_err(store_error)?;
             state.v += 1;
+            state.committed = state.v;
             state.remember(op);
         }
+        state.committed = state.v;
         Ok(state)
     }
 
     fn has_subscribers(&mut self) -> bool {
-        self.subscribers.retain(|_, out| !out.is_closed());
+        self.subscribers.retain(|_, s| !s.out.is_closed());
         !self.subscribers.is_empty()
+    }
+
+    /// Ops applied but not yet committed, or replies not yet released.
+    fn is_pending(&self) -> bool {
+        self.in_flight.is_some() || !self.unsent.is_empty() || !self.held.is_empty()
     }
 
     fn remember(&mut self, op: StoredOp) -> Arc<Committed> {
         let wire = self.wire(&op);
         let committed = Arc::new(Committed { op, wire });
         self.recent.push_back(committed.clone());
-        while self.recent.len() > RECENT_OPS {
+        self.trim_recent();
+        committed
+    }
+
+    /// Drops the oldest ops beyond the window, but never one that is not
+    /// committed yet (older ops are read back from the store).
+    fn trim_recent(&mut self) {
+        while self.recent.len() > RECENT_OPS
+            && self
+                .recent
+                .front()
+                .is_some_and(|op| op.op.v < self.committed)
+        {
             self.recent.pop_front();
         }
-        committed
     }
 
     fn wire(&self, op: &StoredOp) -> Utf8Bytes {
         sharedb::op_message(&self.key.0, &self.key.1, op.v, &op.src, op.seq, &op.body).into()
     }
 
-    /// Committed ops with `from ≤ v < self.v`.
+    /// Ops with `from ≤ v < self.v` (including ops not yet committed: callers
+    /// hold their replies until those are).
     async fn ops_since(&self, from: u64) -> Result<Vec<Arc<Committed>>, ShareDbError> {
         if from >= self.v {
             return Ok(Vec::new());
@@ -275,6 +513,7 @@ impl DocState {
                 .cloned()
                 .collect());
         }
+        // Everything before `oldest` is committed (see `trim_recent`).
         let (c, d) = self.key.clone();
         let to = oldest;
         let older = self
@@ -299,15 +538,25 @@ impl DocState {
         Ok(all)
     }
 
+    /// Holds a reply until everything applied so far is committed.
+    fn hold(&mut self, held: Held) {
+        self.held.push_back((self.v, held));
+    }
+
     async fn handle(&mut self, cmd: DocCmd) {
         match cmd {
             DocCmd::Read { v, how, out, done } => {
-                let r = self.read(v, how, &out).await;
-                let _ = done.send(r);
+                let result = self.read(v, how, &out).await;
+                self.hold(Held::Read {
+                    out,
+                    subscribe: how.subscribe(),
+                    result,
+                    done,
+                });
             }
             DocCmd::Unsubscribe { conn, done } => {
                 self.subscribers.remove(&conn);
-                let _ = done.send(());
+                self.hold(Held::Unsubscribe { done });
             }
             DocCmd::Submit {
                 submit,
@@ -315,11 +564,12 @@ impl DocState {
                 out,
                 done,
             } => {
-                let r = self.submit(*submit, src, &out).await;
-                let _ = done.send(r);
+                let result = self.submit(*submit, src).await;
+                self.hold(Held::Submit { out, result, done });
             }
             DocCmd::SnapshotAt { v, done } => {
-                let _ = done.send(self.snapshot_at(v).await);
+                let result = self.snapshot_at(v).await;
+                self.hold(Held::SnapshotAt { result, done });
             }
             DocCmd::TransformPresence {
                 p,
@@ -328,9 +578,120 @@ impl DocState {
                 has_type,
                 done,
             } => {
-                let _ = done.send(self.transform_presence(p, v, &src, has_type).await);
+                let result = self.transform_presence(p, v, &src, has_type).await;
+                self.hold(Held::Presence { result, done });
             }
         }
+    }
+
+    /// Whether `send_batch` would hand a batch to the store now.
+    fn ready_to_send(&self) -> bool {
+        self.in_flight.is_none() && !self.unsent.is_empty() && !self.broken
+    }
+
+    /// Hands the ops applied since the last batch to the store, unless a
+    /// batch is in flight (they go when it has committed).
+    async fn send_batch(&mut self) {
+        if !self.ready_to_send() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.unsent);
+        let (c, d) = self.key.clone();
+        let queued = self
+            .store
+            .queue(move |conn| docstore::append_batch(conn, &c, &d, &batch))
+            .await;
+        match queued {
+            Ok(commit) => self.in_flight = Some(InFlight { to: self.v, commit }),
+            Err(e) => self.fail(store_error(&e)).await,
+        }
+    }
+
+    /// The batch in flight has committed (or failed).
+    async fn batch_done(&mut self, result: Result<(), StoreError>) {
+        let Some(batch) = self.in_flight.take() else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                self.committed = batch.to;
+                self.trim_recent();
+                self.release();
+                self.send_batch().await;
+            }
+            Err(e) => self.fail(store_error(&e)).await,
+        }
+    }
+
+    /// Commits everything applied so far and releases the replies held for
+    /// it (before reads of the store, and at shutdown).
+    async fn settle(&mut self) {
+        loop {
+            self.send_batch().await;
+            let Some(batch) = self.in_flight.as_mut() else {
+                break;
+            };
+            let result = (&mut batch.commit).await;
+            self.batch_done(result).await;
+            if self.broken {
+                return;
+            }
+        }
+        self.release();
+    }
+
+    /// Sends the replies whose ops are committed, in order: every
+    /// connection's frames of this release as one message, then the answers.
+    fn release(&mut self) {
+        let mut sends = Sends::default();
+        let mut released = Vec::new();
+        while self
+            .held
+            .front()
+            .is_some_and(|(need, _)| *need <= self.committed)
+        {
+            let (_, mut held) = self.held.pop_front().expect("a held reply");
+            match &mut held {
+                Held::Submit {
+                    out,
+                    result: Ok(accepted),
+                    ..
+                } => {
+                    sends.add(out, std::mem::take(&mut accepted.frames));
+                    if let Some(op) = &accepted.broadcast {
+                        for (id, sub) in &self.subscribers {
+                            if *id != out.id && sub.from <= op.op.v {
+                                sends.add(&sub.out, [op.wire.clone()]);
+                            }
+                        }
+                    }
+                }
+                Held::Read {
+                    out,
+                    result: Ok(read),
+                    ..
+                } => sends.add(out, std::mem::take(&mut read.frames)),
+                _ => {}
+            }
+            released.push(held);
+        }
+        for id in sends.flush() {
+            self.subscribers.remove(&id);
+        }
+        for held in released {
+            held.answer();
+        }
+    }
+
+    /// A commit failed: everything not yet committed is dropped and every
+    /// held reply fails; the document is reloaded from the store.
+    async fn fail(&mut self, err: ShareDbError) {
+        self.unsent = Batch::default();
+        self.in_flight = None;
+        for (_, held) in std::mem::take(&mut self.held) {
+            held.fail(&err, &mut self.subscribers);
+        }
+        self.reload().await;
     }
 
     fn snapshot_value(&self) -> Value {
@@ -342,7 +703,7 @@ impl DocState {
         v: Option<u64>,
         how: ReadReply,
         out: &Outbox,
-    ) -> Result<Option<Value>, ShareDbError> {
+    ) -> Result<ReadOut, ShareDbError> {
         let (c, d) = (&self.key.0, &self.key.1);
         let action = if how.subscribe() { "s" } else { "f" };
         let mut frames: Vec<Utf8Bytes> = Vec::new();
@@ -354,29 +715,25 @@ impl DocState {
             }
         };
         if how.subscribe() {
-            self.subscribers.insert(out.id, out.clone());
+            let sub = Subscriber {
+                out: out.clone(),
+                from: self.v,
+            };
+            self.subscribers.insert(out.id, sub);
         }
         match how {
             ReadReply::Direct { .. } => {
                 frames.push(sharedb::read_reply(action, c, d, snapshot).into());
-                out.push(Outbound::Many(frames));
-                Ok(None)
+                Ok(ReadOut {
+                    frames,
+                    snapshot: None,
+                })
             }
-            ReadReply::Collect { .. } => {
-                if !frames.is_empty() {
-                    out.push(Outbound::Many(frames));
-                }
-                Ok(snapshot)
-            }
+            ReadReply::Collect { .. } => Ok(ReadOut { frames, snapshot }),
         }
     }
 
-    async fn submit(
-        &mut self,
-        submit: Submit,
-        src: String,
-        out: &Outbox,
-    ) -> Result<(), ShareDbError> {
+    async fn submit(&mut self, submit: Submit, src: String) -> Result<Accepted, ShareDbError> {
         let Submit {
             c,
             d,
@@ -403,8 +760,10 @@ impl DocState {
                         && *csrc == src
                         && *cseq == seq
                     {
-                        out.frame(sharedb::ack(&c, &d, &src, seq, *cv));
-                        return Ok(());
+                        return Ok(Accepted {
+                            frames: vec![sharedb::ack(&c, &d, &src, seq, *cv).into()],
+                            broadcast: None,
+                        });
                     }
                     return Err(ShareDbError::new(
                         ErrorCode::DocAlreadyCreated,
@@ -434,36 +793,22 @@ impl DocState {
                 let mut frames: Vec<Utf8Bytes> =
                     missed[..i].iter().map(|m| m.wire.clone()).collect();
                 frames.push(sharedb::ack(&c, &d, &src, seq, cop.v).into());
-                out.push(Outbound::Many(frames));
-                return Ok(());
+                return Ok(Accepted {
+                    frames,
+                    broadcast: None,
+                });
             }
             body = transform(&cop.body, body)?;
             v += 1;
         }
-        let new_doc = self.apply(&body)?;
+        self.apply(&body)?;
         let op = StoredOp { v, src, seq, body };
-        let snapshot = ((v + 1) % self.config.snapshot_every.max(1) == 0).then(|| StoredSnapshot {
-            v: v + 1,
-            data: match &new_doc {
-                Applied::Keep => self.doc.as_ref().map(Document::to_delta),
-                Applied::Replace(doc) => doc.as_ref().map(Document::to_delta),
-            },
-        });
-        let (sc, sd) = self.key.clone();
-        let stored = op.clone();
-        let committed = self
-            .store
-            .call(move |conn| docstore::append(conn, &sc, &sd, &stored, snapshot.as_ref()))
-            .await;
-        if let Err(e) = committed {
-            // The in-memory copy may be ahead of the store now: start over
-            // from what is durable.
-            let err = store_error(&e);
-            self.reload().await;
-            return Err(err);
-        }
-        if let Applied::Replace(doc) = new_doc {
-            self.doc = doc;
+        self.unsent.push_op(&op);
+        if (v + 1) % self.config.snapshot_every.max(1) == 0 {
+            self.unsent.push_snapshot(&StoredSnapshot {
+                v: v + 1,
+                data: self.doc.as_ref().map(Document::to_delta),
+            });
         }
         if let OpBody::Create(_) = &op.body {
             self.create = Some((op.src.clone(), op.seq, op.v));
@@ -473,20 +818,16 @@ impl DocState {
         let committed = self.remember(op);
         let mut frames: Vec<Utf8Bytes> = missed.iter().map(|m| m.wire.clone()).collect();
         frames.push(ack.into());
-        out.push(Outbound::Many(frames));
-        self.subscribers.retain(|id, sub| {
-            if *id == out.id {
-                return true;
-            }
-            sub.frame(committed.wire.clone())
-        });
-        Ok(())
+        Ok(Accepted {
+            frames,
+            broadcast: Some(committed),
+        })
     }
 
-    /// Applies `body` to the current document. Edits mutate it in place (the
-    /// document validates before it changes anything); creates and deletes
-    /// return the replacement, installed once the op is durable.
-    fn apply(&mut self, body: &OpBody) -> Result<Applied, ShareDbError> {
+    /// Applies `body` to the document in memory. An edit that fails leaves
+    /// the document unchanged (the document validates before it changes
+    /// anything).
+    fn apply(&mut self, body: &OpBody) -> Result<(), ShareDbError> {
         let max = self.config.max_doc_len;
         let too_big = |len: usize| {
             ShareDbError::new(
@@ -510,7 +851,7 @@ impl DocState {
                 }
                 let doc = Document::from_delta(data)
                     .map_err(|e| ShareDbError::new(ErrorCode::OtOpBadlyFormed, e.to_string()))?;
-                Ok(Applied::Replace(Some(doc)))
+                self.doc = Some(doc);
             }
             OpBody::Delete => {
                 if self.doc.is_none() {
@@ -519,7 +860,7 @@ impl DocState {
                         "Document does not exist",
                     ));
                 }
-                Ok(Applied::Replace(None))
+                self.doc = None;
             }
             OpBody::Edit(op) => {
                 let Some(doc) = self.doc.as_mut() else {
@@ -534,24 +875,42 @@ impl DocState {
                 }
                 doc.apply(op)
                     .map_err(|e| ShareDbError::new(ErrorCode::OtOpNotApplied, e.to_string()))?;
-                Ok(Applied::Keep)
             }
         }
+        Ok(())
     }
 
+    /// Replaces the in-memory document with what the store holds. When the
+    /// store cannot be read the owner is marked broken and stops.
     async fn reload(&mut self) {
         match DocState::load(self.key.clone(), self.config.clone(), self.store.clone()).await {
             Ok(fresh) => {
                 self.v = fresh.v;
+                self.committed = fresh.committed;
                 self.doc = fresh.doc;
                 self.create = fresh.create;
                 self.recent = fresh.recent;
+                let v = self.v;
+                self.subscribers.retain(|_, s| s.from <= v);
             }
-            Err(e) => tracing::error!(error = %e, "cannot reload document"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reload document");
+                self.broken = true;
+            }
         }
     }
 
-    async fn snapshot_at(&self, v: Option<u64>) -> Result<(u64, Option<Delta>), ShareDbError> {
+    async fn snapshot_at(&mut self, v: Option<u64>) -> Result<(u64, Option<Delta>), ShareDbError> {
+        if v.is_some_and(|v| v > self.committed && v < self.v) {
+            // The store is about to be read for ops it may not have yet.
+            self.settle().await;
+            if self.broken {
+                return Err(ShareDbError::new(
+                    ErrorCode::UnknownError,
+                    "the document could not be reloaded from the store",
+                ));
+            }
+        }
         let target = match v {
             Some(v) if v < self.v => v,
             _ => return Ok((self.v, self.doc.as_ref().map(Document::to_delta))),
@@ -616,14 +975,6 @@ impl DocState {
         }
         Ok((p, v))
     }
-}
-
-/// The outcome of applying an op before it is committed.
-enum Applied {
-    /// The document was edited in place.
-    Keep,
-    /// The document is replaced (create) or removed (delete).
-    Replace(Option<Document>),
 }
 
 /// Applies a stored op while loading (the store holds only ops that were

@@ -17,6 +17,8 @@ const REGISTRY_QUEUE: usize = 1024;
 /// How many times a request is retried when it reaches an owner that is
 /// unloading (each retry asks the registry for a fresh owner).
 const DOC_ATTEMPTS: usize = 3;
+/// Owners remembered per connection at most (forgotten all at once beyond).
+const ROUTES_MAX: usize = 64;
 
 enum RegCmd {
     Get {
@@ -84,15 +86,32 @@ impl Registry {
 
     /// Sends the command built by `make` to the owner of `key` and waits for
     /// its answer, retrying with a fresh owner if the one reached was
-    /// unloading.
+    /// unloading. `routes` remembers the owners this caller reached, so
+    /// that its next requests go to them directly.
     pub async fn call<T>(
         &self,
+        routes: &mut Routes,
         key: &DocKey,
         mut make: impl FnMut(oneshot::Sender<T>) -> DocCmd,
     ) -> Result<T, ShareDbError> {
-        for _ in 0..DOC_ATTEMPTS {
-            let Some(handle) = self.get(key.clone()).await else {
-                break;
+        let mut attempts = 0;
+        let mut cached = routes
+            .handles
+            .get(key)
+            .filter(|h| !h.tx.is_closed())
+            .cloned();
+        while attempts < DOC_ATTEMPTS {
+            let handle = match cached.take() {
+                Some(handle) => handle,
+                None => {
+                    attempts += 1;
+                    routes.handles.remove(key);
+                    let Some(handle) = self.get(key.clone()).await else {
+                        break;
+                    };
+                    routes.remember(key, &handle);
+                    handle
+                }
             };
             let (done, rx) = oneshot::channel();
             if handle.tx.send(make(done)).await.is_err() {
@@ -106,6 +125,22 @@ impl Registry {
             ErrorCode::UnknownError,
             "the document is unavailable (the server may be shutting down)",
         ))
+    }
+}
+
+/// Document owners one connection has reached, by key. A stale entry (its
+/// owner unloaded) is noticed on use and replaced through the registry.
+#[derive(Default)]
+pub struct Routes {
+    handles: HashMap<DocKey, DocHandle>,
+}
+
+impl Routes {
+    fn remember(&mut self, key: &DocKey, handle: &DocHandle) {
+        if self.handles.len() >= ROUTES_MAX {
+            self.handles.clear();
+        }
+        self.handles.insert(key.clone(), handle.clone());
     }
 }
 

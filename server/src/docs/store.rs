@@ -56,10 +56,15 @@ fn parse_delta(text: &str) -> rusqlite::Result<Delta> {
     Delta::from_value(&value).map_err(|e| corrupt(format!("stored delta: {e}")))
 }
 
+/// A Delta's stored text: `{"ops": [...]}`.
+fn delta_text(delta: &Delta) -> String {
+    serde_json::to_string(delta).expect("a Delta always serializes")
+}
+
 fn body_columns(body: &OpBody) -> (&'static str, Option<String>) {
     match body {
-        OpBody::Edit(op) => ("op", Some(op.to_value().to_string())),
-        OpBody::Create(data) => ("create", Some(data.to_value().to_string())),
+        OpBody::Edit(op) => ("op", Some(delta_text(op))),
+        OpBody::Create(data) => ("create", Some(delta_text(data))),
         OpBody::Delete => ("del", None),
     }
 }
@@ -151,6 +156,81 @@ pub fn ops_range(
         .collect()
 }
 
+/// One op row, encoded for the store.
+#[derive(Debug)]
+struct OpRow {
+    v: u64,
+    src: String,
+    seq: u64,
+    kind: &'static str,
+    data: Option<String>,
+}
+
+/// Ops (and snapshots) of one document to append in one transaction. The
+/// rows are encoded when pushed, so the store's thread only writes them.
+#[derive(Debug, Default)]
+pub struct Batch {
+    ops: Vec<OpRow>,
+    snapshots: Vec<(u64, Option<String>)>,
+}
+
+impl Batch {
+    /// Adds an op (ops must be pushed in version order).
+    pub fn push_op(&mut self, op: &StoredOp) {
+        let (kind, data) = body_columns(&op.body);
+        self.ops.push(OpRow {
+            v: op.v,
+            src: op.src.clone(),
+            seq: op.seq,
+            kind,
+            data,
+        });
+    }
+
+    /// Adds a snapshot.
+    pub fn push_snapshot(&mut self, snapshot: &StoredSnapshot) {
+        self.snapshots
+            .push((snapshot.v, snapshot.data.as_ref().map(delta_text)));
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.snapshots.is_empty()
+    }
+}
+
+/// Appends a batch of ops and snapshots.
+pub fn append_batch(conn: &Connection, c: &str, d: &str, batch: &Batch) -> rusqlite::Result<()> {
+    let ts = now_ms();
+    if !batch.ops.is_empty() {
+        let mut insert = conn.prepare_cached(
+            "INSERT INTO doc_ops (collection, doc_id, v, src, seq, kind, data, ts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for op in &batch.ops {
+            insert.execute(params![
+                c,
+                d,
+                op.v as i64,
+                op.src,
+                op.seq as i64,
+                op.kind,
+                op.data,
+                ts
+            ])?;
+        }
+    }
+    if !batch.snapshots.is_empty() {
+        let mut insert = conn.prepare_cached(
+            "INSERT OR REPLACE INTO doc_snapshots (collection, doc_id, v, data) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (v, data) in &batch.snapshots {
+            insert.execute(params![c, d, *v as i64, data])?;
+        }
+    }
+    Ok(())
+}
+
 /// Appends one op (and, when given, the snapshot after it).
 pub fn append(
     conn: &Connection,
@@ -159,33 +239,12 @@ pub fn append(
     op: &StoredOp,
     snapshot: Option<&StoredSnapshot>,
 ) -> rusqlite::Result<()> {
-    let (kind, data) = body_columns(&op.body);
-    conn.prepare_cached(
-        "INSERT INTO doc_ops (collection, doc_id, v, src, seq, kind, data, ts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        c,
-        d,
-        op.v as i64,
-        op.src,
-        op.seq as i64,
-        kind,
-        data,
-        now_ms()
-    ])?;
+    let mut batch = Batch::default();
+    batch.push_op(op);
     if let Some(s) = snapshot {
-        conn.prepare_cached(
-            "INSERT OR REPLACE INTO doc_snapshots (collection, doc_id, v, data) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![
-            c,
-            d,
-            s.v as i64,
-            s.data.as_ref().map(|d| d.to_value().to_string())
-        ])?;
+        batch.push_snapshot(s);
     }
-    Ok(())
+    append_batch(conn, c, d, &batch)
 }
 
 /// Creates `c/d` with `text` unless the store has any op for it.

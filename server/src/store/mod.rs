@@ -8,7 +8,10 @@
 
 mod migrations;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::thread;
 
 use rusqlite::{Connection, OpenFlags};
@@ -112,6 +115,18 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        self.queue(f).await?.await
+    }
+
+    /// Queues `f` as [`Store::call`] does, but returns as soon as it is
+    /// queued: the returned [`Commit`] resolves once its batch is committed.
+    /// Jobs run in the order they were queued, so a caller can queue the
+    /// next job while the previous one commits.
+    pub async fn queue<T, F>(&self, f: F) -> Result<Commit<T>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
         let (reply_tx, reply_rx) = oneshot::channel();
         let job: Job = Box::new(move |conn: &Connection| -> Reply {
             let result = (|| {
@@ -137,7 +152,21 @@ impl Store {
             })
         });
         self.tx.send(job).await.map_err(|_| StoreError::Closed)?;
-        reply_rx.await.map_err(|_| StoreError::Closed)?
+        Ok(Commit(reply_rx))
+    }
+}
+
+/// A queued job's result, available once its batch is committed.
+#[derive(Debug)]
+pub struct Commit<T>(oneshot::Receiver<Result<T, StoreError>>);
+
+impl<T> Future for Commit<T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(StoreError::Closed)))
     }
 }
 
