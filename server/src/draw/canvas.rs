@@ -4,8 +4,9 @@
 //! # Relay tick
 //! Each delivery costs the server one write to the client's socket, and a
 //! write's kernel cost hardly depends on how many frames it carries. So
-//! `moving` relays are gathered for up to `--draw-relay-tick` (a few ms)
-//! and then queued on each socket together: its writer wakes once and sends
+//! `moving` relays can be gathered for up to `--draw-relay-tick` (a few
+//! ms; off by default, as it adds that much latency) and then queued on
+//! each socket together: its writer wakes once and sends
 //! them in one write. Any other command first sends what is gathered, so
 //! every event keeps its place in the one order (a joiner's snapshot never
 //! contains a move that is still to be relayed to it).
