@@ -5,7 +5,11 @@
 //! object plus the sender's `id`) out to everyone else; `clientdisconnect`
 //! `id` when a socket leaves. rt adds: `canvas` (the drawing, in parts, sent
 //! on join), `hello` `{name, colour, key}` (answered by `welcome`), `peers`
-//! (who is online), `clear` → `cleared` `{by}`, `undo` → `undone`
+//! (who is online: the whole list, to the joiner only, after its canvas),
+//! `peer` (one participant's entry, replacing any with the same id: to the
+//! others when someone joins, to everyone when a `hello` changes someone's
+//! name, colour or author; leaving is `clientdisconnect`), `clear` →
+//! `cleared` `{by}`, `undo` → `undone`
 //! `{by, author, stroke}`, `sync` (send me the canvas again: the sender's
 //! moves before it are in that canvas, those after it are not), and `error`.
 //!
@@ -24,7 +28,7 @@
 //! `hello` carries a `key` (a secret the client keeps across reconnects):
 //! then the server derives a public author id from it, so strokes drawn
 //! before a reconnect (or a server restart) can still be undone by whoever
-//! holds the key. `peers` and `welcome` say each socket's author.
+//! holds the key. `peers`, `peer` and `welcome` say each socket's author.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -39,6 +43,7 @@ pub mod event {
     pub const CANVAS: &str = "canvas";
     pub const HELLO: &str = "hello";
     pub const PEERS: &str = "peers";
+    pub const PEER: &str = "peer";
     pub const CLEAR: &str = "clear";
     pub const CLEARED: &str = "cleared";
     pub const UNDO: &str = "undo";
@@ -302,7 +307,8 @@ pub fn is_colour(s: &str) -> bool {
 }
 
 /// One online participant, as listed by `peers`; also the payload of
-/// `welcome` (the sender's own entry, in answer to its `hello`).
+/// `peer` (one entry added or replaced) and of `welcome` (the sender's own
+/// entry, in answer to its `hello`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Peer {
     pub id: String,
@@ -321,6 +327,16 @@ impl Peer {
         } else {
             &self.author
         }
+    }
+}
+
+/// Applies a `peer` event to a client's list of who is online: replaces the
+/// entry with the same id, or adds it at the end (join order, as `peers`
+/// lists them).
+pub fn upsert_peer(peers: &mut Vec<Peer>, peer: Peer) {
+    match peers.iter_mut().find(|p| p.id == peer.id) {
+        Some(entry) => *entry = peer,
+        None => peers.push(peer),
     }
 }
 
@@ -701,6 +717,23 @@ fn entry_json_len(entry: &StrokeEntry) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_event_adds_or_replaces_one_entry() {
+        let peer = |id: &str, name: &str| Peer {
+            id: id.into(),
+            name: name.into(),
+            colour: "#000000".into(),
+            author: String::new(),
+        };
+        let mut list = vec![peer("a", "Ann"), peer("b", "Bob")];
+        upsert_peer(&mut list, peer("c", "Cy"));
+        upsert_peer(&mut list, peer("a", "Anna"));
+        assert_eq!(
+            list,
+            vec![peer("a", "Anna"), peer("b", "Bob"), peer("c", "Cy")]
+        );
+    }
     use serde_json::json;
 
     fn p(x: f64, y: f64) -> Point {

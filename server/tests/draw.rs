@@ -194,7 +194,7 @@ async fn next_text(ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>) -> Strin
     }
 }
 
-/// A connected client that has read its snapshot and first `peers`.
+/// A connected client that has read its snapshot and its `peers` list.
 async fn joined(url: &str) -> Client {
     let mut c = Client::connect(url).await;
     c.canvas().await;
@@ -229,8 +229,27 @@ async fn clientdisconnect_names_the_leaver() {
     let a_id = a.id.clone();
     a.close().await;
     assert_eq!(b.expect("clientdisconnect").await, json!(a_id));
-    let peers: Vec<Peer> = serde_json::from_value(b.expect("peers").await).unwrap();
-    assert!(peers.iter().all(|p| p.id != a_id));
+    // The leaver's id is the whole news: no list goes out again.
+    b.expect_none("peers").await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_joiner_gets_the_list_and_the_others_get_its_entry() {
+    let server = common::server().await;
+    let mut a = joined(&server.url()).await;
+    let mut b = Client::connect(&server.url()).await;
+    b.canvas().await;
+    let list: Vec<Peer> = serde_json::from_value(b.expect("peers").await).unwrap();
+    let ids: Vec<&str> = list.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, [a.id.as_str(), b.id.as_str()]);
+    let entry: Peer = serde_json::from_value(a.expect("peer").await).unwrap();
+    assert_eq!(&entry, list.iter().find(|p| p.id == b.id).unwrap());
+    assert!(entry.name.starts_with("guest-"), "{entry:?}");
+    assert!(rt_protocol::draw::is_colour(&entry.colour));
+    assert_eq!(entry.author, b.id);
+    a.expect_none("peers").await;
+    b.expect_none("peer").await;
     server.shutdown().await.unwrap();
 }
 
@@ -260,6 +279,85 @@ async fn a_late_joiner_gets_the_canvas_then_live_events() {
     c.expect("peers").await;
     a.mv(1.0, 2.0, false).await;
     assert_eq!(c.expect("moving").await["id"], json!(a.id));
+    server.shutdown().await.unwrap();
+}
+
+/// The events named in `names` that `c` receives next, in order, until
+/// `n` have come.
+async fn next_of(c: &mut Client, names: &[&str], n: usize) -> Vec<(String, Value)> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let (name, args) = c.read_event(WAIT).await.expect("an event in time");
+        if names.contains(&name.as_str()) {
+            got.push((name, args.into_iter().next().unwrap_or(Value::Null)));
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn gathered_moves_keep_their_place_among_other_events() {
+    let mut config = Config::for_tests();
+    config.draw.relay_tick_ms = rt_server::draw::MAX_RELAY_TICK_MS;
+    let server = common::server_with(config).await;
+    let mut a = joined(&server.url()).await;
+    let mut b = joined(&server.url()).await;
+    a.mv(0.0, 0.0, false).await;
+    a.mv(5.0, 5.0, true).await;
+    b.mv(7.0, 7.0, false).await;
+    a.mv(9.0, 9.0, true).await;
+    a.emit("clear", vec![]).await;
+    let got = next_of(&mut b, &["moving", "cleared"], 4).await;
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["moving", "moving", "moving", "cleared"]);
+    let xs: Vec<&Value> = got[..3].iter().map(|(_, d)| &d["x"]).collect();
+    assert_eq!(xs, [&json!(0.0), &json!(5.0), &json!(9.0)]);
+    // a gets b's move (not its own) before the clear.
+    let got = next_of(&mut a, &["moving", "cleared"], 2).await;
+    assert_eq!(got[0].1["id"], json!(b.id));
+    assert_eq!(got[1].0, "cleared");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_joiner_never_gets_a_move_its_canvas_already_has() {
+    let mut config = Config::for_tests();
+    config.draw.relay_tick_ms = rt_server::draw::MAX_RELAY_TICK_MS;
+    let server = common::server_with(config).await;
+    let mut a = joined(&server.url()).await;
+    let mut b = joined(&server.url()).await;
+    a.mv(0.0, 0.0, false).await;
+    a.mv(5.0, 5.0, true).await;
+    a.mv(10.0, 5.0, true).await;
+    // Whether the moves are relayed before or after c's snapshot, c sees
+    // each segment exactly once.
+    let mut c = Client::connect(&server.url()).await;
+    let parts = c.canvas().await;
+    let in_canvas: usize = parts[0]
+        .strokes
+        .iter()
+        .map(|s| s.points.len() / 2 - 1)
+        .sum();
+    // How many of a's moves the canvas has, by where a's pen is.
+    let applied = match parts[0].pens.iter().find(|p| p.id == a.id) {
+        None => 0,
+        Some(pen) if pen.x == 0.0 => 1,
+        Some(pen) if pen.x == 5.0 => 2,
+        Some(_) => 3,
+    };
+    let relayed = 3 - applied;
+    let moves = next_of(&mut c, &["moving"], relayed).await;
+    c.expect_none("moving").await;
+    let drawn = moves
+        .iter()
+        .filter(|(_, d)| d["drawing"] == json!(true))
+        .count();
+    assert_eq!(
+        in_canvas + drawn,
+        2,
+        "canvas {in_canvas}, relayed {moves:?}"
+    );
+    assert_eq!(next_of(&mut b, &["moving"], 3).await.len(), 3);
     server.shutdown().await.unwrap();
 }
 
@@ -386,12 +484,20 @@ async fn hello_names_peers_and_defaults_are_assigned() {
     let mut b = joined(&server.url()).await;
     a.emit("hello", vec![json!({"name": "Ann", "colour": "#00AA00"})])
         .await;
-    let peers: Vec<Peer> = serde_json::from_value(b.expect("peers").await).unwrap();
-    let ann = peers.iter().find(|p| p.id == a.id).unwrap();
+    let ann: Peer = serde_json::from_value(b.expect("peer").await).unwrap();
+    assert_eq!(ann.id, a.id);
     assert_eq!((ann.name.as_str(), ann.colour.as_str()), ("Ann", "#00aa00"));
-    let other = peers.iter().find(|p| p.id == b.id).unwrap();
-    assert!(other.name.starts_with("guest-"), "{other:?}");
-    assert!(rt_protocol::draw::is_colour(&other.colour));
+    assert_eq!(
+        ann,
+        serde_json::from_value(a.expect("welcome").await).unwrap()
+    );
+    // The sender's own list is updated the same way (after b's join).
+    let joined: Peer = serde_json::from_value(a.expect("peer").await).unwrap();
+    assert_eq!(joined.id, b.id);
+    assert!(joined.name.starts_with("guest-"), "{joined:?}");
+    assert!(rt_protocol::draw::is_colour(&joined.colour));
+    let own: Peer = serde_json::from_value(a.expect("peer").await).unwrap();
+    assert_eq!(own, ann);
     server.shutdown().await.unwrap();
 }
 
@@ -639,11 +745,15 @@ async fn a_client_that_stops_reading_is_cut() {
     assert_eq!(res.status(), 200);
     let mut a = Client::connect(&server.url()).await;
     a.canvas().await;
-    // Wait until the silent client is on the board.
-    let silent = loop {
-        let peers: Vec<Peer> = serde_json::from_value(a.expect("peers").await).unwrap();
-        if let Some(p) = peers.iter().find(|p| p.id != a.id) {
-            break p.id.clone();
+    // Wait until the silent client is on the board: listed to `a` on
+    // joining, or announced after.
+    let peers: Vec<Peer> = serde_json::from_value(a.expect("peers").await).unwrap();
+    let silent = match peers.iter().find(|p| p.id != a.id) {
+        Some(p) => p.id.clone(),
+        None => {
+            serde_json::from_value::<Peer>(a.expect("peer").await)
+                .unwrap()
+                .id
         }
     };
     assert_eq!(server.state.stats.open(App::Draw), 2);
@@ -651,8 +761,6 @@ async fn a_client_that_stops_reading_is_cut() {
         a.mv(f64::from(i % 2000), 1.0, false).await;
     }
     assert_eq!(a.expect("clientdisconnect").await, json!(silent));
-    let peers: Vec<Peer> = serde_json::from_value(a.expect("peers").await).unwrap();
-    assert_eq!(peers.len(), 1);
     // The cut client's moves no longer reach the board.
     let res = http
         .post(format!("{base}&sid={}", info.sid))
@@ -869,13 +977,13 @@ async fn strokes_stay_their_authors_across_reconnects_with_a_key() {
     a2.emit("hello", vec![json!({"key": key})]).await;
     let again: Peer = serde_json::from_value(a2.expect("welcome").await).unwrap();
     assert_eq!(again.author, author);
-    let peers: Vec<Peer> = loop {
-        let peers: Vec<Peer> = serde_json::from_value(b.expect("peers").await).unwrap();
-        if peers.iter().any(|p| p.author == author) {
-            break peers;
+    let entry: Peer = loop {
+        let entry: Peer = serde_json::from_value(b.expect("peer").await).unwrap();
+        if entry.author == author {
+            break entry;
         }
     };
-    assert!(peers.iter().any(|p| p.id == a2.id && p.author == author));
+    assert_eq!(entry.id, a2.id);
     a2.emit("undo", vec![]).await;
     let undone = b.expect("undone").await;
     assert_eq!(undone["by"], json!(a2.id));

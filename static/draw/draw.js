@@ -1,7 +1,8 @@
 /*
  * rt's drawing page: the shared 2000×1000 board, scaled to the window, with
  * everyone's pointers. Speaks the classic events (mousemove → moving,
- * clientdisconnect) plus canvas, hello/peers, clear/cleared, undo/undone.
+ * clientdisconnect) plus canvas, hello/welcome, peers (the list, on joining)
+ * and peer (one entry added or changed), clear/cleared, undo/undone.
  */
 (function () {
   'use strict';
@@ -209,14 +210,22 @@
       requestSync();
     }
   });
+  function setPeer(p) {
+    peers.set(p.id, { name: p.name, colour: p.colour, author: p.author });
+    if (p.id === socket.id && !chosenColour) colourInput.value = p.colour;
+  }
+  function showOnline() {
+    renderPeers();
+    status('connected · ' + peers.size + ' online');
+  }
   socket.on('peers', function (list) {
     peers = new Map();
-    list.forEach(function (p) {
-      peers.set(p.id, { name: p.name, colour: p.colour, author: p.author });
-      if (p.id === socket.id && !chosenColour) colourInput.value = p.colour;
-    });
-    renderPeers();
-    status('connected · ' + list.length + ' online');
+    list.forEach(setPeer);
+    showOnline();
+  });
+  socket.on('peer', function (p) {
+    setPeer(p);
+    showOnline();
   });
   socket.on('moving', function (data) {
     var seg = board.move(data.id, data.x, data.y, data.drawing, colourOf(data.id), authorOf(data.id));
@@ -228,6 +237,7 @@
     var el = cursors.get(id);
     if (el) el.remove();
     cursors.delete(id);
+    if (peers.delete(id)) showOnline();
   });
   // A clear counts when the server says so, ours too.
   socket.on('cleared', function () {

@@ -1,5 +1,15 @@
 //! The canvas task: owns the drawing and the list of participants, applies
 //! every change in one order, and fans events out.
+//!
+//! # Relay tick
+//! Each delivery costs the server one write to the client's socket, and a
+//! write's kernel cost hardly depends on how many frames it carries. So
+//! `moving` relays can be gathered for up to `--draw-relay-tick` (a few
+//! ms; off by default, as it adds that much latency) and then queued on
+//! each socket together: its writer wakes once and sends
+//! them in one write. Any other command first sends what is gathered, so
+//! every event keeps its place in the one order (a joiner's snapshot never
+//! contains a move that is still to be relayed to it).
 
 use std::collections::HashMap;
 
@@ -65,6 +75,12 @@ pub enum Command {
     },
 }
 
+/// `moving` relays waiting for the tick: the sender, and the event's JSON.
+struct Gathered {
+    from: Sid,
+    json: Box<RawValue>,
+}
+
 struct Participant {
     socket: SocketRef,
     /// Whose strokes this socket draws (see `rt_protocol::draw`).
@@ -83,6 +99,9 @@ pub struct Canvas {
     people: HashMap<Sid, Participant>,
     /// Join order, so `peers` lists people in a stable order.
     order: Vec<Sid>,
+    /// `moving` relays not sent yet, in order, and when they are due.
+    gathered: Vec<Gathered>,
+    due: Option<Instant>,
     /// Sockets taken off the board because their queue was full, until
     /// they are gone (their connection still counts until then).
     cut: HashMap<Sid, Participant>,
@@ -118,6 +137,8 @@ impl Canvas {
             board,
             people: HashMap::new(),
             order: Vec::new(),
+            gathered: Vec::new(),
+            due: None,
             cut: HashMap::new(),
             guests: 0,
             stats,
@@ -128,8 +149,14 @@ impl Canvas {
     /// Serves commands until shutdown.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
         loop {
+            let due = self.due;
             let cmd = tokio::select! {
                 cmd = rx.recv() => cmd,
+                () = sleep_until(due), if due.is_some() => {
+                    self.send_gathered();
+                    self.retry_cuts();
+                    continue;
+                }
                 _ = shutdown.cancelled() => None,
             };
             let Some(cmd) = cmd else { break };
@@ -139,6 +166,9 @@ impl Canvas {
     }
 
     async fn handle(&mut self, cmd: Command) {
+        if !matches!(cmd, Command::Move { .. }) {
+            self.send_gathered();
+        }
         match cmd {
             Command::Join { socket } => self.join(socket),
             Command::Move { sid, mv } => self.mouse_move(sid, mv).await,
@@ -192,7 +222,29 @@ impl Canvas {
             },
         );
         self.order.push(sid);
-        self.send_peers();
+        // The joiner gets the whole list, the others its entry alone: a
+        // join costs O(participants), not O(participants²).
+        let peers: Vec<Peer> = self.order.iter().filter_map(|s| self.peer(*s)).collect();
+        if let Some(person) = self.people.get(&sid)
+            && let Err(SendError::Socket(socketioxide::SocketError::InternalChannelFull)) =
+                emit_one(&person.socket, event::PEERS, &peers)
+        {
+            self.cut_off(sid);
+            return;
+        }
+        if let Some(entry) = self.peer(sid) {
+            self.broadcast(event::PEER, &entry, Some(sid));
+        }
+    }
+
+    /// A participant's entry, as `peers` and `peer` carry it.
+    fn peer(&self, sid: Sid) -> Option<Peer> {
+        self.people.get(&sid).map(|p| Peer {
+            id: sid.to_string(),
+            name: p.name.clone(),
+            colour: p.colour.clone(),
+            author: p.author.clone(),
+        })
     }
 
     /// Takes one canvas send from the shared budget.
@@ -289,7 +341,7 @@ impl Canvas {
             .apply_move_as(&pen, &author, mv.point, mv.drawing, &colour);
         let mut fields = mv.fields;
         fields.insert("id".into(), Value::String(pen));
-        self.broadcast(event::MOVING, &fields, Some(sid));
+        self.gather(sid, &fields);
         let change = match effect {
             MoveEffect::None => None,
             MoveEffect::Started { stroke, from, to } => Some(Change::Start {
@@ -333,14 +385,13 @@ impl Canvas {
         if let Some(key) = hello.key {
             person.author = author_of_key(&key);
         }
-        let welcome = Peer {
-            id: sid.to_string(),
-            name: person.name.clone(),
-            colour: person.colour.clone(),
-            author: person.author.clone(),
+        let Some(welcome) = self.peer(sid) else {
+            return;
         };
-        let _ = person.socket.emit(event::WELCOME, &welcome);
-        self.send_peers();
+        if let Some(person) = self.people.get(&sid) {
+            let _ = person.socket.emit(event::WELCOME, &welcome);
+        }
+        self.broadcast(event::PEER, &welcome, None);
     }
 
     async fn clear(&mut self, sid: Sid) {
@@ -408,7 +459,6 @@ impl Canvas {
 
     fn announce_departure(&mut self, sid: Sid) {
         self.broadcast(event::CLIENT_DISCONNECT, &sid.to_string(), None);
-        self.send_peers();
     }
 
     /// A participant whose queue is full has missed events: take it off the
@@ -438,20 +488,55 @@ impl Canvas {
         });
     }
 
-    fn send_peers(&mut self) {
-        let peers: Vec<Peer> = self
-            .order
-            .iter()
-            .filter_map(|sid| {
-                self.people.get(sid).map(|p| Peer {
-                    id: sid.to_string(),
-                    name: p.name.clone(),
-                    colour: p.colour.clone(),
-                    author: p.author.clone(),
-                })
-            })
-            .collect();
-        self.broadcast(event::PEERS, &peers, None);
+    /// Keeps a `moving` relay for the next tick (sends it at once when the
+    /// tick is 0).
+    fn gather(&mut self, from: Sid, fields: &serde_json::Map<String, Value>) {
+        let json = match serde_json::value::to_raw_value(fields) {
+            Ok(json) => json,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialize a move");
+                return;
+            }
+        };
+        self.gathered.push(Gathered { from, json });
+        let tick = self.config.relay_tick();
+        if tick.is_zero() {
+            self.send_gathered();
+        } else if self.due.is_none() {
+            self.due = Some(Instant::now() + tick);
+        }
+    }
+
+    /// Sends the gathered relays, each socket's in a row so that its writer
+    /// finds them together. A socket whose queue is full is cut, as in
+    /// [`Canvas::broadcast`].
+    fn send_gathered(&mut self) {
+        self.due = None;
+        if self.gathered.is_empty() {
+            return;
+        }
+        let gathered = std::mem::take(&mut self.gathered);
+        let mut slow = Vec::new();
+        let mut sent = 0u64;
+        for (sid, person) in &self.people {
+            for relay in gathered.iter().filter(|g| g.from != *sid) {
+                match emit_one(&person.socket, event::MOVING, &*relay.json) {
+                    Ok(()) => sent += 1,
+                    Err(SendError::Socket(socketioxide::SocketError::InternalChannelFull)) => {
+                        slow.push(*sid);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        self.stats.delivered(sent);
+        for sid in slow {
+            self.cut_off(sid);
+        }
+        // Keep the allocation for the next tick.
+        self.gathered = gathered;
+        self.gathered.clear();
     }
 
     /// Serializes `payload` once and queues the same JSON on every
@@ -493,6 +578,14 @@ fn author_of_key(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     format!("a-{hex}")
+}
+
+/// Waits until `at` (`None`: never; the caller's `select!` guard keeps that
+/// branch off).
+async fn sleep_until(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at.into()).await;
+    }
 }
 
 fn emit_one<T: Serialize + ?Sized>(

@@ -90,8 +90,8 @@ test('a drag on page A appears on page B and in rt-tui draw listen, with A named
       const moves = tui.events.filter((e) => e.event === 'moving' && e.data.drawing);
       return moves.length >= 5 ? moves : null;
     });
-    const named = tui.events.filter((e) => e.event === 'peers').pop().data.find((p) => p.name === 'Alice');
-    assert.ok(named, 'rt-tui saw Alice in peers');
+    const named = tui.events.filter((e) => e.event === 'peer').map((e) => e.data).find((p) => p.name === 'Alice');
+    assert.ok(named, 'rt-tui saw Alice in a peer event');
     assert.ok(drawn.every((e) => e.data.id === named.id), 'the moves are Alice\'s');
     // A's pointer shows on B with A's name.
     const label = await waitFor('A pointer on B', () =>
@@ -293,6 +293,7 @@ test('the classic page works unchanged with our client script', async () => {
   peer.on('peers', (list) => {
     online = list.map((p) => p.id);
   });
+  peer.on('peer', (p) => online.push(p.id));
   try {
     await new Promise((resolve) => peer.on('connect', resolve));
     const classicId = await waitFor('classic page connected', () => page.evaluate(() => socket.connected && socket.id));

@@ -105,6 +105,23 @@ for (const [mode, opts] of Object.entries(MODES)) {
       }
     });
 
+    test('a joiner gets the peers list, the others get its entry in peer', async () => {
+      const a = await client(opts);
+      const announced = next(a, 'peer');
+      const b = io(server.url, { ...opts, reconnection: false, forceNew: true });
+      try {
+        const list = await next(b, 'peers');
+        const ids = list.map((p) => p.id);
+        assert.ok(ids.includes(a.id) && ids.includes(b.id), JSON.stringify(list));
+        const entry = await announced;
+        assert.deepEqual(entry, list.find((p) => p.id === b.id));
+        assert.match(entry.name, /^guest-/);
+      } finally {
+        a.disconnect();
+        b.disconnect();
+      }
+    });
+
     test('a late joiner gets the canvas with the strokes drawn so far', async () => {
       const a = await client(opts);
       const b = await client(opts);
@@ -189,17 +206,16 @@ for (const [mode, opts] of Object.entries(MODES)) {
   });
 }
 
-test('hello names the participant in peers', async () => {
+test('hello names the participant to everyone in a peer event', async () => {
   const a = await client({ transports: ['websocket'] });
   const b = await client({ transports: ['websocket'] });
   try {
     const peers = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no peers naming Ann')), WAIT_MS);
-      b.on('peers', (list) => {
-        const ann = list.find((p) => p.id === a.id);
-        if (ann?.name === 'Ann') {
+      const timer = setTimeout(() => reject(new Error('no peer event naming Ann')), WAIT_MS);
+      b.on('peer', (p) => {
+        if (p.id === a.id && p.name === 'Ann') {
           clearTimeout(timer);
-          resolve(ann);
+          resolve(p);
         }
       });
     });
@@ -321,6 +337,7 @@ test("the page's board model (static/draw/board.js) replays events as the server
     watcher.on('peers', (list) => {
       colours = new Map(list.map((p) => [p.id, p.colour]));
     });
+    watcher.on('peer', (p) => colours.set(p.id, p.colour));
     watcher.on('moving', (d) => {
       mirror.move(d.id, d.x, d.y, d.drawing, colours.get(d.id));
       steps++;

@@ -288,8 +288,17 @@ async fn join(connector: &Connector) -> Result<WsConn, JoinError> {
         .map_err(|e| e.to_string())?;
     loop {
         let t = next_text(&mut conn).await?;
-        let Ok(EnginePacket::Message(m)) = EnginePacket::decode(&t) else {
-            continue;
+        let m = match EnginePacket::decode(&t) {
+            Ok(EnginePacket::Message(m)) => m,
+            // The server pings at once; unanswered, it closes the session
+            // after its ping timeout (20 s).
+            Ok(EnginePacket::Ping(d)) => {
+                conn.send_text(EnginePacket::Pong(d).encode().as_bytes())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                continue;
+            }
+            _ => continue,
         };
         let Ok(p) = SocketPacket::decode(&m) else {
             continue;

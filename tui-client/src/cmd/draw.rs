@@ -18,7 +18,8 @@ const ABOUT: &str = "\
 Subcommands:
   listen   print every board event as one JSON line on stdout:
              {\"event\":\"moving\",\"data\":{\"x\":10,\"y\":20,\"drawing\":true,\"id\":\"…\"}}
-           (canvas, peers, moving, clientdisconnect, cleared, undone, error)
+           (canvas, peers, peer, moving, clientdisconnect, cleared, undone,
+            error)
   line     draw a straight line from (X1, Y1) to (X2, Y2), board coordinates
   clear    clear the board for everyone
 

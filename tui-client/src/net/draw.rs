@@ -67,8 +67,10 @@ pub enum DrawEvent {
     },
     /// Part of the drawing (part 0 starts over).
     Canvas(CanvasPart),
-    /// Who is online.
+    /// Who is online (the whole list, on joining).
     Peers(Vec<Peer>),
+    /// One participant joined or changed their entry.
+    Peer(Peer),
     /// The answer to our `hello`: our own entry, with our author id.
     Welcome(Peer),
     /// Someone's pointer moved (`data` is the object as sent).
@@ -104,6 +106,7 @@ impl DrawEvent {
         let ev = match name {
             event::CANVAS => DrawEvent::Canvas(serde_json::from_value(arg).ok()?),
             event::PEERS => DrawEvent::Peers(serde_json::from_value(arg).ok()?),
+            event::PEER => DrawEvent::Peer(serde_json::from_value(arg).ok()?),
             event::WELCOME => DrawEvent::Welcome(serde_json::from_value(arg).ok()?),
             event::MOVING => DrawEvent::Moving {
                 id: arg.get("id")?.as_str()?.to_string(),
@@ -774,6 +777,18 @@ mod tests {
                 y: 2.5,
                 drawing: true
             })
+        );
+        assert_eq!(
+            DrawEvent::from_socketio(
+                "peer",
+                &[json!({"id": "abc", "name": "Ann", "colour": "#112233"})]
+            ),
+            Some(DrawEvent::Peer(Peer {
+                id: "abc".into(),
+                name: "Ann".into(),
+                colour: "#112233".into(),
+                author: String::new(),
+            }))
         );
         assert_eq!(
             DrawEvent::from_socketio("clientdisconnect", &[json!("abc")]),

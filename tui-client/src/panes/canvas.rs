@@ -16,7 +16,7 @@ use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::widgets::canvas::{Canvas, Line as Segment};
-use rt_protocol::draw::{Board, Bounds, Hello, PALETTE, Peer, Point};
+use rt_protocol::draw::{Board, Bounds, Hello, PALETTE, Peer, Point, upsert_peer};
 
 use super::{Handled, Pane, PaneId, RenderCtx};
 use crate::app::Cmd;
@@ -402,6 +402,7 @@ impl Pane for CanvasPane {
                         }
                     }
                     DrawEvent::Peers(list) => self.peers = list.clone(),
+                    DrawEvent::Peer(peer) => upsert_peer(&mut self.peers, peer.clone()),
                     DrawEvent::Welcome(me) => self.my_author = Some(me.author().to_string()),
                     DrawEvent::Moving { id, x, y, drawing } => {
                         let colour = self.colour_of(id);
@@ -829,6 +830,29 @@ mod tests {
         assert_eq!(pane.board().segments(), 0);
         pane.apply(&NetEvent::Draw(DrawEvent::ClientDisconnect("ann".into())));
         assert!(pane.pointers.is_empty());
+    }
+
+    #[test]
+    fn peer_events_add_rename_and_leaving_removes() {
+        let mut pane = CanvasPane::new();
+        connected(&mut pane);
+        assert_eq!(pane.peers.len(), 2);
+        let bob = Peer {
+            id: "bob".into(),
+            name: "guest-3".into(),
+            colour: "#4363d8".into(),
+            author: "bob".into(),
+        };
+        pane.apply(&NetEvent::Draw(DrawEvent::Peer(bob.clone())));
+        pane.apply(&NetEvent::Draw(DrawEvent::Peer(Peer {
+            name: "Bob".into(),
+            ..bob
+        })));
+        let names: Vec<&str> = pane.peers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["guest-1", "Ann", "Bob"]);
+        assert_eq!(pane.colour_of("bob"), "#4363d8");
+        pane.apply(&NetEvent::Draw(DrawEvent::ClientDisconnect("bob".into())));
+        assert_eq!(pane.peers.len(), 2);
     }
 
     fn render(
