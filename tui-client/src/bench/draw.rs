@@ -76,6 +76,8 @@ struct Shared {
     /// Drawers start once every client is connected.
     go: CancellationToken,
     measuring: AtomicBool,
+    /// Drawers in the run: their phases are spread evenly over the period.
+    drawers: u64,
     /// Every frame received, measured or not (to see the join traffic end).
     frames: AtomicU64,
     counters: Arc<Counters>,
@@ -103,6 +105,7 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
         ready: AtomicUsize::new(0),
         go: CancellationToken::new(),
         measuring: AtomicBool::new(false),
+        drawers: args.drawers,
         frames: AtomicU64::new(0),
         counters: counters.clone(),
         stop: CancellationToken::new(),
@@ -348,8 +351,9 @@ async fn session(
         tokio::select! {
             _ = shared.stop.cancelled() => return Ok(()),
             _ = shared.go.cancelled(), if drawer && tick.is_none() => {
-                // Spread the drawers over the 50 ms period.
-                let offset = period.mul_f64((i % 50) as f64 / 50.0);
+                // Spread the drawers evenly over the 50 ms period, as
+                // independent people drawing would be, not in one burst.
+                let offset = period.mul_f64(i as f64 / shared.drawers.max(1) as f64);
                 let mut t = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
                 t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 tick = Some(t);
