@@ -1035,3 +1035,28 @@ fn the_encoder_writes_one_data_line_per_event() {
     );
     assert_eq!(e.iter().filter(|&&b| b == b'\n').count(), 3);
 }
+
+#[tokio::test]
+async fn a_fan_out_split_over_two_threads_keeps_every_streams_order() {
+    let mut c = test_config();
+    c.qa.parallel_fan_out = 2;
+    let server = common::server_with(c).await;
+    let mut streams = Vec::new();
+    for _ in 0..7 {
+        streams.push(joined(&server).await.0);
+    }
+    let (_, writer) = joined(&server).await;
+    let n = 40;
+    for i in 0..n {
+        let (status, _) = ask(&server, &writer, &format!("question {i}")).await;
+        assert_eq!(status, 200);
+    }
+    for s in &mut streams {
+        for i in 0..n {
+            let qs = questions_of(&s.message().await);
+            assert_eq!(qs.len(), i + 1, "every event, in order");
+            assert!(qs.iter().any(|(q, _)| q == &format!("question {i}")));
+        }
+    }
+    server.shutdown().await.unwrap();
+}

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::db::{self, Audience, UserRow, Write};
 use super::{QaConfig, now_ms};
-use crate::serve::{SinkError, StreamSink};
+use crate::serve::{Event, SinkError, StreamSink};
 use crate::stats::Stats;
 use crate::store::{Store, StoreError};
 
@@ -257,6 +257,34 @@ impl Outlet {
     }
 }
 
+/// Hands `frame` to each outlet; returns how many were written to sinks and
+/// the subscribers that are gone (closed, or cut for falling behind).
+fn deliver(targets: &[(u64, &Outlet)], frame: &Bytes, event: &Event) -> (u64, Vec<u64>) {
+    let mut gone = Vec::new();
+    let mut written = 0;
+    for &(conn, outlet) in targets {
+        match outlet {
+            Outlet::Queue(tx) => match tx.try_send(frame.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::info!(conn, "Q&A subscriber fell behind; cutting it");
+                    gone.push(conn);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => gone.push(conn),
+            },
+            Outlet::Sink(sink) => match sink.send(event) {
+                Ok(()) => written += 1,
+                Err(SinkError::Full) => {
+                    tracing::info!(conn, "Q&A subscriber fell behind; cutting it");
+                    gone.push(conn);
+                }
+                Err(SinkError::Closed) => gone.push(conn),
+            },
+        }
+    }
+    (written, gone)
+}
+
 /// Who receives an event live.
 enum To<'a> {
     All,
@@ -291,6 +319,10 @@ struct Owner {
     log_bytes: u64,
     queue: usize,
     stats: Arc<Stats>,
+    /// Cores available: a large fan-out is split when there are two.
+    cores: usize,
+    /// Streams from which a fan-out is split (`--qa-parallel-fan-out`).
+    parallel_fan_out: usize,
     questions: Vec<Question>,
     index: HashMap<String, usize>,
     users: HashMap<String, LiveUser>,
@@ -345,6 +377,8 @@ impl Owner {
             log_bytes: config.log_bytes,
             queue: config.queue as usize,
             stats,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            parallel_fan_out: config.parallel_fan_out as usize,
             questions,
             index,
             users: HashMap::new(),
@@ -892,11 +926,10 @@ impl Owner {
     /// Queues `frame` for the chosen subscribers. One that is full is cut:
     /// it would otherwise stall everyone or grow without bound.
     fn fan_out(&mut self, frame: &Bytes, to: To<'_>) {
-        let mut gone = Vec::new();
-        // Queued events are counted by their streams as they are sent.
-        let mut written = 0;
-        for (&conn, sub) in &self.subs {
-            let wanted = match to {
+        let targets: Vec<(u64, &Outlet)> = self
+            .subs
+            .iter()
+            .filter(|(_, sub)| match to {
                 To::All => true,
                 To::User(u) => sub.user == u,
                 To::Followers(q) => {
@@ -905,29 +938,26 @@ impl Owner {
                         .and_then(|u| u.selected.as_deref())
                         == Some(q)
                 }
-            };
-            if !wanted {
-                continue;
-            }
-            match &sub.outlet {
-                Outlet::Queue(tx) => match tx.try_send(frame.clone()) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        tracing::info!(conn, "Q&A subscriber fell behind; cutting it");
-                        gone.push(conn);
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => gone.push(conn),
-                },
-                Outlet::Sink(sink) => match sink.send(frame) {
-                    Ok(()) => written += 1,
-                    Err(SinkError::Full) => {
-                        tracing::info!(conn, "Q&A subscriber fell behind; cutting it");
-                        gone.push(conn);
-                    }
-                    Err(SinkError::Closed) => gone.push(conn),
-                },
-            }
-        }
+            })
+            .map(|(&conn, sub)| (conn, &sub.outlet))
+            .collect();
+        let event = Event::new(frame);
+        // A broadcast to thousands of streams is mostly the kernel's
+        // loopback write per stream: split it over two cores. Both halves
+        // end before the next event, so each stream's order is kept.
+        let (written, gone) = if targets.len() >= self.parallel_fan_out && self.cores > 1 {
+            let (a, b) = targets.split_at(targets.len() / 2);
+            std::thread::scope(|s| {
+                let other = s.spawn(|| deliver(b, frame, &event));
+                let (wa, mut ga) = deliver(a, frame, &event);
+                let (wb, gb) = other.join().unwrap_or_default();
+                ga.extend(gb);
+                (wa + wb, ga)
+            })
+        } else {
+            deliver(&targets, frame, &event)
+        };
+        // Queued events are counted by their streams as they are sent.
         self.stats.delivered(written);
         for conn in gone {
             self.remove(conn);

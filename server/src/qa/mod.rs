@@ -95,6 +95,12 @@ pub struct QaConfig {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub queue: u32,
 
+    /// A broadcast to at least this many streams is written by two threads
+    /// (when there are two cores), halving how long the last stream waits.
+    #[arg(long = "qa-parallel-fan-out", default_value_t = 1024, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallel_fan_out: u32,
+
     /// Forget users who have not logged in for this many days.
     #[arg(long = "qa-user-ttl-days", default_value_t = 30, value_name = "DAYS")]
     pub user_ttl_days: u64,

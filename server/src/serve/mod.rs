@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use sink::{SinkError, SinkOffer, SinkTaken, StreamSink};
+pub use sink::{Event, SinkError, SinkOffer, SinkTaken, StreamSink};
 pub use sniff::{Verdict, classify};
 
 /// Paths whose `GET` answers are event streams.

@@ -105,9 +105,14 @@ impl StreamSink {
         self.lock().closed
     }
 
-    /// Sends one event (an SSE frame). Written at once when the socket has
-    /// room and nothing waits before it; queued otherwise.
-    pub fn send(&self, frame: &Bytes) -> Result<(), SinkError> {
+    /// Sends one event. Written at once when the socket has room and
+    /// nothing waits before it; queued otherwise (the same bytes, no copy).
+    pub fn send(&self, event: &Event) -> Result<(), SinkError> {
+        let bytes = if self.chunked {
+            &event.chunked
+        } else {
+            &event.raw
+        };
         let mut s = self.lock();
         if s.closed {
             return Err(SinkError::Closed);
@@ -116,10 +121,15 @@ impl StreamSink {
             && s.backlog.is_empty()
             && let Some(tcp) = &s.tcp
         {
-            return match write_chunk_now(tcp, frame, self.chunked) {
-                Ok(None) => Ok(()),
-                Ok(Some(rest)) => {
-                    s.backlog.push_back(Bytes::from(rest));
+            return match tcp.try_write(bytes) {
+                Ok(n) if n == bytes.len() => Ok(()),
+                Ok(n) => {
+                    s.backlog.push_back(bytes.slice(n..));
+                    self.wake.notify_one();
+                    Ok(())
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    s.backlog.push_back(bytes.clone());
                     self.wake.notify_one();
                     Ok(())
                 }
@@ -135,7 +145,7 @@ impl StreamSink {
             self.wake.notify_one();
             return Err(SinkError::Full);
         }
-        s.backlog.push_back(frame_bytes(frame, self.chunked));
+        s.backlog.push_back(bytes.clone());
         if s.open {
             self.wake.notify_one();
         }
@@ -240,11 +250,25 @@ fn close(s: &mut State) {
     s.keep = None;
 }
 
-/// `frame` as it goes on the wire: one chunk, or as is without chunking.
-fn frame_bytes(frame: &Bytes, chunked: bool) -> Bytes {
-    if !chunked {
-        return frame.clone();
+/// One event for many sinks: framed as a chunk once, for all of them.
+#[derive(Debug, Clone)]
+pub struct Event {
+    raw: Bytes,
+    chunked: Bytes,
+}
+
+impl Event {
+    /// `frame` is one SSE frame (or several), not empty.
+    pub fn new(frame: &Bytes) -> Event {
+        Event {
+            raw: frame.clone(),
+            chunked: as_chunk(frame),
+        }
     }
+}
+
+/// `frame` as one chunk of a chunked body.
+fn as_chunk(frame: &Bytes) -> Bytes {
     let mut size = [0u8; 18];
     let n = chunk_size_line(frame.len(), &mut size);
     let mut out = Vec::with_capacity(n + frame.len() + 2);
