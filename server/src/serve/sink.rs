@@ -1,6 +1,6 @@
 //! A lean event stream's socket, handed to the task that produces its
 //! events, which writes each event straight to it: no queue, no wake-up of
-//! the stream's own task, one `writev` per event. The stream's task only
+//! the stream's own task, one `write` per event. The stream's task only
 //! waits: for the peer to leave, for shutdown, or to flush the rare backlog
 //! of a socket that was full.
 //!
@@ -108,6 +108,10 @@ impl StreamSink {
     /// Sends one event. Written at once when the socket has room and
     /// nothing waits before it; queued otherwise (the same bytes, no copy).
     pub fn send(&self, event: &Event) -> Result<(), SinkError> {
+        if event.raw.is_empty() {
+            // Nothing to send, and an empty chunk would end the body.
+            return Ok(());
+        }
         let bytes = if self.chunked {
             &event.chunked
         } else {
@@ -302,4 +306,113 @@ pub(super) fn write_chunk_now(
             IoSlice::new(b"\r\n"),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    /// A sink on one end of a loopback connection, and the other end.
+    async fn pair(chunked: bool) -> (Arc<StreamSink>, Arc<TcpStream>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let server = Arc::new(server);
+        (StreamSink::new(server.clone(), chunked), server, client)
+    }
+
+    async fn read_exactly(client: &mut TcpStream, n: usize) -> String {
+        let mut buf = vec![0u8; n];
+        client.read_exact(&mut buf).await.unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    fn event(s: &'static str) -> Event {
+        Event::new(&Bytes::from_static(s.as_bytes()))
+    }
+
+    #[tokio::test]
+    async fn events_before_open_wait_and_keep_their_order() {
+        let (sink, _server, mut client) = pair(true).await;
+        sink.send(&event("data: a\n\n")).unwrap();
+        sink.send(&event("data: bc\n\n")).unwrap();
+        sink.open();
+        assert!(!sink.flush().unwrap(), "all written");
+        sink.send(&event("data: d\n\n")).unwrap();
+        let want = "9\r\ndata: a\n\n\r\na\r\ndata: bc\n\n\r\n9\r\ndata: d\n\n\r\n";
+        assert_eq!(read_exactly(&mut client, want.len()).await, want);
+    }
+
+    #[tokio::test]
+    async fn without_chunking_events_go_as_they_are() {
+        let (sink, _server, mut client) = pair(false).await;
+        sink.open();
+        sink.send(&event("data: x\n\n")).unwrap();
+        sink.send(&event("")).unwrap();
+        sink.send(&event("data: y\n\n")).unwrap();
+        let want = "data: x\n\ndata: y\n\n";
+        assert_eq!(read_exactly(&mut client, want.len()).await, want);
+    }
+
+    #[tokio::test]
+    async fn a_backlog_at_its_limit_cuts_the_stream_and_lets_the_socket_go() {
+        let (sink, server, _client) = pair(true).await;
+        sink.set_limit(2);
+        sink.keep_until_closed(Box::new(()));
+        sink.send(&event("data: 1\n\n")).unwrap();
+        sink.send(&event("data: 2\n\n")).unwrap();
+        assert_eq!(sink.send(&event("data: 3\n\n")), Err(SinkError::Full));
+        assert!(sink.is_closed());
+        assert_eq!(sink.send(&event("data: 4\n\n")), Err(SinkError::Closed));
+        // The sink no longer holds the socket: only the test's handle does.
+        assert_eq!(Arc::strong_count(&server), 1);
+        assert!(sink.lock().keep.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_full_socket_keeps_the_rest_for_the_streams_task() {
+        let (sink, server, mut client) = pair(true).await;
+        sink.set_limit(100_000);
+        sink.open();
+        // Far more than the socket buffers hold while nobody reads.
+        let big = Bytes::from(vec![b'x'; 64 * 1024]);
+        let ev = Event::new(&big);
+        let mut sent = 0;
+        while sink.lock().backlog.is_empty() {
+            sink.send(&ev).unwrap();
+            sent += 1;
+            assert!(sent < 10_000, "the socket never filled");
+        }
+        sink.send(&ev).unwrap();
+        sent += 1;
+        let shutdown = CancellationToken::new();
+        let task = {
+            let sink = sink.clone();
+            let server = server.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { sink.run(&server, &shutdown, Duration::from_secs(30)).await })
+        };
+        let per_event = ev.chunked.len();
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        while got < sent * per_event {
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            got += n;
+        }
+        assert_eq!(got, sent * per_event, "every byte, once");
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+        assert!(sink.is_closed());
+        // The stream's task and the sink have let go; the socket closes with
+        // the last handle.
+        drop(server);
+        let mut end = Vec::new();
+        client.read_to_end(&mut end).await.unwrap();
+        assert_eq!(end, b"0\r\n\r\n", "the body ends at shutdown");
+    }
 }
