@@ -124,22 +124,29 @@ impl Parser {
     }
 
     /// Feeds bytes; returns the events completed by them.
-    pub fn feed(&mut self, bytes: &[u8]) -> Vec<ParsedEvent> {
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Vec<ParsedEvent> {
         let mut out = Vec::new();
-        for &b in bytes {
+        // Whole runs up to each line end are copied at once: events carry
+        // kilobytes of data, and this runs for every one a client receives.
+        while let Some(&first) = bytes.first() {
             if self.after_cr {
                 self.after_cr = false;
-                if b == b'\n' {
+                if first == b'\n' {
+                    bytes = &bytes[1..];
                     continue;
                 }
             }
-            match b {
-                b'\r' => {
-                    self.after_cr = true;
+            match bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+                Some(i) => {
+                    self.line.extend_from_slice(&bytes[..i]);
+                    self.after_cr = bytes[i] == b'\r';
                     self.end_line(&mut out);
+                    bytes = &bytes[i + 1..];
                 }
-                b'\n' => self.end_line(&mut out),
-                _ => self.line.push(b),
+                None => {
+                    self.line.extend_from_slice(bytes);
+                    break;
+                }
             }
         }
         out
@@ -153,7 +160,8 @@ impl Parser {
                 line.drain(..3);
             }
         }
-        let line = String::from_utf8_lossy(&line).into_owned();
+        let line = String::from_utf8(line)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         if line.is_empty() {
             if self.has_data {
                 let mut data = std::mem::take(&mut self.data);
@@ -283,5 +291,34 @@ mod tests {
         let mut p = Parser::new();
         assert!(p.feed(b"id: 5\n\n").is_empty());
         assert_eq!(p.last_id(), Some("5"));
+    }
+
+    proptest::proptest! {
+        /// However the bytes are split into reads (a CRLF across two reads,
+        /// a multi-byte character cut in half), the events are the same.
+        #[test]
+        fn any_split_gives_the_same_events(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "data: a", "data:", "\r", "\n", "\r\n", "event: e", "id: 7", ": c",
+                    "data: é€", "retry: 5", "x",
+                ]),
+                0..40,
+            ),
+            cuts in proptest::collection::vec(0usize..200, 0..8),
+        ) {
+            let stream: Vec<u8> = parts.concat().into_bytes();
+            let whole = Parser::new().feed(&stream);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(stream.len())).collect();
+            cuts.sort_unstable();
+            let mut p = Parser::new();
+            let mut split = Vec::new();
+            let mut at = 0;
+            for c in cuts.into_iter().chain([stream.len()]) {
+                split.extend(p.feed(&stream[at..c]));
+                at = c;
+            }
+            proptest::prop_assert_eq!(whole, split);
+        }
     }
 }
