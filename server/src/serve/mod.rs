@@ -21,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use sink::{Event, SinkError, SinkOffer, SinkTaken, StreamSink};
-pub use sniff::{Verdict, classify};
 
 /// Paths whose `GET` answers are event streams.
 pub const STREAM_PATHS: &[&str] = &["/login", "/ticker/stream", "/stats"];
@@ -43,7 +42,7 @@ pub struct Limits {
 
 /// Accepts until `shutdown`, spawning each connection on `conns`. Hyper's
 /// connections finish their request in flight and close when `shutdown`
-/// fires; lean streams end with their body, which ends on the same token.
+/// fires; lean streams end their body and close on the same token.
 pub async fn accept_loop(
     listener: TcpListener,
     router: Router,
