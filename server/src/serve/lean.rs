@@ -174,8 +174,8 @@ enum Step {
 
 /// Copies the body's events to the socket, one write each (the body yields
 /// a join's first events as one piece), until the body ends (then the last
-/// chunk is written if `finish`), the peer goes,
-/// a write stalls for `stall` or `shutdown` fires. This is what an idle
+/// chunk is written if `finish`), the peer goes, a write stalls for `stall`
+/// or `shutdown` fires. This is what an idle
 /// stream's task holds, so its state is kept small: no buffers, the rare
 /// slow write boxed, and one poll of the body and the socket per event.
 pub async fn stream(
@@ -201,9 +201,9 @@ pub async fn stream(
                 }
                 return Ok(());
             }
-            // The body failed (its subscriber was cut): end the response
-            // without its last chunk, so the client sees an error and
-            // reconnects.
+            // The body failed (its producer cut the stream): end the
+            // response without its last chunk, so the client sees an error
+            // and reconnects.
             Step::Frame(Some(Err(e))) => {
                 tracing::debug!(error = %e, "event stream failed; closing");
                 return Ok(());
