@@ -218,15 +218,8 @@ pub async fn stream(
             }
             Step::Readable(ready) => {
                 ready?;
-                // A stream request has no body and the answer never ends,
-                // so anything the client sends now is ignored; end of file
-                // means it has gone.
-                let mut scratch = [0u8; 64];
-                match io.try_read(&mut scratch) {
-                    Ok(0) => return Ok(()),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
+                if peer_left(io)? {
+                    return Ok(());
                 }
             }
         }
@@ -243,6 +236,19 @@ pub(super) fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> usize {
     out[digits] = b'\r';
     out[digits + 1] = b'\n';
     digits + 2
+}
+
+/// After a stream socket turned readable: whether the client has gone (end
+/// of file). A stream request has no body and the answer never ends, so
+/// anything else the client sends is read and ignored.
+pub(super) fn peer_left(io: &TcpStream) -> io::Result<bool> {
+    let mut scratch = [0u8; 64];
+    match io.try_read(&mut scratch) {
+        Ok(0) => Ok(true),
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Writes every slice, at once when the socket has room (nearly always);

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::lean::{chunk_size_line, write_now};
+use super::lean::{chunk_size_line, peer_left, write_now};
 
 /// In a lean stream request's extensions: the connection's sink.
 #[derive(Clone)]
@@ -200,14 +200,8 @@ impl StreamSink {
                 }
                 r = tcp.readable() => {
                     r?;
-                    // Nothing is expected from the client; end of file
-                    // means it has gone.
-                    let mut scratch = [0u8; 64];
-                    match tcp.try_read(&mut scratch) {
-                        Ok(0) => return Ok(()),
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) => return Err(e),
+                    if peer_left(tcp)? {
+                        return Ok(());
                     }
                 }
                 () = shutdown.cancelled() => {
