@@ -312,10 +312,16 @@ async fn gathered_moves_keep_their_place_among_other_events() {
     assert_eq!(names, ["moving", "moving", "moving", "cleared"]);
     let xs: Vec<&Value> = got[..3].iter().map(|(_, d)| &d["x"]).collect();
     assert_eq!(xs, [&json!(0.0), &json!(5.0), &json!(9.0)]);
-    // a gets b's move (not its own) before the clear.
+    // a gets b's move, never its own. b's move and a's clear travel over
+    // two connections, so which reaches the board first is not fixed.
     let got = next_of(&mut a, &["moving", "cleared"], 2).await;
-    assert_eq!(got[0].1["id"], json!(b.id));
-    assert_eq!(got[1].0, "cleared");
+    let movers: Vec<&Value> = got
+        .iter()
+        .filter(|(n, _)| n == "moving")
+        .map(|(_, d)| &d["id"])
+        .collect();
+    assert_eq!(movers, [&json!(b.id)]);
+    assert!(got.iter().any(|(n, _)| n == "cleared"), "{got:?}");
     server.shutdown().await.unwrap();
 }
 
