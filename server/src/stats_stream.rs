@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use futures_util::StreamExt;
 use futures_util::stream;
@@ -85,15 +84,7 @@ pub async fn stats(State(state): State<AppState>) -> Response {
     let body = stream::once(async { Ok(sse::encode_retry(2000)) })
         .chain(figures)
         .take_until(state.shutdown.clone().cancelled_owned());
-    let mut res = Response::new(Body::from_stream(body));
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    res
+    crate::serve::sse_response(Body::from_stream(body))
 }
 
 /// Resident memory from `/proc/self/statm` (pages) times the page size the

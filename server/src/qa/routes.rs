@@ -14,7 +14,7 @@ use rt_protocol::qa::{self, ErrorBody};
 use rt_protocol::sse;
 
 use super::board::{Accepted, Action, Joined, Refusal};
-use crate::serve::{SinkOffer, SinkTaken};
+use crate::serve::{SinkOffer, SinkTaken, sse_response};
 use crate::state::AppState;
 use crate::stats::App;
 
@@ -151,23 +151,15 @@ async fn login(
         state.config.qa.user_ttl_days.saturating_mul(86_400)
     );
     let mut res = match joined.events {
-        Some(_) => Response::new(event_stream(&state, joined)),
+        Some(_) => sse_response(event_stream(&state, joined)),
         None => {
-            let mut res = Response::new(Body::from(first_bytes(&state, &mut joined)));
+            let mut res = sse_response(Body::from(first_bytes(&state, &mut joined)));
             res.extensions_mut().insert(SinkTaken);
             res
         }
     };
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // Reverse proxies (nginx) must not buffer the stream either.
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     if let Ok(v) = HeaderValue::from_str(&cookie) {
-        h.insert(header::SET_COOKIE, v);
+        res.headers_mut().insert(header::SET_COOKIE, v);
     }
     res
 }

@@ -31,6 +31,22 @@ pub const LEAN_HEAD_LIMIT: usize = 8 * 1024;
 /// this long before accepting again rather than spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// An event-stream response around `body`, with the headers every stream
+/// sends: no caching, and no buffering by a reverse proxy (nginx) either.
+/// The lean writer recognises a stream by this content type.
+pub fn sse_response(body: axum::body::Body) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut res = axum::response::Response::new(body);
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    res
+}
+
 /// Connection settings.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

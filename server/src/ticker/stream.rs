@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -56,15 +56,7 @@ pub async fn stream(State(state): State<AppState>, RawQuery(query): RawQuery) ->
         Some((Ok::<Bytes, std::convert::Infallible>(chunk), w))
     })
     .take_until(state.shutdown.clone().cancelled_owned());
-    (
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-            (header::HeaderName::from_static("x-accel-buffering"), "no"),
-        ],
-        Body::from_stream(body),
-    )
-        .into_response()
+    crate::serve::sse_response(Body::from_stream(body))
 }
 
 /// One stream's writing side: mailbox events, batched into one chunk, and

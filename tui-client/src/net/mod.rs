@@ -15,6 +15,24 @@ use std::time::Instant;
 /// grows.
 pub const EVENT_CHANNEL_CAPACITY: usize = 256;
 
+/// A failed event stream (ticker or Q&A) in one line for the status bar:
+/// the HTTP status, or the innermost cause of a transport error.
+pub(crate) fn describe_sse(base: &str, e: &eventsource_client::Error) -> String {
+    use eventsource_client::Error as E;
+    match e {
+        E::UnexpectedResponse(r, _) => format!("{base} answered HTTP {}", r.status()),
+        E::Transport(t) => {
+            let mut inner: &dyn std::error::Error = t.inner();
+            while let Some(s) = inner.source() {
+                inner = s;
+            }
+            format!("cannot reach {base}: {inner}")
+        }
+        E::TimedOut => format!("cannot reach {base}: timed out"),
+        other => format!("stream from {base} failed: {other}"),
+    }
+}
+
 /// A network connection, as named in the status bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {

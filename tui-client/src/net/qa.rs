@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::backoff::Backoff;
-use super::{ConnState, NetEvent, Transport};
+use super::{ConnState, NetEvent, Transport, describe_sse};
 
 /// How long connecting to the stream may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -310,22 +310,6 @@ pub async fn follow(
             _ = tokio::time::sleep_until(at.into()) => {}
             _ = sink.closed() => return,
         }
-    }
-}
-
-fn describe_sse(base: &str, e: &eventsource_client::Error) -> String {
-    use eventsource_client::Error as E;
-    match e {
-        E::UnexpectedResponse(r, _) => format!("{base} answered HTTP {}", r.status()),
-        E::Transport(t) => {
-            let mut inner: &dyn std::error::Error = t.inner();
-            while let Some(s) = inner.source() {
-                inner = s;
-            }
-            format!("cannot reach {base}: {inner}")
-        }
-        E::TimedOut => format!("cannot reach {base}: timed out"),
-        other => format!("stream from {base} failed: {other}"),
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::backoff::Backoff;
-use super::{ConnState, NetEvent, Transport};
+use super::{ConnState, NetEvent, Transport, describe_sse};
 
 /// How long one poll request may take before it counts as a failure.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -405,22 +405,6 @@ async fn sse_loop(
                 changed = watchlist.changed() => changed.map_err(|_| Closed)?,
             }
         }
-    }
-}
-
-fn describe_sse(base: &str, e: &eventsource_client::Error) -> String {
-    use eventsource_client::Error as E;
-    match e {
-        E::UnexpectedResponse(r, _) => format!("{base} answered HTTP {}", r.status()),
-        E::Transport(t) => {
-            let mut inner: &dyn std::error::Error = t.inner();
-            while let Some(s) = inner.source() {
-                inner = s;
-            }
-            format!("cannot reach {base}: {inner}")
-        }
-        E::TimedOut => format!("cannot reach {base}: timed out"),
-        other => format!("stream from {base} failed: {other}"),
     }
 }
 
