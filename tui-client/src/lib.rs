@@ -6,12 +6,10 @@
 //! - [`panes`]: the four panes (ticker, canvas, Q&A, text)
 //! - [`ui`]: drawing the shell
 //! - [`settings`]: the user's settings file (the watchlist)
-//! - [`bench`]: the load generator behind `rt-tui bench`
 
 #![forbid(unsafe_code)]
 
 pub mod app;
-pub mod bench;
 pub mod keymap;
 pub mod net;
 pub mod panes;
