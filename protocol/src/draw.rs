@@ -159,6 +159,10 @@ pub enum DrawError {
     Busy,
     #[error("the board has {max_clients} participants, the most it takes; try again later")]
     BoardFull { max_clients: usize },
+    #[error(
+        "the board cannot save drawing right now (storage failing); nothing was changed, try again shortly"
+    )]
+    Unsaved,
 }
 
 impl DrawError {
@@ -178,6 +182,7 @@ impl DrawError {
             DrawError::NothingToUndo => "nothing-to-undo",
             DrawError::Busy => "busy",
             DrawError::BoardFull { .. } => "board-full",
+            DrawError::Unsaved => "unsaved",
         }
     }
 
