@@ -225,7 +225,7 @@ impl App {
                 // The board's notifications belong in the status line.
                 if let NetEvent::Qa(crate::net::qa::QaEvent::Notification(text)) = &ev {
                     // Server text: shown inertly, like the board's.
-                    self.notice = Some(crate::panes::qa::inert(text));
+                    self.notice = Some(crate::text::inert(text));
                     self.dirty = true;
                 }
                 let mut cmds = Vec::new();

@@ -18,6 +18,7 @@ use crate::app::Cmd;
 use crate::keymap::{self, Action, Hint, Scope};
 use crate::net::qa::{AnswerInfo, QaCommand, QaEvent, QuestionInfo};
 use crate::net::{ConnState, NetEvent, Transport};
+use crate::text::inert;
 
 /// Longest question the input takes (the server's default limit).
 pub const MAX_QUESTION_CHARS: usize = 300;
@@ -109,20 +110,6 @@ impl Default for QaPane {
     fn default() -> Self {
         QaPane::new()
     }
-}
-
-/// Strips what could act on a terminal or reorder text: C0/C1 controls
-/// (ESC among them), bidirectional overrides and zero-width characters.
-pub fn inert(text: &str) -> String {
-    text.chars()
-        .map(|c| if c == '\n' || c == '\t' { ' ' } else { c })
-        .filter(|&c| {
-            !c.is_control()
-                && !matches!(c,
-                    '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-                    | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
-        })
-        .collect()
 }
 
 impl QaPane {
@@ -787,15 +774,6 @@ mod tests {
         net(&mut p, QaEvent::Login { user: "u2".into() });
         assert!(p.followed.is_none());
         assert_eq!(p.ordered().len(), 3, "the list stays until the snapshot");
-    }
-
-    #[test]
-    fn text_from_others_is_inert() {
-        assert_eq!(
-            inert("\u{1b}[2J\u{1b}]0;owned\u{7}hi\u{9b}31m\r\nthere\u{202E}cba\u{200B}"),
-            "[2J]0;ownedhi31m therecba"
-        );
-        assert_eq!(inert("café 😀"), "café 😀");
     }
 
     fn shell(pane: QaPane, w: u16, h: u16) -> App {
