@@ -13,7 +13,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::{Handled, Pane, PaneId, RenderCtx};
+use super::{Badge, Handled, Pane, PaneId, RenderCtx};
 use crate::app::Cmd;
 use crate::keymap::{self, Action, Hint, Scope};
 use crate::net::qa::{AnswerInfo, QaCommand, QaEvent, QuestionInfo};
@@ -104,6 +104,10 @@ pub struct QaPane {
     message: Option<String>,
     conn: ConnState,
     user: Option<String>,
+    /// The questions on the board when the pane was last on screen (and
+    /// those of the first list, which are not news): the others are unread.
+    /// Pruned to the board, so it never outgrows it.
+    seen: Option<HashSet<String>>,
 }
 
 impl Default for QaPane {
@@ -125,6 +129,7 @@ impl QaPane {
             message: None,
             conn: ConnState::Connecting,
             user: None,
+            seen: None,
         }
     }
 
@@ -471,6 +476,12 @@ impl Pane for QaPane {
                     QaEvent::Reset => self.answers.clear(),
                     QaEvent::Questions(list) => {
                         self.questions = list.clone();
+                        let seen = self
+                            .seen
+                            .get_or_insert_with(|| list.iter().map(|q| q.text.clone()).collect());
+                        let on_board: HashSet<&str> =
+                            list.iter().map(|q| q.text.as_str()).collect();
+                        seen.retain(|t| on_board.contains(t.as_str()));
                         if let Some(f) = &self.followed
                             && !self.questions.iter().any(|q| &q.text == f)
                         {
@@ -531,6 +542,20 @@ impl Pane for QaPane {
 
     fn captures_input(&self) -> bool {
         self.input.is_some()
+    }
+
+    fn badge(&self) -> Option<Badge> {
+        let seen = self.seen.as_ref()?;
+        let unread = self
+            .questions
+            .iter()
+            .filter(|q| !seen.contains(&q.text))
+            .count();
+        (unread > 0).then_some(Badge::Unread(unread))
+    }
+
+    fn seen(&mut self) {
+        self.seen = Some(self.questions.iter().map(|q| q.text.clone()).collect());
     }
 
     fn title_suffix(&self) -> Option<String> {
@@ -776,6 +801,28 @@ mod tests {
         assert_eq!(p.ordered().len(), 3, "the list stays until the snapshot");
     }
 
+    #[test]
+    fn the_badge_counts_questions_that_arrived_since_the_pane_was_seen() {
+        // The first list is the board as found, not news.
+        let mut p = loaded();
+        assert_eq!(p.badge(), None);
+        let mut list = board();
+        list.push(q("New one?", "user-9", 4000, 0, 0));
+        list.push(q("Another?", "user-9", 5000, 0, 0));
+        net(&mut p, QaEvent::Questions(list.clone()));
+        assert_eq!(p.badge(), Some(Badge::Unread(2)));
+        // A removed question is no longer unread, nor remembered.
+        list.retain(|q| q.text != "Another?");
+        net(&mut p, QaEvent::Questions(list.clone()));
+        assert_eq!(p.badge(), Some(Badge::Unread(1)));
+        p.seen();
+        assert_eq!(p.badge(), None);
+        list.push(q("Third?", "user-9", 6000, 0, 0));
+        net(&mut p, QaEvent::Questions(list));
+        assert_eq!(p.badge(), Some(Badge::Unread(1)));
+        assert_eq!(p.seen.as_ref().map(HashSet::len), Some(4));
+    }
+
     fn shell(pane: QaPane, w: u16, h: u16) -> App {
         let panes: Vec<Box<dyn Pane>> = vec![
             Box::new(TitlePane::new(PaneId::Ticker)),
@@ -874,7 +921,7 @@ mod tests {
 
     #[test]
     fn snapshot_empty_board_in_the_grid() {
-        let app = shell(QaPane::new(), 100, 24);
+        let app = shell(QaPane::new(), 140, 40);
         assert_snapshot!(render(&app));
     }
 }
