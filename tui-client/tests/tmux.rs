@@ -18,11 +18,6 @@ struct Tmux {
 }
 
 impl Tmux {
-    /// Starts a detached 120×40 session running a plain `sh` with `envs`.
-    fn start(envs: &[(&str, &str)]) -> Tmux {
-        Tmux::start_sized(envs, 120, 40)
-    }
-
     /// Starts a detached `width`×`height` session running a plain `sh`
     /// with `envs`.
     fn start_sized(envs: &[(&str, &str)], width: u16, height: u16) -> Tmux {
