@@ -32,7 +32,8 @@ use crate::terminal;
 /// Where a server is looked for when no URL is given.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
-/// How long the `/healthz` probe of the default address may take.
+/// How long the `/healthz` probe of the default address, or of each of
+/// several URLs, may take (`--help` says 1 s).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How often the loop wakes to redraw if something changed.
