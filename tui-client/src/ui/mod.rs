@@ -342,6 +342,28 @@ mod tests {
     }
 
     #[test]
+    fn a_long_notice_keeps_whole_words_and_its_share_of_the_status_bar() {
+        let line = |w: u16| {
+            let a = busy_apps(w).swap_remove(4);
+            let l = status::line(&a, w as usize);
+            l.spans
+                .iter()
+                .map(|s| s.content.as_ref())
+                .collect::<String>()
+        };
+        assert_eq!(
+            line(120),
+            " rt http://127.0.0.1:8080/ ← open in a browser ◌ ticker ◌ draw ✕ qa ◌ doc  \
+             cannot write the settings file…"
+        );
+        assert_eq!(
+            line(60),
+            " rt http://127.0.0.1:8080 ◌ ◌ ✕ ◌  cannot write the…"
+        );
+        assert!(line(200).ends_with("(changes are not saved)"));
+    }
+
+    #[test]
     fn the_hint_bar_drops_the_lowest_priority_first() {
         let t0 = Instant::now();
         let mut a = app(Theme::COLOR, 200, 60, t0);

@@ -59,13 +59,19 @@ pub fn line(app: &App, width: usize) -> Line<'static> {
     {
         return l;
     }
-    // A notice matters more than detail: the most compact form, and as many
-    // of the notice's words as fit.
+    // A notice matters more than detail: the most detailed form that leaves
+    // the notice a fair share of the line, else the most compact, and as
+    // many of the notice's words as fit.
     let (s, b) = FORMS[FORMS.len() - 1];
     if let Some(n) = notice {
-        let base = build(app, s, b, None).width();
-        let room = width.saturating_sub(base + NOTICE_GAP.len());
-        if let Some(short) = fit_words(n, room) {
+        let share = NOTICE_SHARE.min(crate::text::width(n));
+        let room = |s, b| width.saturating_sub(build(app, s, b, None).width() + NOTICE_GAP.len());
+        let (s, b) = FORMS
+            .iter()
+            .copied()
+            .find(|&(s, b)| room(s, b) >= share)
+            .unwrap_or((s, b));
+        if let Some(short) = fit_words(n, room(s, b)) {
             return build(app, s, b, Some(&short));
         }
     }
@@ -76,6 +82,10 @@ pub fn line(app: &App, width: usize) -> Line<'static> {
     }
     if fits(&l) { l } else { Line::default() }
 }
+
+/// The columns a shortened notice gets before the states and the browser
+/// hint give up detail for it.
+const NOTICE_SHARE: usize = 24;
 
 /// Between the states and the notice.
 const NOTICE_GAP: &str = "  ";
