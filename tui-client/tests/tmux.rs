@@ -506,11 +506,18 @@ fn at_80x24_keys_reach_every_pane_under_the_tab_bar_and_each_one_works() {
         s.contains("typed at 80x24") && s.contains("· synced")
     });
     assert_eq!(doc_text(&url), "Hi! typed at 80x24\n");
-    // Back to the ticker with Tab (it leaves the typing pane), then quit.
+    // Back to the ticker with Tab (it leaves the typing pane).
     tmux.send(&["Tab"]);
-    tmux.wait_for("the ticker again", |_, s| {
+    let screen = tmux.wait_for("the ticker again", |_, s| {
         s.contains("┏ 1 Ticker") && has_quote_row(s, "AAPL")
     });
+    // A click on a tab focuses its pane (an SGR mouse press and release,
+    // as a terminal reports them; columns count from 1).
+    let tabs = screen.lines().next().unwrap_or_default();
+    let byte = tabs.find("3 Q&A").expect("the Q&A tab");
+    let column = tabs[..byte].chars().count() + 2;
+    tmux.type_text(&format!("\u{1b}[<0;{column};1M\u{1b}[<0;{column};1m"));
+    tmux.wait_for("the Q&A pane, by mouse", |_, s| s.contains("┏ 3 Q&A"));
     tmux.send(&["q"]);
     let screen = tmux.wait_for("the shell again", |t, s| {
         !t.alternate_screen() && s.contains("AFTER-42")
