@@ -6,12 +6,14 @@
 //! - [`panes`]: the four panes (ticker, canvas, Q&A, text)
 //! - [`ui`]: drawing the shell
 //! - [`settings`]: the user's settings file (the watchlist)
+//! - [`board_png`]: the drawing board rendered as a PNG picture
 //! - [`bench`]: the load generator behind `rt-tui bench`
 
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod bench;
+pub mod board_png;
 pub mod keymap;
 pub mod net;
 pub mod panes;
