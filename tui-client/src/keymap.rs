@@ -99,6 +99,8 @@ pub enum Action {
     UndoMine,
     ClearBoard,
     Confirm,
+    /// Save the canvas as a PNG file in the current directory.
+    SaveCanvas,
 }
 
 /// One key pattern: a code and the modifiers that must be held.
@@ -608,6 +610,14 @@ pub const BINDINGS: &[Binding] = &[
         Action::ClearBoard,
         "clear the board for everyone (asks y/n first)",
         Some("clear"),
+    ),
+    bind(
+        Scope::Canvas,
+        &[plain('s')],
+        "s",
+        Action::SaveCanvas,
+        "save the canvas as rt-canvas-<time>.png in the current directory",
+        None,
     ),
     bind(
         Scope::CanvasConfirm,
