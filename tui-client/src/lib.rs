@@ -7,6 +7,7 @@
 //! - [`ui`]: drawing the shell
 //! - [`settings`]: the user's settings file (the watchlist)
 //! - [`board_png`]: the drawing board rendered as a PNG picture
+//! - [`clipboard`]: copying to the terminal's clipboard (OSC 52)
 //! - [`bench`]: the load generator behind `rt-tui bench`
 
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@
 pub mod app;
 pub mod bench;
 pub mod board_png;
+pub mod clipboard;
 pub mod keymap;
 pub mod net;
 pub mod panes;

@@ -579,7 +579,11 @@ mod tests {
         ]));
         assert_eq!(d.attributes_at(0), None);
         assert_eq!(d.attributes_at(2).unwrap()["bold"], json!(true));
-        assert_eq!(d.attributes_at(4).unwrap()["bold"], json!(true), "c, after the pair");
+        assert_eq!(
+            d.attributes_at(4).unwrap()["bold"],
+            json!(true),
+            "c, after the pair"
+        );
         assert_eq!(d.attributes_at(5).unwrap()["width"], json!("9"));
         assert_eq!(d.attributes_at(6).unwrap()["header"], json!(1));
         assert_eq!(d.attributes_at(7), None, "past the end");
