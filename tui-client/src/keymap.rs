@@ -497,7 +497,7 @@ pub const BINDINGS: &[Binding] = &[
         ],
         "S-←↑→↓",
         Action::Select,
-        "select (Shift with arrows, Home/End, PgUp/PgDn, Ctrl+←/→); typing replaces it",
+        "select (Shift with any move key)",
         None,
     ),
     bind(
@@ -505,7 +505,7 @@ pub const BINDINGS: &[Binding] = &[
         &[ctrl('x'), with(KeyCode::Delete, KeyModifiers::SHIFT)],
         "C-x",
         Action::Cut,
-        "cut the selection to the terminal's clipboard (also S-Del)",
+        "cut to the clipboard (also S-Del)",
         None,
     ),
     bind(
@@ -625,7 +625,7 @@ pub const BINDINGS: &[Binding] = &[
         &[ctrl('z')],
         "C-z",
         Action::Undo,
-        "undo my last edit (others' edits stay)",
+        "undo my last edit",
         None,
     ),
     bind(
@@ -649,7 +649,7 @@ pub const BINDINGS: &[Binding] = &[
         &[with(KeyCode::F(3), KeyModifiers::SHIFT)],
         "S-F3",
         Action::FindPrev,
-        "previous match of the last search",
+        "previous match",
         None,
     ),
     bind(
@@ -657,7 +657,7 @@ pub const BINDINGS: &[Binding] = &[
         &[code(KeyCode::F(3))],
         "F3",
         Action::FindNext,
-        "next match of the last search",
+        "next match",
         None,
     ),
     bind(
@@ -665,7 +665,7 @@ pub const BINDINGS: &[Binding] = &[
         &[alt('c'), with(KeyCode::Insert, KeyModifiers::CONTROL)],
         "A-c",
         Action::Copy,
-        "copy the selection to the terminal's clipboard (also C-Insert; C-c quits)",
+        "copy to the clipboard (also C-Insert)",
         None,
     ),
     bind(
@@ -681,7 +681,7 @@ pub const BINDINGS: &[Binding] = &[
         &[ctrl('i'), alt('i')],
         "C-i A-i",
         Action::Italic,
-        "italic on / off for the selection (A-i where C-i is Tab)",
+        "italic on / off for the selection",
         None,
     ),
     bind(
@@ -734,7 +734,7 @@ pub const BINDINGS: &[Binding] = &[
         &[plain('s')],
         "s",
         Action::SaveCanvas,
-        "save the canvas as rt-canvas-<time>.png in the current directory",
+        "save the canvas as a PNG file here",
         None,
     ),
     bind(
@@ -758,7 +758,7 @@ pub const BINDINGS: &[Binding] = &[
         &[code(KeyCode::Esc)],
         "Esc",
         Action::Cancel,
-        "close the search (the cursor stays on the match)",
+        "close the search",
         Some("close"),
     ),
     bind(
@@ -787,7 +787,7 @@ pub const BINDINGS: &[Binding] = &[
         &[code(KeyCode::Backspace)],
         "Bksp",
         Action::DeleteBack,
-        "erase the last character of the search",
+        "erase a character",
         None,
     ),
 ];

@@ -1867,4 +1867,412 @@ mod tests {
         assert!(p.error.as_deref().unwrap().starts_with("paste too large"));
         assert_eq!(p.session().pending_edits(), 1, "the big paste was refused");
     }
+
+    fn cmds_of(p: &mut TextPane, code: KeyCode, mods: KeyModifiers) -> Vec<Cmd> {
+        match p.handle_key(KeyEvent::new(code, mods)) {
+            Handled::Consumed(cmds) => cmds,
+            Handled::Ignored => Vec::new(),
+        }
+    }
+
+    /// The ops among sent messages.
+    fn ops(msgs: &[Value]) -> Vec<Value> {
+        msgs.iter()
+            .filter(|m| m["a"] == "op")
+            .map(|m| m["op"].clone())
+            .collect()
+    }
+
+    fn ack(p: &mut TextPane, seq: u64, v: u64) -> Vec<Value> {
+        p.apply(&NetEvent::Doc(DocEvent::Message(
+            json!({"a": "op", "c": "examples", "d": "richtext", "src": "me", "seq": seq, "v": v}),
+        )));
+        sent(&p.take_cmds())
+    }
+
+    fn remote(p: &mut TextPane, seq: u64, v: u64, op: Value) {
+        p.apply(&NetEvent::Doc(DocEvent::Message(
+            json!({"a": "op", "c": "examples", "d": "richtext", "src": "other", "seq": seq, "v": v, "op": op}),
+        )));
+    }
+
+    fn typ(p: &mut TextPane, s: &str) {
+        for c in s.chars() {
+            p.handle_key(key(KeyCode::Char(c)));
+        }
+    }
+
+    fn doc(p: &TextPane) -> Value {
+        p.session().document().unwrap().to_delta().to_value()
+    }
+
+    const NONE: KeyModifiers = KeyModifiers::NONE;
+    const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
+    const CTRL: KeyModifiers = KeyModifiers::CONTROL;
+
+    #[test]
+    fn undo_removes_only_our_typing_after_a_remote_edit_and_redo_brings_it_back() {
+        let mut p = pane("base\n");
+        p.focus_gained();
+        press(&mut p, KeyCode::End, NONE);
+        typ(&mut p, " hi");
+        // The first key is in flight, the rest pending, when someone else's
+        // insert at the start arrives.
+        remote(&mut p, 1, 4, json!({"ops": [{"insert": "XY"}]}));
+        assert_eq!(p.text(), "XYbase hi");
+        assert_eq!(p.cursor(), 9, "the cursor moved with the text");
+        ack(&mut p, 1, 5);
+        // " hi" is two steps: the space, then the word.
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(p.text(), "XYbase ");
+        assert_eq!(p.cursor(), 7, "where the word was");
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(p.text(), "XYbase");
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(p.notice.as_deref(), Some("nothing to undo"));
+        assert_eq!(p.text(), "XYbase", "their text stays");
+        // Someone types while we redo.
+        remote(
+            &mut p,
+            2,
+            6,
+            json!({"ops": [{"retain": 2}, {"insert": "!"}]}),
+        );
+        press(&mut p, KeyCode::Char('y'), CTRL);
+        press(&mut p, KeyCode::Char('Z'), CTRL | SHIFT);
+        assert_eq!(p.text(), "XY!base hi");
+    }
+
+    #[test]
+    fn an_edit_after_undo_drops_redo_and_a_move_closes_the_typing_step() {
+        let mut p = pane("\n");
+        p.focus_gained();
+        typ(&mut p, "ab");
+        press(&mut p, KeyCode::Left, NONE);
+        typ(&mut p, "c");
+        assert_eq!(p.text(), "acb");
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(p.text(), "ab", "the move made c a step of its own");
+        typ(&mut p, "d");
+        press(&mut p, KeyCode::Char('y'), CTRL);
+        assert_eq!(p.notice.as_deref(), Some("nothing to redo"));
+        // Backspaces group like typing.
+        press(&mut p, KeyCode::End, NONE);
+        press(&mut p, KeyCode::Backspace, NONE);
+        press(&mut p, KeyCode::Backspace, NONE);
+        assert_eq!(p.text(), "a");
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(p.text(), "adb");
+        assert_eq!(p.cursor(), 3);
+    }
+
+    #[test]
+    fn shift_arrows_select_and_typing_replaces_the_selection_in_one_op() {
+        let mut p = pane("hello world\n");
+        p.focus_gained();
+        press(&mut p, KeyCode::Right, SHIFT);
+        press(&mut p, KeyCode::Right, CTRL | SHIFT);
+        assert_eq!(p.selected_text().as_deref(), Some("hello"));
+        // Others see the selection.
+        let msgs = press(&mut p, KeyCode::End, SHIFT);
+        assert_eq!(p.selected_text().as_deref(), Some("hello world"));
+        let presence: Vec<_> = msgs.iter().filter(|m| m["a"] == "p").collect();
+        assert_eq!(presence[0]["p"]["length"], 11);
+        press(&mut p, KeyCode::Left, CTRL | SHIFT);
+        assert_eq!(p.selected_text().as_deref(), Some("hello "));
+        let msgs = press(&mut p, KeyCode::Char('J'), SHIFT);
+        assert_eq!(
+            ops(&msgs),
+            [json!({"ops": [{"insert": "J"}, {"delete": 6}]})]
+        );
+        assert_eq!(p.text(), "Jworld");
+        assert!(p.selection().is_none());
+        // Left and Right collapse a selection to its ends.
+        press(&mut p, KeyCode::Right, SHIFT);
+        press(&mut p, KeyCode::Right, SHIFT);
+        press(&mut p, KeyCode::Left, NONE);
+        assert_eq!((p.cursor(), p.selection()), (1, None));
+        // Backspace deletes a selection whole; undo brings it back.
+        ack(&mut p, 1, 4);
+        press(&mut p, KeyCode::Home, NONE);
+        press(&mut p, KeyCode::End, SHIFT);
+        let msgs = press(&mut p, KeyCode::Backspace, NONE);
+        assert_eq!(ops(&msgs), [json!({"ops": [{"delete": 6}]})]);
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(p.text(), "Jworld");
+    }
+
+    #[test]
+    fn copy_and_cut_go_to_the_clipboard_and_cut_is_one_delete() {
+        let mut p = pane("one two\n");
+        p.focus_gained();
+        let cmds = cmds_of(&mut p, KeyCode::Char('c'), KeyModifiers::ALT);
+        assert!(!cmds.iter().any(|c| matches!(c, Cmd::Clipboard(_))));
+        assert!(p.notice.as_deref().unwrap().starts_with("nothing selected"));
+        press(&mut p, KeyCode::Right, CTRL | SHIFT);
+        let cmds = cmds_of(&mut p, KeyCode::Char('c'), KeyModifiers::ALT);
+        assert_eq!(cmds[0], Cmd::Clipboard("one".into()));
+        assert!(ops(&sent(&cmds)).is_empty(), "copy changes nothing");
+        assert_eq!(p.notice.as_deref(), Some("copied 3 characters"));
+        let cmds = cmds_of(&mut p, KeyCode::Char('x'), CTRL);
+        assert_eq!(cmds[0], Cmd::Clipboard("one".into()));
+        assert_eq!(ops(&sent(&cmds)), [json!({"ops": [{"delete": 3}]})]);
+        assert_eq!(p.text(), " two");
+        // Shift+Delete cuts too; C-Insert copies.
+        ack(&mut p, 1, 4);
+        press(&mut p, KeyCode::End, SHIFT);
+        let cmds = cmds_of(&mut p, KeyCode::Insert, CTRL);
+        assert_eq!(cmds[0], Cmd::Clipboard(" two".into()));
+        let cmds = cmds_of(&mut p, KeyCode::Delete, SHIFT);
+        assert_eq!(cmds[0], Cmd::Clipboard(" two".into()));
+        assert_eq!(p.text(), "");
+        // Too much to copy at once is refused, and nothing is deleted.
+        let mut big = pane(&format!("{}\n", "x".repeat(MAX_COPY_BYTES + 1)));
+        big.focus_gained();
+        press(&mut big, KeyCode::End, SHIFT);
+        let cmds = cmds_of(&mut big, KeyCode::Char('x'), CTRL);
+        assert!(!cmds.iter().any(|c| matches!(c, Cmd::Clipboard(_))));
+        assert!(ops(&sent(&cmds)).is_empty());
+        assert!(
+            big.error
+                .as_deref()
+                .unwrap()
+                .starts_with("selection too large")
+        );
+        assert_eq!(big.text().len(), MAX_COPY_BYTES + 1);
+    }
+
+    #[test]
+    fn ctrl_b_and_ctrl_i_toggle_formatting_on_the_selection_only() {
+        let mut p = pane("abcd\nef\n");
+        p.focus_gained();
+        press(&mut p, KeyCode::Char('b'), CTRL);
+        assert!(
+            p.notice
+                .as_deref()
+                .unwrap()
+                .starts_with("select text first")
+        );
+        press(&mut p, KeyCode::Right, NONE);
+        for _ in 0..5 {
+            press(&mut p, KeyCode::Right, SHIFT);
+        }
+        assert_eq!(p.selected_text().as_deref(), Some("bcd\ne"));
+        let msgs = press(&mut p, KeyCode::Char('b'), CTRL);
+        // The newline is left alone: it carries the line's formats.
+        assert_eq!(
+            ops(&msgs),
+            [
+                json!({"ops": [{"retain": 1}, {"retain": 3, "attributes": {"bold": true}},
+                {"retain": 1}, {"retain": 1, "attributes": {"bold": true}}]})
+            ]
+        );
+        assert_eq!(p.notice.as_deref(), Some("bold on"));
+        assert_eq!(
+            p.selected_text().as_deref(),
+            Some("bcd\ne"),
+            "still selected"
+        );
+        ack(&mut p, 1, 4);
+        // Italic on part of it (Alt+I, as Ctrl+I is Tab on most terminals).
+        press(&mut p, KeyCode::Up, NONE);
+        press(&mut p, KeyCode::Home, NONE);
+        press(&mut p, KeyCode::Right, NONE);
+        press(&mut p, KeyCode::Right, NONE);
+        press(&mut p, KeyCode::Right, SHIFT);
+        press(&mut p, KeyCode::Right, SHIFT);
+        assert_eq!(p.selected_text().as_deref(), Some("cd"));
+        press(&mut p, KeyCode::Char('i'), KeyModifiers::ALT);
+        ack(&mut p, 2, 5);
+        assert_eq!(
+            doc(&p),
+            json!({"ops": [{"insert": "a"}, {"insert": "b", "attributes": {"bold": true}},
+                {"insert": "cd", "attributes": {"bold": true, "italic": true}}, {"insert": "\n"},
+                {"insert": "e", "attributes": {"bold": true}}, {"insert": "f\n"}]})
+        );
+        // Drawn as terminal bold and italic.
+        let t = draw(&p, Theme::NO_COLOR, 20, 4);
+        let buf = t.backend().buffer();
+        assert!(!buf[(0, 0)].modifier.contains(Modifier::BOLD));
+        assert!(buf[(1, 0)].modifier.contains(Modifier::BOLD));
+        assert!(
+            buf[(2, 0)]
+                .modifier
+                .contains(Modifier::BOLD | Modifier::ITALIC)
+        );
+        // All of it bold: Ctrl+B takes bold off, leaving italic.
+        press(&mut p, KeyCode::Home, NONE);
+        press(&mut p, KeyCode::Right, NONE);
+        for _ in 0..3 {
+            press(&mut p, KeyCode::Right, SHIFT);
+        }
+        let msgs = press(&mut p, KeyCode::Char('b'), CTRL);
+        assert_eq!(
+            ops(&msgs),
+            [json!({"ops": [{"retain": 1}, {"retain": 3, "attributes": {"bold": null}}]})]
+        );
+        assert_eq!(p.notice.as_deref(), Some("bold off"));
+        ack(&mut p, 3, 6);
+        assert_eq!(doc(&p)["ops"][0], json!({"insert": "ab"}));
+        // Undo puts bold back.
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(
+            doc(&p)["ops"][2],
+            json!({"insert": "cd", "attributes": {"bold": true, "italic": true}})
+        );
+        assert_eq!(
+            doc(&p)["ops"][1],
+            json!({"insert": "b", "attributes": {"bold": true}})
+        );
+    }
+
+    #[test]
+    fn typed_text_keeps_the_documents_formatting_as_quill_does() {
+        let mut p = rich(json!([
+            {"insert": "Title", "attributes": {"bold": true}},
+            {"insert": "\n", "attributes": {"header": 1}},
+            {"insert": "link", "attributes": {"link": "https://example.invalid/"}},
+            {"insert": " plain\n"}
+        ]));
+        p.focus_gained();
+        // Inside a bold run: bold.
+        press(&mut p, KeyCode::Right, NONE);
+        let msgs = press(&mut p, KeyCode::Char('x'), NONE);
+        assert_eq!(
+            ops(&msgs),
+            [json!({"ops": [{"retain": 1}, {"insert": "x", "attributes": {"bold": true}}]})]
+        );
+        ack(&mut p, 1, 4);
+        // Enter in the header splits it into two headers; the text after
+        // the break stays bold.
+        let msgs = press(&mut p, KeyCode::Enter, NONE);
+        assert_eq!(
+            ops(&msgs),
+            [json!({"ops": [{"retain": 2}, {"insert": "\n", "attributes": {"header": 1}}]})]
+        );
+        ack(&mut p, 2, 5);
+        // At a line's start, the first char after gives the formats.
+        let msgs = press(&mut p, KeyCode::Char('y'), NONE);
+        assert_eq!(
+            ops(&msgs),
+            [json!({"ops": [{"retain": 3}, {"insert": "y", "attributes": {"bold": true}}]})]
+        );
+        ack(&mut p, 3, 6);
+        assert_eq!(
+            doc(&p),
+            json!({"ops": [
+                {"insert": "Tx", "attributes": {"bold": true}},
+                {"insert": "\n", "attributes": {"header": 1}},
+                {"insert": "yitle", "attributes": {"bold": true}},
+                {"insert": "\n", "attributes": {"header": 1}},
+                {"insert": "link", "attributes": {"link": "https://example.invalid/"}},
+                {"insert": " plain\n"}
+            ]})
+        );
+        // Deleting and typing over a selection strip nothing around them.
+        press(&mut p, KeyCode::Down, NONE);
+        press(&mut p, KeyCode::End, NONE);
+        press(&mut p, KeyCode::Left, SHIFT);
+        press(&mut p, KeyCode::Char('N'), SHIFT);
+        press(&mut p, KeyCode::Backspace, NONE);
+        ack(&mut p, 4, 7);
+        assert_eq!(
+            doc(&p)["ops"][4],
+            json!({"insert": "link", "attributes": {"link": "https://example.invalid/"}})
+        );
+        assert_eq!(doc(&p)["ops"][5], json!({"insert": " plai\n"}));
+    }
+
+    #[test]
+    fn search_moves_to_matches_highlights_them_and_esc_closes() {
+        let mut p = pane("a line\nanother Line\nlast line\n");
+        p.focus_gained();
+        press(&mut p, KeyCode::Down, NONE);
+        press(&mut p, KeyCode::F(3), NONE);
+        assert!(
+            p.notice
+                .as_deref()
+                .unwrap()
+                .starts_with("nothing searched yet")
+        );
+        press(&mut p, KeyCode::Char('f'), CTRL);
+        assert!(p.captures_input());
+        let labels: Vec<_> = p.hints().iter().map(|h| h.label).collect();
+        assert_eq!(labels, ["Esc", "S-F3 ↑", "Enter F3"]);
+        // Typing searches from where the prompt opened; q is typed, not quit.
+        typ(&mut p, "lIq");
+        assert_eq!(
+            p.text(),
+            "a line\nanother Line\nlast line",
+            "nothing typed into the document"
+        );
+        press(&mut p, KeyCode::Backspace, NONE);
+        assert_eq!(p.cursor(), 15, "the match after the cursor, any case");
+        let t = draw(&p, Theme::COLOR, 30, 4);
+        assert!(
+            row_text(&t, 3).starts_with("find: lI"),
+            "{}",
+            row_text(&t, 3)
+        );
+        assert!(row_text(&t, 3).trim_end().ends_with("2 of 3"));
+        let buf = t.backend().buffer();
+        assert_eq!(buf[(2, 0)].bg, Color::Yellow, "every match is highlighted");
+        assert_eq!(buf[(9, 1)].bg, Color::Yellow);
+        assert_eq!(buf[(3, 1)].bg, Color::Reset);
+        press(&mut p, KeyCode::Enter, NONE);
+        assert_eq!(p.cursor(), 25);
+        press(&mut p, KeyCode::Enter, NONE);
+        assert_eq!(p.cursor(), 2, "wraps to the first");
+        press(&mut p, KeyCode::F(3), SHIFT);
+        assert_eq!(p.cursor(), 25, "and back");
+        press(&mut p, KeyCode::Esc, NONE);
+        assert!(p.search.is_none());
+        assert!(p.captures_input(), "still typing");
+        let t = draw(&p, Theme::COLOR, 30, 4);
+        assert_eq!(
+            t.backend().buffer()[(2, 0)].bg,
+            Color::Reset,
+            "no highlight once closed"
+        );
+        // F3 repeats the last search while typing.
+        press(&mut p, KeyCode::F(3), NONE);
+        assert_eq!(p.cursor(), 2);
+        // No match says so.
+        press(&mut p, KeyCode::Char('f'), CTRL);
+        typ(&mut p, "zz");
+        assert_eq!(p.cursor(), 2);
+        assert!(
+            row_text(&draw(&p, Theme::NO_COLOR, 30, 4), 3)
+                .trim_end()
+                .ends_with("no match")
+        );
+        insta::assert_snapshot!(
+            "text_search_no_match_30x4",
+            draw(&p, Theme::NO_COLOR, 30, 4).backend()
+        );
+    }
+
+    #[test]
+    fn a_snapshot_keeps_undo_when_it_is_the_same_document_and_drops_it_otherwise() {
+        let mut p = pane("ab\n");
+        p.focus_gained();
+        typ(&mut p, "x");
+        ack(&mut p, 1, 4);
+        let snapshot = |p: &mut TextPane, text: &str| {
+            p.apply(&NetEvent::Doc(DocEvent::Message(
+                json!({"a": "f", "c": "examples", "d": "richtext",
+                "data": {"v": 9, "type": RICH_TEXT_URI, "data": {"ops": [{"insert": text}]}}}),
+            )));
+        };
+        snapshot(&mut p, "xab\n");
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(p.text(), "ab");
+        ack(&mut p, 2, 9);
+        press(&mut p, KeyCode::Char('y'), CTRL);
+        ack(&mut p, 3, 10);
+        snapshot(&mut p, "something else\n");
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(p.text(), "something else");
+        assert_eq!(p.notice.as_deref(), Some("nothing to undo"));
+    }
 }
