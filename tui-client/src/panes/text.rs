@@ -548,17 +548,25 @@ impl TextPane {
     }
 
     /// What text typed in place of chars `range` looks like, as Quill does
-    /// it: the inline formats of the char before, or at a line's start of
-    /// the first char after; a newline takes the formats of its line's end
+    /// it: the inline formats of the first selected char, or of the char
+    /// before, or at a line's start of the first char after; a newline takes the formats of its line's end
     /// (so a header split in two stays two headers).
     fn typed(&self, range: Range<CharPos>, s: &str) -> Delta {
         // The full text: Quill's final newline carries the last line's
         // formats.
         let text = self.session.text();
-        let inline = range
-            .start
-            .checked_sub(1)
-            .and_then(|p| self.inline_attributes(&text, p))
+        // Over a selection, its first char's formats (Quill's getFormat of
+        // the range).
+        let first = (!range.is_empty())
+            .then(|| self.inline_attributes(&text, range.start))
+            .flatten();
+        let inline = first
+            .or_else(|| {
+                range
+                    .start
+                    .checked_sub(1)
+                    .and_then(|p| self.inline_attributes(&text, p))
+            })
             .or_else(|| self.inline_attributes(&text, range.end))
             .flatten();
         let line = text
@@ -2181,6 +2189,19 @@ mod tests {
             json!({"insert": "link", "attributes": {"link": "https://example.invalid/"}})
         );
         assert_eq!(doc(&p)["ops"][5], json!({"insert": " plai\n"}));
+        // Typing over a bold selection is bold, even at a line's start
+        // after plain text.
+        ack(&mut p, 5, 8);
+        press(&mut p, KeyCode::Up, NONE);
+        press(&mut p, KeyCode::Home, NONE);
+        press(&mut p, KeyCode::Right, SHIFT);
+        let msgs = press(&mut p, KeyCode::Char('Z'), SHIFT);
+        assert_eq!(
+            ops(&msgs),
+            [
+                json!({"ops": [{"retain": 3}, {"insert": "Z", "attributes": {"bold": true}}, {"delete": 1}]})
+            ]
+        );
     }
 
     #[test]
