@@ -2274,6 +2274,19 @@ mod tests {
     }
 
     #[test]
+    fn the_search_query_is_bounded() {
+        let mut p = pane("abc\n");
+        p.focus_gained();
+        press(&mut p, KeyCode::Char('f'), CTRL);
+        typ(&mut p, &"x".repeat(find::MAX_QUERY_CHARS + 5));
+        assert_eq!(
+            p.search.as_ref().unwrap().query.chars().count(),
+            find::MAX_QUERY_CHARS
+        );
+        assert_eq!(p.text(), "abc");
+    }
+
+    #[test]
     fn a_snapshot_keeps_undo_when_it_is_the_same_document_and_drops_it_otherwise() {
         let mut p = pane("ab\n");
         p.focus_gained();
