@@ -1981,6 +1981,16 @@ mod tests {
         press(&mut p, KeyCode::Right, SHIFT);
         press(&mut p, KeyCode::Right, CTRL | SHIFT);
         assert_eq!(p.selected_text().as_deref(), Some("hello"));
+        let t = draw(&p, Theme::COLOR, 20, 3);
+        let buf = t.backend().buffer();
+        assert_eq!(buf[(0, 0)].bg, Color::Blue, "the selection is highlighted");
+        assert_eq!(buf[(4, 0)].bg, Color::Blue);
+        assert_eq!(
+            buf[(5, 0)].modifier,
+            Modifier::REVERSED,
+            "the cursor after it"
+        );
+        assert_eq!(buf[(7, 0)].bg, Color::Reset);
         // Others see the selection.
         let msgs = press(&mut p, KeyCode::End, SHIFT);
         assert_eq!(p.selected_text().as_deref(), Some("hello world"));
