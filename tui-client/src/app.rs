@@ -49,6 +49,8 @@ pub enum Cmd {
     Doc(Vec<serde_json::Value>),
     /// For the drawing board client.
     Draw(crate::net::draw::DrawCommand),
+    /// Put this text on the terminal's clipboard (OSC 52).
+    Clipboard(String),
 }
 
 /// The server the client talks to.

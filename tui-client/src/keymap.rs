@@ -29,6 +29,8 @@ pub enum Scope {
     Canvas,
     /// The canvas asks whether to clear the board.
     CanvasConfirm,
+    /// The text pane's search prompt (Ctrl+F) is open.
+    TextFind,
 }
 
 impl Scope {
@@ -45,6 +47,7 @@ impl Scope {
             Scope::TextEdit => "Text pane: typing (every printable key is typed)",
             Scope::Canvas => "Canvas pane",
             Scope::CanvasConfirm => "Canvas: clear the board?",
+            Scope::TextFind => "Text pane: searching (typed keys edit the search)",
         }
     }
 }
@@ -99,6 +102,24 @@ pub enum Action {
     UndoMine,
     ClearBoard,
     Confirm,
+    /// Save the canvas as a PNG file in the current directory.
+    SaveCanvas,
+    /// Extend the selection (the key without Shift says which way).
+    Select,
+    Undo,
+    Redo,
+    /// Open the search prompt.
+    Find,
+    FindNext,
+    FindPrev,
+    /// Copy the selection to the terminal's clipboard.
+    Copy,
+    /// Copy the selection to the clipboard and delete it.
+    Cut,
+    /// Toggle bold on the selection.
+    Bold,
+    /// Toggle italic on the selection.
+    Italic,
 }
 
 /// One key pattern: a code and the modifiers that must be held.
@@ -527,6 +548,41 @@ pub const BINDINGS: &[Binding] = &[
         "stop typing (global keys work again)",
         Some("leave"),
     ),
+    // Shifted keys come before the plain rows below, which would take them
+    // (Shift is optional for those).
+    bind(
+        Scope::TextEdit,
+        &[
+            with(KeyCode::Left, KeyModifiers::SHIFT),
+            with(KeyCode::Right, KeyModifiers::SHIFT),
+            with(KeyCode::Up, KeyModifiers::SHIFT),
+            with(KeyCode::Down, KeyModifiers::SHIFT),
+            with(KeyCode::Home, KeyModifiers::SHIFT),
+            with(KeyCode::End, KeyModifiers::SHIFT),
+            with(KeyCode::PageUp, KeyModifiers::SHIFT),
+            with(KeyCode::PageDown, KeyModifiers::SHIFT),
+            with(
+                KeyCode::Left,
+                KeyModifiers::SHIFT.union(KeyModifiers::CONTROL),
+            ),
+            with(
+                KeyCode::Right,
+                KeyModifiers::SHIFT.union(KeyModifiers::CONTROL),
+            ),
+        ],
+        "S-←↑→↓",
+        Action::Select,
+        "select (Shift with any move key)",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[ctrl('x'), with(KeyCode::Delete, KeyModifiers::SHIFT)],
+        "C-x",
+        Action::Cut,
+        "cut to the clipboard (also S-Del)",
+        None,
+    ),
     bind(
         Scope::TextEdit,
         &[code(KeyCode::Left)],
@@ -640,6 +696,70 @@ pub const BINDINGS: &[Binding] = &[
         None,
     ),
     bind(
+        Scope::TextEdit,
+        &[ctrl('z')],
+        "C-z",
+        Action::Undo,
+        "undo my last edit",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[ctrl('y'), ctrl('Z')],
+        "C-y",
+        Action::Redo,
+        "redo (also C-S-z)",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[ctrl('f')],
+        "C-f",
+        Action::Find,
+        "search",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[with(KeyCode::F(3), KeyModifiers::SHIFT)],
+        "S-F3",
+        Action::FindPrev,
+        "previous match",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[code(KeyCode::F(3))],
+        "F3",
+        Action::FindNext,
+        "next match",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[alt('c'), with(KeyCode::Insert, KeyModifiers::CONTROL)],
+        "A-c",
+        Action::Copy,
+        "copy to the clipboard (also C-Insert)",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[ctrl('b')],
+        "C-b",
+        Action::Bold,
+        "bold on / off for the selection",
+        None,
+    ),
+    bind(
+        Scope::TextEdit,
+        &[ctrl('i'), alt('i')],
+        "C-i A-i",
+        Action::Italic,
+        "italic on / off for the selection",
+        None,
+    ),
+    bind(
         Scope::Canvas,
         &[
             code(KeyCode::Left),
@@ -685,6 +805,14 @@ pub const BINDINGS: &[Binding] = &[
         Some("clear"),
     ),
     bind(
+        Scope::Canvas,
+        &[plain('s')],
+        "s",
+        Action::SaveCanvas,
+        "save the canvas as a PNG file here",
+        None,
+    ),
+    bind(
         Scope::CanvasConfirm,
         &[plain('y')],
         "y",
@@ -699,6 +827,43 @@ pub const BINDINGS: &[Binding] = &[
         Action::Cancel,
         "keep the drawing",
         Some("keep"),
+    ),
+    bind(
+        Scope::TextFind,
+        &[code(KeyCode::Esc)],
+        "Esc",
+        Action::Cancel,
+        "close the search",
+        Some("close"),
+    ),
+    bind(
+        Scope::TextFind,
+        &[with(KeyCode::F(3), KeyModifiers::SHIFT), code(KeyCode::Up)],
+        "S-F3 ↑",
+        Action::FindPrev,
+        "previous match",
+        Some("previous"),
+    ),
+    bind(
+        Scope::TextFind,
+        &[
+            code(KeyCode::Enter),
+            code(KeyCode::F(3)),
+            ctrl('f'),
+            code(KeyCode::Down),
+        ],
+        "Enter F3",
+        Action::FindNext,
+        "next match (also C-f, ↓)",
+        Some("next"),
+    ),
+    bind(
+        Scope::TextFind,
+        &[code(KeyCode::Backspace)],
+        "Bksp",
+        Action::DeleteBack,
+        "erase a character",
+        None,
     ),
 ];
 

@@ -7,10 +7,14 @@
 //! - [`ui`]: drawing the shell
 //! - [`settings`]: the user's settings file (the watchlist)
 //! - [`text`]: text helpers shared by `net` and `panes` (making foreign text inert)
+//! - [`board_png`]: the drawing board rendered as a PNG picture
+//! - [`clipboard`]: copying to the terminal's clipboard (OSC 52)
 
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod board_png;
+pub mod clipboard;
 pub mod keymap;
 pub mod net;
 pub mod panes;

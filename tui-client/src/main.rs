@@ -31,7 +31,7 @@ enum Command {
     Qa(cmd::qa::Args),
     /// Read, edit or follow a collaborative document (JSON output).
     Doc(cmd::doc::Args),
-    /// Drawing board: listen (JSON lines), draw a line, clear.
+    /// Drawing board: listen (JSON lines), draw a line, clear, save as PNG.
     Draw(cmd::draw::Args),
 }
 

@@ -73,10 +73,11 @@ impl Editor {
     }
 
     fn key(&mut self, code: KeyCode) {
-        if let Handled::Consumed(cmds) = self
-            .pane
-            .handle_key(KeyEvent::new(code, KeyModifiers::NONE))
-        {
+        self.press(code, KeyModifiers::NONE);
+    }
+
+    fn press(&mut self, code: KeyCode, mods: KeyModifiers) {
+        if let Handled::Consumed(cmds) = self.pane.handle_key(KeyEvent::new(code, mods)) {
             self.run(cmds);
         }
     }
@@ -137,6 +138,74 @@ async fn two_panes_type_concurrently_and_converge() {
             && seen_by_a.iter().any(|c| c.name == "bob" && c.index == 16)
     })
     .await;
+    server.shutdown().await.unwrap();
+}
+
+fn converged(e: &[&mut Editor]) -> bool {
+    e.iter().all(|e| !e.pane.session().has_pending())
+        && e[0].pane.text() == e[1].pane.text()
+        && e[0].pane.session().version() == e[1].pane.session().version()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn undo_in_one_pane_removes_only_its_own_text_and_formatting_survives() {
+    let server = rt_server(5000).await;
+    let mut a = Editor::new(&server.url(), "alice");
+    let mut b = Editor::new(&server.url(), "bob");
+    until(&mut [&mut a, &mut b], "both loaded", |e| {
+        e.iter().all(|e| e.pane.text() == "Hi!")
+    })
+    .await;
+    a.key(KeyCode::Char('i'));
+    b.key(KeyCode::Char('i'));
+    a.key(KeyCode::End);
+    a.typ(" mine");
+    b.typ("yours ");
+    until(&mut [&mut a, &mut b], "convergence", converged).await;
+    assert_eq!(a.pane.text(), "yours Hi! mine");
+    // Bob makes his word bold.
+    b.key(KeyCode::Home);
+    b.press(KeyCode::Right, KeyModifiers::CONTROL | KeyModifiers::SHIFT);
+    b.press(KeyCode::Char('b'), KeyModifiers::CONTROL);
+    until(&mut [&mut a, &mut b], "bold everywhere", |e| {
+        converged(e)
+            && e[0]
+                .pane
+                .session()
+                .document()
+                .unwrap()
+                .to_delta()
+                .ops()
+                .len()
+                > 1
+    })
+    .await;
+    // Alice undoes her typing: " mine" was two steps (the space, the word).
+    a.press(KeyCode::Char('z'), KeyModifiers::CONTROL);
+    a.press(KeyCode::Char('z'), KeyModifiers::CONTROL);
+    until(&mut [&mut a, &mut b], "the undo everywhere", |e| {
+        converged(e) && e[1].pane.text() == "yours Hi!"
+    })
+    .await;
+    let bold = serde_json::json!({"ops": [
+        {"insert": "yours", "attributes": {"bold": true}}, {"insert": " Hi!\n"}]});
+    for e in [&a, &b] {
+        assert_eq!(
+            e.pane.session().document().unwrap().to_delta().to_value(),
+            bold
+        );
+    }
+    // Redo brings it back, still leaving Bob's formatting alone.
+    a.press(KeyCode::Char('y'), KeyModifiers::CONTROL);
+    a.press(KeyCode::Char('y'), KeyModifiers::CONTROL);
+    until(&mut [&mut a, &mut b], "the redo everywhere", |e| {
+        converged(e) && e[1].pane.text() == "yours Hi! mine"
+    })
+    .await;
+    assert_eq!(
+        b.pane.session().document().unwrap().to_delta().ops()[0],
+        a.pane.session().document().unwrap().to_delta().ops()[0]
+    );
     server.shutdown().await.unwrap();
 }
 

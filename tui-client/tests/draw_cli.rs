@@ -236,3 +236,131 @@ async fn the_ui_client_throttles_moves_and_reconnects() {
     drop(client);
     again.shutdown().await.unwrap();
 }
+
+/// Decodes a PNG file into (width, height, RGB bytes).
+fn decode_png(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
+    let file = std::fs::File::open(path).unwrap();
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn save_writes_the_board_as_a_png_with_each_stroke_in_its_colour() {
+    let server = rt_server(5000).await;
+    let url = server.url();
+    // A blue horizontal line, drawn by a socket that picked its colour.
+    let mut blue = Session::connect(&url).await.unwrap();
+    blue.emit("hello", vec![serde_json::json!({"colour": "#4363d8"})])
+        .await
+        .unwrap();
+    loop {
+        let (name, _) = tokio::time::timeout(WAIT, blue.next_event())
+            .await
+            .unwrap()
+            .unwrap();
+        if name == "welcome" {
+            break;
+        }
+    }
+    for (x, drawing) in [(100.0, false), (1900.0, true), (1900.0, false)] {
+        blue.mouse_move(x, 100.0, drawing).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    // A vertical line from the CLI, in the colour the server gave it.
+    let out = rt_tui(&["draw", "line", "1000", "200", "1000", "900", "--url", &url]).await;
+    assert!(out.status.success(), "{out:?}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while segments(&server).await < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "both lines drawn");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("board.png");
+    let out = rt_tui(&[
+        "draw",
+        "save",
+        file.to_str().unwrap(),
+        "--width",
+        "1000",
+        "--url",
+        &url,
+    ])
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["path"], file.to_str().unwrap());
+    assert_eq!(
+        (line["width"].as_u64(), line["height"].as_u64()),
+        (Some(1000), Some(500))
+    );
+    assert_eq!(line["strokes"], 2);
+    assert_eq!(
+        line["bytes"].as_u64(),
+        Some(std::fs::metadata(&file).unwrap().len())
+    );
+
+    let (w, h, rgb) = decode_png(&file);
+    assert_eq!((w, h), (1000, 500));
+    let px = |x: u32, y: u32| {
+        let i = ((y * w + x) * 3) as usize;
+        [rgb[i], rgb[i + 1], rgb[i + 2]]
+    };
+    // Board (x, y) is pixel (x / 2, y / 2) at this width.
+    for x in [60, 300, 700, 940] {
+        assert_eq!(px(x, 50), [0x43, 0x63, 0xd8], "on the blue line at x {x}");
+    }
+    let white = [0xff; 3];
+    let vertical = px(500, 300);
+    assert_ne!(vertical, white, "on the vertical line");
+    assert_ne!(
+        vertical,
+        [0x43, 0x63, 0xd8],
+        "the CLI's line has its own colour"
+    );
+    assert_eq!(px(500, 400), vertical);
+    for (x, y) in [(250, 300), (750, 250), (500, 60), (500, 480), (10, 10)] {
+        assert_eq!(px(x, y), white, "background at ({x}, {y})");
+    }
+    blue.close().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn save_refuses_a_width_out_of_range_and_an_unwritable_path() {
+    let server = rt_server(5000).await;
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("b.png");
+    for width in ["15", "8001"] {
+        let out = rt_tui(&[
+            "draw",
+            "save",
+            file.to_str().unwrap(),
+            "--width",
+            width,
+            "--url",
+            &url,
+        ])
+        .await;
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("16..=8000"),
+            "{out:?}"
+        );
+    }
+    let missing = dir.path().join("no/such/dir/b.png");
+    let out = rt_tui(&["draw", "save", missing.to_str().unwrap(), "--url", &url]).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot write"),
+        "{out:?}"
+    );
+    assert!(!file.exists());
+    server.shutdown().await.unwrap();
+}

@@ -251,6 +251,27 @@ impl Document {
         text
     }
 
+    /// The attributes of the unit at `position` (`None` past the end, or
+    /// where the content has none): what an editor copies onto text typed
+    /// next to it.
+    pub fn attributes_at(&self, position: usize) -> Option<&Attributes> {
+        if position >= self.len {
+            return None;
+        }
+        let (c, offset) = self.find(position)?;
+        let (p, _) = self.chunks[c].locate(offset)?;
+        self.chunks[c].pieces[p].attributes.as_ref()
+    }
+
+    /// The content in order, as (insert, attributes) runs, without copying
+    /// it (neighbouring runs may have equal attributes).
+    pub fn runs(&self) -> impl Iterator<Item = (&Insert, Option<&Attributes>)> {
+        self.chunks
+            .iter()
+            .flat_map(|c| &c.pieces)
+            .map(|p| (&p.insert, p.attributes.as_ref()))
+    }
+
     /// Checks that `op` can be applied: no zero-length ops, retains and
     /// deletes within the document, and no op boundary between the halves
     /// of a surrogate pair.
@@ -546,6 +567,33 @@ mod tests {
         );
         assert_eq!(document.text(), "Hello, wod");
         assert_eq!(document.len_utf16(), 10);
+    }
+
+    #[test]
+    fn attributes_at_and_runs_follow_the_content() {
+        let d = doc(json!([
+            {"insert": "ab"},
+            {"insert": "😀c", "attributes": {"bold": true}},
+            {"insert": {"image": "x"}, "attributes": {"width": "9"}},
+            {"insert": "\n", "attributes": {"header": 1}}
+        ]));
+        assert_eq!(d.attributes_at(0), None);
+        assert_eq!(d.attributes_at(2).unwrap()["bold"], json!(true));
+        assert_eq!(
+            d.attributes_at(4).unwrap()["bold"],
+            json!(true),
+            "c, after the pair"
+        );
+        assert_eq!(d.attributes_at(5).unwrap()["width"], json!("9"));
+        assert_eq!(d.attributes_at(6).unwrap()["header"], json!(1));
+        assert_eq!(d.attributes_at(7), None, "past the end");
+        let mut rebuilt = Delta::new();
+        for (insert, attributes) in d.runs() {
+            rebuilt.insert(insert.clone(), attributes.cloned());
+        }
+        assert_eq!(rebuilt, d.to_delta());
+        assert_eq!(Document::new().runs().count(), 0);
+        assert_eq!(Document::new().attributes_at(0), None);
     }
 
     #[test]

@@ -410,6 +410,16 @@ async fn event_loop(
                     }
                 }
                 Cmd::Draw(c) => clients.draw.send(c),
+                Cmd::Clipboard(text) => {
+                    use std::io::Write;
+                    let out = tui.terminal.backend_mut();
+                    if let Err(e) = out
+                        .write_all(rt_tui::clipboard::osc52(&text).as_bytes())
+                        .and_then(|()| out.flush())
+                    {
+                        app.update(Msg::Notice(format!("cannot copy to the clipboard: {e}")));
+                    }
+                }
             }
         }
     }

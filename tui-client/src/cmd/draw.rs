@@ -1,11 +1,12 @@
-//! `rt-tui draw listen|line|clear`: the drawing board from scripts.
+//! `rt-tui draw listen|line|clear|save`: the drawing board from scripts.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use rt_protocol::draw::{CanvasPart, event};
+use rt_protocol::draw::{Board, Bounds, CanvasPart, event};
+use rt_tui::board_png::{self, MAX_WIDTH, MIN_WIDTH};
 use rt_tui::net::draw::{MOVE_INTERVAL, Session};
 use serde_json::{Value, json};
 
@@ -13,6 +14,8 @@ use super::connect::{DEFAULT_URL, normalize_url};
 
 /// How long `clear` waits for the server to confirm.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `save` waits for the whole canvas.
+const CANVAS_TIMEOUT: Duration = Duration::from_secs(10);
 
 const ABOUT: &str = "\
 Subcommands:
@@ -22,6 +25,8 @@ Subcommands:
             error)
   line     draw a straight line from (X1, Y1) to (X2, Y2), board coordinates
   clear    clear the board for everyone
+  save     write the board as a PNG picture (white background, every stroke
+           in its colour) and print {\"path\":…,\"width\":…,\"height\":…,\"bytes\":…,\"strokes\":…}
 
 Exit status: 0 on success (listen: after --count events); 1 when the server
 cannot be reached or the connection is lost; 2 for bad arguments
@@ -30,6 +35,7 @@ cannot be reached or the connection is lost; 2 for bad arguments
 Examples:
   rt-tui draw listen --count 5
   rt-tui draw line 100 100 400 300 --url http://127.0.0.1:9000
+  rt-tui draw save board.png --width 1000
   rt-tui draw listen | jq 'select(.event == \"moving\") | .data.id'";
 
 /// `rt-tui draw` flags.
@@ -70,6 +76,16 @@ pub enum DrawAction {
     },
     /// Clear the board for everyone.
     Clear,
+    /// Save the board as a PNG file.
+    Save {
+        /// Where to write the picture (overwritten if it exists).
+        file: std::path::PathBuf,
+        /// Picture width in pixels (the height keeps the board's shape);
+        /// default: one pixel per board unit.
+        #[arg(long, value_name = "W",
+              value_parser = clap::value_parser!(u32).range(i64::from(MIN_WIDTH)..=i64::from(MAX_WIDTH)))]
+        width: Option<u32>,
+    },
 }
 
 /// Runs one `draw` subcommand.
@@ -85,6 +101,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             step,
         } => line(&base, [x1, y1, x2, y2], step).await,
         DrawAction::Clear => clear(&base).await,
+        DrawAction::Save { file, width } => save(&base, &file, width).await,
     }
 }
 
@@ -223,6 +240,63 @@ async fn clear(base: &str) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The whole canvas as of joining: every `canvas` part, in order.
+async fn whole_canvas(session: &mut Session) -> anyhow::Result<(Board, Bounds)> {
+    let mut board = Board::new();
+    loop {
+        let (name, args) = session.next_event().await?;
+        if name != event::CANVAS {
+            continue;
+        }
+        let part: CanvasPart = serde_json::from_value(args.into_iter().next().unwrap_or_default())
+            .context("malformed canvas event")?;
+        board.load_part(&part);
+        if part.part + 1 >= part.parts {
+            let bounds = Bounds {
+                width: part.width,
+                height: part.height,
+            };
+            return Ok((board, bounds));
+        }
+    }
+}
+
+async fn save(base: &str, file: &std::path::Path, width: Option<u32>) -> anyhow::Result<ExitCode> {
+    let mut session = match Session::connect(base).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rt-tui: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let canvas = tokio::time::timeout(CANVAS_TIMEOUT, whole_canvas(&mut session)).await;
+    session.close().await;
+    let (board, bounds) = match canvas {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            eprintln!("rt-tui: {e:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(_) => {
+            eprintln!("rt-tui: the server did not send the whole canvas in {CANVAS_TIMEOUT:?}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let width = width.unwrap_or((bounds.width.round() as u32).clamp(MIN_WIDTH, MAX_WIDTH));
+    let saved = board_png::save(&board, bounds, width, file)?;
+    println!(
+        "{}",
+        json!({
+            "path": saved.path.display().to_string(),
+            "width": saved.width,
+            "height": saved.height,
+            "bytes": saved.bytes,
+            "strokes": board.strokes().count(),
+        })
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::Frame;
@@ -20,6 +21,7 @@ use rt_protocol::draw::{Board, Bounds, Hello, PALETTE, Peer, Point, upsert_peer}
 
 use super::{Handled, Pane, PaneId, RenderCtx};
 use crate::app::Cmd;
+use crate::board_png;
 use crate::keymap::{self, Action, Hint, Scope};
 use crate::net::draw::{DrawCommand, DrawEvent};
 use crate::net::{ConnState, NetEvent, Transport};
@@ -66,6 +68,10 @@ pub struct CanvasPane {
     sync_log: Option<Vec<(Point, bool, String)>>,
     conn: ConnState,
     error: Option<String>,
+    /// What the last key did, when it says so (a saved picture's path).
+    notice: Option<String>,
+    /// Where `s` saves pictures (`None`: the current directory).
+    save_dir: Option<PathBuf>,
     /// Where the board was last drawn, for mouse mapping and cursor steps.
     board_area: Cell<Rect>,
 }
@@ -97,6 +103,8 @@ impl CanvasPane {
             sync_log: None,
             conn: ConnState::Connecting,
             error: None,
+            notice: None,
+            save_dir: None,
             board_area: Cell::new(Rect::default()),
         }
     }
@@ -104,6 +112,45 @@ impl CanvasPane {
     /// The board as this pane knows it.
     pub fn board(&self) -> &Board {
         &self.board
+    }
+
+    /// Saves pictures in `dir` instead of the current directory.
+    pub fn with_save_dir(mut self, dir: impl Into<PathBuf>) -> CanvasPane {
+        self.save_dir = Some(dir.into());
+        self
+    }
+
+    /// Writes the board as seen here to a new `rt-canvas-<time>.png`, one
+    /// pixel per board unit, and says where.
+    fn save_png(&mut self) {
+        let dir = match &self.save_dir {
+            Some(d) => Ok(d.clone()),
+            None => std::env::current_dir(),
+        };
+        let dir = match dir {
+            Ok(d) => d,
+            Err(e) => {
+                self.error = Some(format!("cannot save: no current directory ({e})"));
+                return;
+            }
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let path = board_png::fresh_path(&dir, now);
+        let width =
+            (self.bounds.width.round() as u32).clamp(board_png::MIN_WIDTH, board_png::MAX_WIDTH);
+        match board_png::save(&self.board, self.bounds, width, &path) {
+            Ok(saved) => {
+                self.notice = Some(format!(
+                    "saved {} ({}×{})",
+                    saved.path.display(),
+                    saved.width,
+                    saved.height
+                ))
+            }
+            Err(e) => self.error = Some(e.to_string()),
+        }
     }
 
     fn peer(&self, id: &str) -> Option<&Peer> {
@@ -230,6 +277,10 @@ impl CanvasPane {
         }
         spans.push(Span::styled("■", self.fg(&self.my_colour(), ctx)));
         spans.push(Span::raw(if self.pen { " pen down" } else { " pen up" }));
+        if let Some(n) = &self.notice {
+            spans.push(Span::raw(" · "));
+            spans.push(Span::styled(n.clone(), theme.ok()));
+        }
         if let Some(e) = &self.error {
             spans.push(Span::raw(" · "));
             spans.push(Span::styled(e.clone(), theme.error()));
@@ -279,7 +330,13 @@ impl Pane for CanvasPane {
                 _ => Handled::Consumed(Vec::new()),
             };
         }
+        self.notice = None;
         let cmds = match keymap::lookup(Scope::Canvas, &key) {
+            Some(Action::SaveCanvas) => {
+                self.error = None;
+                self.save_png();
+                Vec::new()
+            }
             Some(Action::MoveCursor) => self.move_cursor(key.code),
             Some(Action::TogglePen) => {
                 self.pen = !self.pen;
@@ -997,6 +1054,76 @@ mod tests {
             panic!("{cmds:?}")
         };
         assert!(x > 1940.0 && y > 870.0, "({x}, {y})");
+    }
+
+    #[test]
+    fn s_saves_the_board_as_seen_as_a_png_and_says_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pane = drawn().with_save_dir(dir.path());
+        assert_eq!(
+            pane.handle_key(key(KeyCode::Char('s'))),
+            Handled::Consumed(vec![])
+        );
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1);
+        let name = files[0].file_name().unwrap().to_str().unwrap().to_string();
+        assert!(
+            name.starts_with("rt-canvas-") && name.ends_with(".png"),
+            "{name}"
+        );
+        let notice = pane.notice.clone().unwrap();
+        assert!(
+            notice.contains(&name) && notice.ends_with("(2000×1000)"),
+            "{notice}"
+        );
+        let status: String = render(&pane, 200, 5).backend().buffer().content()[..200]
+            .iter()
+            .map(|c| c.symbol())
+            .collect();
+        assert!(status.contains("saved "), "{status}");
+        // Ann's green frame and our diagonal, in the picture.
+        let bytes = std::fs::read(&files[0]).unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+            .read_info()
+            .unwrap();
+        let mut rgb = vec![0; reader.output_buffer_size().unwrap()];
+        reader.next_frame(&mut rgb).unwrap();
+        let px = |x: usize, y: usize| &rgb[(y * 2000 + x) * 3..(y * 2000 + x) * 3 + 3];
+        assert_eq!(px(1000, 100), [0x3c, 0xb4, 0x4b]);
+        assert_eq!(px(650, 500), [0xe6, 0x19, 0x4b], "our stroke");
+        assert_eq!(px(1500, 500), [0xff, 0xff, 0xff]);
+        // A second save the same second gets a new name; the notice goes
+        // with the next key.
+        pane.handle_key(key(KeyCode::Char('s')));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        pane.handle_key(key(KeyCode::Left));
+        assert!(pane.notice.is_none());
+    }
+
+    #[test]
+    fn snapshot_of_the_clear_question() {
+        let mut pane = drawn();
+        pane.handle_key(KeyEvent::new(KeyCode::Char('C'), KeyModifiers::SHIFT));
+        let t = render(&pane, 60, 8);
+        insta::assert_snapshot!("canvas_clear_question_60x8", t.backend());
+        let labels: Vec<_> = pane.hints().iter().map(|h| h.label).collect();
+        assert_eq!(labels, ["y", "n/Esc"]);
+    }
+
+    #[test]
+    fn a_failed_save_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pane = drawn().with_save_dir(dir.path().join("missing"));
+        pane.handle_key(key(KeyCode::Char('s')));
+        assert!(pane.notice.is_none());
+        assert!(
+            pane.error.as_deref().unwrap().starts_with("cannot write"),
+            "{:?}",
+            pane.error
+        );
     }
 
     #[test]

@@ -7,9 +7,21 @@
 //! too) goes into the document until `Esc`. The text is laid out in grapheme
 //! clusters with their terminal widths (CJK and emoji take two columns) and
 //! soft-wrapped; offsets sent to the server are UTF-16 code units.
+//!
+//! Rich text survives the terminal: bold, italic and strike-through are
+//! drawn as such, Ctrl+B / Ctrl+I toggle them on a selection (a retain with
+//! `{bold: true}` or `{bold: null}`), and typed text takes the inline
+//! formatting of the character before it, as in Quill (at a line's start,
+//! of the character after it); a typed newline takes its line's formatting
+//! (header, list, …). Undo and redo cover one's own edits only
+//! ([`history`]); search is [`find`].
+
+mod find;
+mod history;
 
 use std::cell::Cell;
 use std::ops::Range;
+use std::time::Instant;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::Frame;
@@ -17,17 +29,19 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
-use rt_protocol::delta::{Delta, Insert};
+use rt_protocol::delta::{Attributes, Delta, EMBED_CHAR, Insert};
 use serde_json::Value;
 use unicode_segmentation::UnicodeSegmentation;
 use unicode_width::UnicodeWidthStr;
 
 use super::{Handled, Pane, PaneId, RenderCtx};
 use crate::app::Cmd;
+use crate::clipboard::MAX_COPY_BYTES;
 use crate::keymap::{self, Action, Hint, Scope};
 use crate::net::doc::{DocChange, DocEvent, DocSession};
 use crate::net::{ConnState, NetEvent, Transport};
 use crate::ui::theme::Theme;
+use history::{EditKind, History};
 
 /// Where the cursor is: a char index into the text.
 type CharPos = usize;
@@ -342,6 +356,46 @@ pub struct TextPane {
     /// The name shown to other users next to our cursor.
     name: String,
     view: Cell<View>,
+    /// The other end of the selection (the cursor is one end).
+    anchor: Option<CharPos>,
+    /// Undo and redo of our own edits.
+    history: History,
+    /// The search prompt, while open.
+    search: Option<Search>,
+    /// The last search, for F3 after the prompt is closed.
+    last_query: String,
+    /// What the last key did, when it says so ("copied 5 characters").
+    notice: Option<String>,
+}
+
+/// The open search prompt.
+#[derive(Debug, Clone)]
+struct Search {
+    query: String,
+    /// Where the cursor was when the prompt opened: typing searches from
+    /// there.
+    origin: CharPos,
+}
+
+/// Inline formats drawn in the terminal, as bits per char.
+const BOLD: u8 = 1;
+const ITALIC: u8 = 2;
+const STRIKE: u8 = 4;
+
+/// Is attribute `name` set (Quill stores `true`; anything but null / false
+/// counts)?
+fn is_on(attributes: Option<&Attributes>, name: &str) -> bool {
+    attributes
+        .and_then(|a| a.get(name))
+        .is_some_and(|v| !v.is_null() && *v != Value::Bool(false))
+}
+
+/// The attribute name a format key toggles.
+fn format_name(action: Action) -> &'static str {
+    match action {
+        Action::Italic => "italic",
+        _ => "bold",
+    }
 }
 
 impl TextPane {
@@ -359,6 +413,11 @@ impl TextPane {
                 .map(|u| format!("{u} (tui)"))
                 .unwrap_or_else(|_| "rt-tui".to_string()),
             view: Cell::new(View::default()),
+            anchor: None,
+            history: History::default(),
+            search: None,
+            last_query: String::new(),
+            notice: None,
         }
     }
 
@@ -386,6 +445,26 @@ impl TextPane {
         &self.session
     }
 
+    /// The inline formats drawn, one entry per char of the text.
+    fn formats(&self) -> Vec<u8> {
+        let Some(doc) = self.session.document() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (insert, attributes) in doc.runs() {
+            let bits = [(BOLD, "bold"), (ITALIC, "italic"), (STRIKE, "strike")]
+                .iter()
+                .filter(|(_, name)| is_on(attributes, name))
+                .fold(0, |acc, (bit, _)| acc | bit);
+            let n = match insert {
+                Insert::Text(t) => t.chars().count(),
+                Insert::Embed(_) => 1,
+            };
+            out.extend(std::iter::repeat_n(bits, n));
+        }
+        out
+    }
+
     fn layout(&self) -> TextLayout {
         TextLayout::new(self.text(), self.view.get().text_width())
     }
@@ -394,18 +473,121 @@ impl TextPane {
         self.cursor = self.cursor.min(self.text().chars().count());
     }
 
-    fn submit(&mut self, op: Delta) -> Vec<Cmd> {
+    /// Sends a local edit; `None` (and an error shown) when it was refused.
+    fn submit(&mut self, op: Delta) -> Option<Vec<Cmd>> {
         match self.session.submit(op) {
-            Ok(msgs) if msgs.is_empty() => Vec::new(),
-            Ok(msgs) => vec![Cmd::Doc(msgs)],
+            Ok(msgs) if msgs.is_empty() => Some(Vec::new()),
+            Ok(msgs) => Some(vec![Cmd::Doc(msgs)]),
             Err(e) => {
                 self.error = Some(e.to_string());
-                Vec::new()
+                None
             }
         }
     }
 
-    fn insert(&mut self, s: &str) -> Vec<Cmd> {
+    /// The inverse of `op` against the document as it is now.
+    fn inverse(&self, op: &Delta) -> Delta {
+        // Only deletes and formatting need the document's content.
+        let needs_base = op
+            .ops()
+            .iter()
+            .any(|o| o.is_delete() || (o.is_retain() && o.attributes().is_some()));
+        match self.session.document() {
+            Some(doc) if needs_base => op.invert(&doc.to_delta()),
+            _ => op.invert(&Delta::new()),
+        }
+    }
+
+    /// A local edit: sent, and kept for undo.
+    fn edit(&mut self, op: Delta, kind: EditKind) -> Vec<Cmd> {
+        if op.is_empty() {
+            return Vec::new();
+        }
+        let inverse = self.inverse(&op);
+        match self.submit(op) {
+            Some(cmds) => {
+                self.history.record(inverse, kind, Instant::now());
+                cmds
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// The selection as a char range (never empty).
+    fn selection(&self) -> Option<Range<CharPos>> {
+        let anchor = self.anchor?;
+        let n = self.text().chars().count();
+        let (a, c) = (anchor.min(n), self.cursor.min(n));
+        (a != c).then(|| a.min(c)..a.max(c))
+    }
+
+    /// The selected text.
+    fn selected_text(&self) -> Option<String> {
+        let r = self.selection()?;
+        Some(self.text().chars().skip(r.start).take(r.len()).collect())
+    }
+
+    /// UTF-16 length of chars `range` of `text`.
+    fn units(text: &str, range: Range<CharPos>) -> usize {
+        text.chars()
+            .skip(range.start)
+            .take(range.len())
+            .map(char::len_utf16)
+            .sum()
+    }
+
+    /// The formatting of the char at char index `pos`, unless it is a
+    /// newline or an embed (those carry line or embed formats, not text's).
+    fn inline_attributes(&self, text: &str, pos: CharPos) -> Option<Option<Attributes>> {
+        let c = text.chars().nth(pos)?;
+        if c == '\n' || c == EMBED_CHAR {
+            return None;
+        }
+        let doc = self.session.document()?;
+        Some(doc.attributes_at(to_utf16(text, pos)).cloned())
+    }
+
+    /// What text typed in place of chars `range` looks like, as Quill does
+    /// it: the inline formats of the first selected char, or of the char
+    /// before, or at a line's start of the first char after; a newline takes the formats of its line's end
+    /// (so a header split in two stays two headers).
+    fn typed(&self, range: Range<CharPos>, s: &str) -> Delta {
+        // The full text: Quill's final newline carries the last line's
+        // formats.
+        let text = self.session.text();
+        // Over a selection, its first char's formats (Quill's getFormat of
+        // the range).
+        let first = (!range.is_empty())
+            .then(|| self.inline_attributes(&text, range.start))
+            .flatten();
+        let inline = first
+            .or_else(|| {
+                range
+                    .start
+                    .checked_sub(1)
+                    .and_then(|p| self.inline_attributes(&text, p))
+            })
+            .or_else(|| self.inline_attributes(&text, range.end))
+            .flatten();
+        let line = text
+            .chars()
+            .skip(range.end)
+            .position(|c| c == '\n')
+            .and_then(|i| {
+                let doc = self.session.document()?;
+                doc.attributes_at(to_utf16(&text, range.end + i)).cloned()
+            });
+        let mut out = Delta::new();
+        for (i, part) in s.split('\n').enumerate() {
+            if i > 0 {
+                out.insert(Insert::from("\n"), line.clone());
+            }
+            out.insert(Insert::from(part), inline.clone());
+        }
+        out
+    }
+
+    fn insert(&mut self, s: &str, kind: EditKind) -> Vec<Cmd> {
         if s.is_empty() {
             return Vec::new();
         }
@@ -417,35 +599,222 @@ impl TextPane {
             return Vec::new();
         }
         let text = self.text();
+        let (range, kind) = match self.selection() {
+            // Typing over a selection replaces it, in one op.
+            Some(r) => (r, EditKind::Other),
+            None => (self.cursor..self.cursor, kind),
+        };
         let mut op = Delta::new();
-        op.retain(to_utf16(&text, self.cursor), None);
-        op.insert(Insert::from(s), None);
-        self.cursor += s.chars().count();
-        self.submit(op)
+        op.retain(to_utf16(&text, range.start), None);
+        op.delete(Self::units(&text, range.clone()));
+        for o in self.typed(range.clone(), s).into_ops() {
+            op.push(o);
+        }
+        self.anchor = None;
+        self.cursor = range.start + s.chars().count();
+        self.edit(op, kind)
     }
 
     /// Deletes chars `range` (never Quill's final newline, which is not in
     /// [`TextPane::text`]).
-    fn delete(&mut self, range: Range<CharPos>) -> Vec<Cmd> {
+    fn delete(&mut self, range: Range<CharPos>, kind: EditKind) -> Vec<Cmd> {
         if range.is_empty() {
             return Vec::new();
         }
         let text = self.text();
         let start = to_utf16(&text, range.start);
-        let len: usize = text
-            .chars()
-            .skip(range.start)
-            .take(range.len())
-            .map(char::len_utf16)
-            .sum();
+        let len = Self::units(&text, range.clone());
         if len == 0 {
             return Vec::new();
         }
         let mut op = Delta::new();
         op.retain(start, None);
         op.delete(len);
+        self.anchor = None;
         self.cursor = range.start;
-        self.submit(op)
+        self.edit(op, kind)
+    }
+
+    /// Backspace or Delete: the selection, or one grapheme.
+    fn erase(&mut self, forward: bool) -> Vec<Cmd> {
+        if let Some(r) = self.selection() {
+            return self.delete(r, EditKind::Other);
+        }
+        let layout = self.layout();
+        let pos = self.cursor.min(layout.chars);
+        let range = if forward {
+            pos..layout.next(pos)
+        } else {
+            layout.prev(pos)..pos
+        };
+        self.delete(range, EditKind::Deleting)
+    }
+
+    /// Ctrl+B / Ctrl+I: on when any selected text lacks it, else off;
+    /// newlines are skipped (they carry line formats).
+    fn toggle_format(&mut self, name: &str) -> Vec<Cmd> {
+        let Some(range) = self.selection() else {
+            self.notice = Some(format!("select text first (Shift+arrows), then {name}"));
+            return Vec::new();
+        };
+        let Some(doc) = self.session.document() else {
+            return Vec::new();
+        };
+        let text = self.text();
+        let start = to_utf16(&text, range.start);
+        let chars: Vec<char> = text.chars().skip(range.start).take(range.len()).collect();
+        let mut at = start;
+        let mut all = true;
+        for c in &chars {
+            if *c != '\n' && !is_on(doc.attributes_at(at), name) {
+                all = false;
+            }
+            at += c.len_utf16();
+        }
+        let value = if all { Value::Null } else { Value::Bool(true) };
+        let mut format = Attributes::new();
+        format.insert(name.to_string(), value);
+        let mut op = Delta::new();
+        op.retain(start, None);
+        for c in &chars {
+            let attrs = (*c != '\n').then(|| format.clone());
+            op.retain(c.len_utf16(), attrs);
+        }
+        op.chop();
+        self.notice = Some(format!("{name} {}", if all { "off" } else { "on" }));
+        self.edit(op, EditKind::Other)
+    }
+
+    /// Copies the selection to the terminal's clipboard; with `cut`, deletes
+    /// it too, as one edit.
+    fn copy(&mut self, cut: bool) -> Vec<Cmd> {
+        let Some(text) = self.selected_text() else {
+            self.notice = Some("nothing selected (Shift+arrows select)".into());
+            return Vec::new();
+        };
+        if text.len() > MAX_COPY_BYTES {
+            self.error = Some(format!(
+                "selection too large to copy: {} KiB (at most {} KiB)",
+                text.len().div_ceil(1024),
+                MAX_COPY_BYTES / 1024
+            ));
+            return Vec::new();
+        }
+        let n = text.chars().count();
+        let mut cmds = vec![Cmd::Clipboard(text)];
+        if cut {
+            if let Some(r) = self.selection() {
+                cmds.extend(self.delete(r, EditKind::Other));
+            }
+            self.notice = Some(format!("cut {n} characters"));
+        } else {
+            self.notice = Some(format!("copied {n} characters"));
+        }
+        cmds
+    }
+
+    /// Undoes (or with `redo`, redoes) our latest step.
+    fn undo(&mut self, redo: bool) -> Vec<Cmd> {
+        let op = if redo {
+            self.history.redo()
+        } else {
+            self.history.undo()
+        };
+        let Some(op) = op else {
+            self.notice = Some(
+                if redo {
+                    "nothing to redo"
+                } else {
+                    "nothing to undo"
+                }
+                .into(),
+            );
+            return Vec::new();
+        };
+        let inverse = self.inverse(&op);
+        let caret = history::caret_after(&op);
+        let Some(cmds) = self.submit(op) else {
+            // The step no longer fits the document: start afresh.
+            self.history.clear();
+            return Vec::new();
+        };
+        if redo {
+            self.history.redone(inverse, Instant::now());
+        } else {
+            self.history.undone(inverse, Instant::now());
+        }
+        self.anchor = None;
+        if let Some(at) = caret {
+            self.cursor = from_utf16(&self.text(), at);
+        }
+        self.clamp();
+        cmds
+    }
+
+    /// The matches of the open search (or of the last one).
+    fn matches(&self) -> Vec<Range<CharPos>> {
+        let query = self.search.as_ref().map_or(&self.last_query, |s| &s.query);
+        find::matches(&self.text(), query)
+    }
+
+    /// Moves the cursor to a match: the first at or after `from`, or with
+    /// `back` the last before it.
+    fn jump(&mut self, from: CharPos, back: bool) {
+        let found = self.matches();
+        let i = if back {
+            find::before(&found, from)
+        } else {
+            find::at_or_after(&found, from)
+        };
+        if let Some(i) = i {
+            self.cursor = found[i].start;
+            self.anchor = None;
+            self.goal = None;
+        }
+    }
+
+    fn on_search_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        match keymap::lookup(Scope::TextFind, &key) {
+            Some(Action::Cancel) => {
+                if let Some(s) = self.search.take() {
+                    self.last_query = s.query;
+                }
+            }
+            Some(Action::FindNext) => self.jump(self.cursor + 1, false),
+            Some(Action::FindPrev) => self.jump(self.cursor, true),
+            Some(Action::DeleteBack) => {
+                if let Some(s) = &mut self.search {
+                    s.query.pop();
+                    let origin = s.origin;
+                    self.jump(origin, false);
+                }
+            }
+            _ => {
+                if let KeyCode::Char(c) = key.code
+                    && !key
+                        .modifiers
+                        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+                    && let Some(s) = &mut self.search
+                    && s.query.chars().count() < find::MAX_QUERY_CHARS
+                {
+                    s.query.push(c);
+                    let origin = s.origin;
+                    self.jump(origin, false);
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    /// A plain move: ← and → first collapse a selection to its start or
+    /// end, as editors do; other moves drop it.
+    fn collapse_or_move(&mut self, action: Action) {
+        match (self.selection(), action) {
+            (Some(r), Action::CursorLeft) => self.cursor = r.start,
+            (Some(r), Action::CursorRight) => self.cursor = r.end,
+            _ => self.move_cursor(action),
+        }
+        self.anchor = None;
     }
 
     fn move_cursor(&mut self, action: Action) {
@@ -494,25 +863,81 @@ impl TextPane {
     }
 
     fn handle_key_inner(&mut self, key: KeyEvent) -> Handled {
+        if self.search.is_some() {
+            return Handled::Consumed(self.on_search_key(key));
+        }
         if self.editing {
-            let cmds = match keymap::lookup(Scope::TextEdit, &key) {
+            let key = normalize(key);
+            let action = keymap::lookup(Scope::TextEdit, &key);
+            // A shifted move is the move, extending the selection.
+            let motion = match action {
+                Some(Action::Select) => {
+                    let plain = KeyEvent::new(key.code, key.modifiers - KeyModifiers::SHIFT);
+                    keymap::lookup(Scope::TextEdit, &plain)
+                }
+                other => other,
+            };
+            let edits = matches!(
+                action,
+                Some(
+                    Action::Newline
+                        | Action::DeleteBack
+                        | Action::DeleteForward
+                        | Action::Cut
+                        | Action::Bold
+                        | Action::Italic
+                        | Action::Undo
+                        | Action::Redo
+                ) | None
+            );
+            if !edits {
+                // Moving, selecting or searching closes the undo step.
+                self.history.seal();
+            }
+            let cmds = match action {
                 Some(Action::Cancel) => {
                     self.editing = false;
+                    self.anchor = None;
                     Vec::new()
                 }
-                Some(Action::Newline) => self.insert("\n"),
-                Some(Action::DeleteBack) => {
-                    let layout = self.layout();
-                    let pos = self.cursor.min(layout.chars);
-                    self.delete(layout.prev(pos)..pos)
+                Some(Action::Newline) => self.insert("\n", EditKind::Typing { space: true }),
+                Some(Action::DeleteBack) => self.erase(false),
+                Some(Action::DeleteForward) => self.erase(true),
+                Some(Action::Undo) => self.undo(false),
+                Some(Action::Redo) => self.undo(true),
+                Some(Action::Copy) => self.copy(false),
+                Some(Action::Cut) => self.copy(true),
+                Some(a @ (Action::Bold | Action::Italic)) => self.toggle_format(format_name(a)),
+                Some(Action::Find) => {
+                    self.search = Some(Search {
+                        query: self.last_query.clone(),
+                        origin: self.cursor,
+                    });
+                    self.jump(self.cursor, false);
+                    Vec::new()
                 }
-                Some(Action::DeleteForward) => {
-                    let layout = self.layout();
-                    let pos = self.cursor.min(layout.chars);
-                    self.delete(pos..layout.next(pos))
+                Some(Action::FindNext | Action::FindPrev) if self.last_query.is_empty() => {
+                    self.notice = Some("nothing searched yet: C-f searches".into());
+                    Vec::new()
+                }
+                Some(Action::FindNext) => {
+                    self.jump(self.cursor + 1, false);
+                    Vec::new()
+                }
+                Some(Action::FindPrev) => {
+                    self.jump(self.cursor, true);
+                    Vec::new()
+                }
+                Some(Action::Select) => {
+                    if let Some(m) = motion {
+                        let anchor = *self.anchor.get_or_insert(self.cursor);
+                        self.move_cursor(m);
+                        self.anchor = Some(anchor);
+                    }
+                    Vec::new()
                 }
                 Some(a) => {
-                    self.move_cursor(a);
+                    self.collapse_or_move(a);
                     Vec::new()
                 }
                 None => match key.code {
@@ -521,13 +946,18 @@ impl TextPane {
                             .modifiers
                             .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
                     {
-                        self.insert(&c.to_string())
+                        self.insert(
+                            &c.to_string(),
+                            EditKind::Typing {
+                                space: c.is_whitespace(),
+                            },
+                        )
                     }
                     _ => Vec::new(),
                 },
             };
             if !matches!(
-                keymap::lookup(Scope::TextEdit, &key),
+                motion,
                 Some(Action::CursorUp | Action::CursorDown | Action::PageUp | Action::PageDown)
             ) {
                 self.goal = None;
@@ -553,6 +983,8 @@ impl TextPane {
                 ) {
                     self.goal = None;
                 }
+                self.history.seal();
+                self.anchor = None;
                 self.move_cursor(a);
                 Handled::Consumed(Vec::new())
             }
@@ -562,8 +994,13 @@ impl TextPane {
 
     /// Publishes our caret after a key or a paste.
     fn with_presence(&mut self, mut cmds: Vec<Cmd>) -> Vec<Cmd> {
-        let at = to_utf16(&self.text(), self.cursor);
-        let msgs = self.session.set_presence(at, 0, &self.name);
+        let text = self.text();
+        // Others see our selection as Quill shows one: index and length.
+        let (at, len) = match self.selection() {
+            Some(r) => (to_utf16(&text, r.start), Self::units(&text, r)),
+            None => (to_utf16(&text, self.cursor), 0),
+        };
+        let msgs = self.session.set_presence(at, len, &self.name);
         if !msgs.is_empty() {
             cmds.push(Cmd::Doc(msgs));
         }
@@ -572,6 +1009,9 @@ impl TextPane {
 
     /// The footer: version and sync state, then the cursor's line and column.
     fn footer(&self, ctx: &RenderCtx, width: u16) -> Line<'static> {
+        if let Some(search) = &self.search {
+            return self.search_line(search, ctx, width);
+        }
         let pending = self.session.pending_edits();
         let sync = match pending {
             0 => "synced".to_string(),
@@ -588,7 +1028,13 @@ impl TextPane {
         let line = before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         let place = format!("Ln {line}, Col {col}");
-        let gap = usize::from(width).saturating_sub(state.chars().count() + place.chars().count());
+        let notice = self
+            .notice
+            .as_ref()
+            .map(|n| format!(" · {n}"))
+            .unwrap_or_default();
+        let gap = usize::from(width)
+            .saturating_sub(state.chars().count() + notice.width() + place.chars().count());
         let style = if pending > 0 {
             ctx.theme.warn()
         } else {
@@ -596,9 +1042,79 @@ impl TextPane {
         };
         Line::from(vec![
             Span::styled(state, style),
+            Span::styled(notice, ctx.theme.ok()),
             Span::raw(" ".repeat(gap.max(1))),
             Span::styled(place, ctx.theme.dim()),
         ])
+    }
+
+    /// The footer while searching: the query, then which match of how many.
+    fn search_line(&self, search: &Search, ctx: &RenderCtx, width: u16) -> Line<'static> {
+        let found = self.matches();
+        let (count, style) = match found.iter().position(|m| m.start == self.cursor) {
+            _ if search.query.is_empty() => (String::new(), ctx.theme.dim()),
+            _ if found.is_empty() => ("no match".to_string(), ctx.theme.warn()),
+            Some(i) => (format!("{} of {}", i + 1, found.len()), ctx.theme.dim()),
+            None => (format!("{} matches", found.len()), ctx.theme.dim()),
+        };
+        let label = "find: ";
+        let gap = usize::from(width)
+            .saturating_sub(label.len() + search.query.width() + 1 + count.width());
+        Line::from(vec![
+            Span::styled(label, ctx.theme.key()),
+            Span::raw(search.query.clone()),
+            Span::styled(" ", Style::new().add_modifier(Modifier::REVERSED)),
+            Span::raw(" ".repeat(gap.max(1))),
+            Span::styled(count, style),
+        ])
+    }
+}
+
+/// Ctrl+Shift+Z arrives as `z` with Shift from some terminals and as `Z`
+/// from others: make it `Z`, as the keymap lists it.
+fn normalize(key: KeyEvent) -> KeyEvent {
+    match key.code {
+        KeyCode::Char(c)
+            if c.is_ascii_lowercase()
+                && key.modifiers.contains(KeyModifiers::SHIFT)
+                && key.modifiers.contains(KeyModifiers::CONTROL) =>
+        {
+            KeyEvent::new(KeyCode::Char(c.to_ascii_uppercase()), key.modifiers)
+        }
+        _ => key,
+    }
+}
+
+/// Bold, italic and strike-through, as the document has them.
+fn format_style(bits: u8) -> Style {
+    let mut style = Style::new();
+    if bits & BOLD != 0 {
+        style = style.add_modifier(Modifier::BOLD);
+    }
+    if bits & ITALIC != 0 {
+        style = style.add_modifier(Modifier::ITALIC);
+    }
+    if bits & STRIKE != 0 {
+        style = style.add_modifier(Modifier::CROSSED_OUT);
+    }
+    style
+}
+
+/// Our own selection.
+fn selection_style(theme: Theme) -> Style {
+    if theme.color {
+        Style::new().bg(Color::Blue).fg(Color::White)
+    } else {
+        Style::new().add_modifier(Modifier::REVERSED)
+    }
+}
+
+/// A search match.
+fn match_style(theme: Theme) -> Style {
+    if theme.color {
+        Style::new().bg(Color::Yellow).fg(Color::Black)
+    } else {
+        Style::new().add_modifier(Modifier::UNDERLINED)
     }
 }
 
@@ -635,6 +1151,7 @@ impl Pane for TextPane {
 
     fn handle_key(&mut self, key: KeyEvent) -> Handled {
         self.error = None;
+        self.notice = None;
         match self.handle_key_inner(key) {
             Handled::Consumed(cmds) => Handled::Consumed(self.with_presence(cmds)),
             Handled::Ignored => Handled::Ignored,
@@ -653,6 +1170,8 @@ impl Pane for TextPane {
                     let row = (view.top + usize::from(y - view.body.y)).min(layout.rows.len() - 1);
                     self.cursor = layout.pos_at(row, usize::from(x - view.body.x));
                     self.goal = None;
+                    self.anchor = None;
+                    self.history.seal();
                 }
             }
             _ => return Vec::new(),
@@ -687,7 +1206,7 @@ impl Pane for TextPane {
             .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
             .collect();
         self.goal = None;
-        let cmds = self.insert(&clean);
+        let cmds = self.insert(&clean, EditKind::Other);
         self.with_presence(cmds)
     }
 
@@ -708,14 +1227,30 @@ impl Pane for TextPane {
             NetEvent::Doc(DocEvent::Message(msg)) => {
                 let before = self.text();
                 let cursor16 = to_utf16(&before, self.cursor);
+                let anchor16 = self.anchor.map(|a| to_utf16(&before, a));
+                // A snapshot may replace the document: keep the old one to
+                // tell whether the undo steps still fit.
+                let old_doc = matches!(msg["a"].as_str(), Some("s" | "f"))
+                    .then(|| self.session.document().cloned())
+                    .flatten();
                 let (out, change) = self.session.on_message(msg);
                 self.out.extend(out);
                 match change {
                     Some(DocChange::Remote(op)) => {
+                        let text = self.text();
                         let moved = op.transform_position(cursor16, true);
-                        self.cursor = from_utf16(&self.text(), moved);
+                        self.cursor = from_utf16(&text, moved);
+                        self.anchor =
+                            anchor16.map(|a| from_utf16(&text, op.transform_position(a, true)));
+                        self.history.transform(&op);
                     }
-                    Some(DocChange::Reset) => self.clamp(),
+                    Some(DocChange::Reset) => {
+                        if old_doc.as_ref() != self.session.document() {
+                            self.history.clear();
+                            self.anchor = None;
+                        }
+                        self.clamp();
+                    }
                     Some(DocChange::Error(e)) => self.error = Some(e),
                     Some(DocChange::Acked | DocChange::Presence) | None => {}
                 }
@@ -819,24 +1354,37 @@ impl Pane for TextPane {
                 }
             })
             .collect();
+        let formats = self.formats();
+        let found = if self.search.is_some() {
+            self.matches()
+        } else {
+            Vec::new()
+        };
+        let selection = self.selection().unwrap_or(0..0);
         let lines: Vec<Line> = (view.top..layout.rows.len().min(view.top + height))
             .map(|r| {
                 let row = layout.rows[r];
                 let mut spans = Vec::new();
                 let mut used = 0;
                 let mut cell = |pos: CharPos, shown: &str, width: usize| {
-                    let mut style = Style::new();
+                    let mut style = format_style(formats.get(pos).copied().unwrap_or(0));
                     if let Some(o) = remote.iter().find(|o| o.range.contains(&pos)) {
                         style = style.add_modifier(Modifier::UNDERLINED);
                         if ctx.theme.color {
                             style = style.fg(o.colour);
                         }
                     }
+                    if found.iter().any(|m| m.contains(&pos)) {
+                        style = style.patch(match_style(ctx.theme));
+                    }
+                    if selection.contains(&pos) {
+                        style = style.patch(selection_style(ctx.theme));
+                    }
                     if let Some(o) = remote.iter().find(|o| o.caret == pos) {
-                        style = caret_style(ctx.theme, o.colour);
+                        style = style.patch(caret_style(ctx.theme, o.colour));
                     }
                     if show_cursor && pos == cursor {
-                        style = cursor_style;
+                        style = style.patch(cursor_style);
                     }
                     used += width;
                     Span::styled(shown.to_string(), style)
@@ -873,7 +1421,9 @@ impl Pane for TextPane {
     }
 
     fn hints(&self) -> Vec<Hint> {
-        if self.editing {
+        if self.search.is_some() {
+            keymap::hints(Scope::TextFind)
+        } else if self.editing {
             keymap::hints(Scope::TextEdit)
         } else {
             keymap::hints(Scope::Text)
@@ -881,7 +1431,7 @@ impl Pane for TextPane {
     }
 
     fn captures_input(&self) -> bool {
-        self.editing
+        self.editing || self.search.is_some()
     }
 }
 
@@ -901,6 +1451,16 @@ mod tests {
 
     /// A pane subscribed to a document holding `text`.
     fn pane(text: &str) -> TextPane {
+        let body = if text.ends_with('\n') {
+            text.to_string()
+        } else {
+            format!("{text}\n")
+        };
+        rich(json!([{ "insert": body }]))
+    }
+
+    /// A pane subscribed to a document holding the Delta `ops`.
+    fn rich(ops: Value) -> TextPane {
         let mut p = TextPane::new("examples", "richtext");
         p.apply(&NetEvent::State(Transport::Doc, ConnState::Connected));
         p.apply(&NetEvent::Doc(DocEvent::Open));
@@ -910,9 +1470,10 @@ mod tests {
             json!({"a": "hs", "id": "me"}),
         )));
         p.take_cmds();
-        p.apply(&NetEvent::Doc(DocEvent::Message(json!({"a": "s", "c": "examples", "d": "richtext",
-            "data": {"v": 4, "type": RICH_TEXT_URI, "data": {"ops": [
-                {"insert": text.trim_end_matches('\n'), "attributes": {"bold": true}}, {"insert": "\n"}]}}}))));
+        p.apply(&NetEvent::Doc(DocEvent::Message(
+            json!({"a": "s", "c": "examples", "d": "richtext",
+            "data": {"v": 4, "type": RICH_TEXT_URI, "data": {"ops": ops}}}),
+        )));
         p
     }
 
@@ -927,7 +1488,8 @@ mod tests {
 
     #[test]
     fn typing_sends_inserts_and_deletes_in_utf16_units() {
-        let mut p = pane("a😀b\n");
+        let mut p =
+            rich(json!([{"insert": "a😀b", "attributes": {"bold": true}}, {"insert": "\n"}]));
         assert_eq!(p.handle_key(key(KeyCode::Char('x'))), Handled::Ignored);
         p.handle_key(key(KeyCode::Char('i')));
         assert!(p.captures_input());
@@ -938,7 +1500,8 @@ mod tests {
         let msgs = sent(&cmds);
         assert_eq!(
             msgs[0]["op"],
-            json!({"ops": [{"retain": 4}, {"insert": "q"}]})
+            json!({"ops": [{"retain": 4}, {"insert": "q", "attributes": {"bold": true}}]}),
+            "typed after bold text, it is bold too"
         );
         assert_eq!(msgs[0]["v"], 4);
         // The ack lets the next edit go.
@@ -955,10 +1518,10 @@ mod tests {
             json!({"ops": [{"retain": 1}, {"delete": 2}]})
         );
         assert_eq!(p.text(), "abq");
-        // The bold text stays bold in the local copy; typed text is plain.
+        // Deleting keeps the formatting of what is left.
         assert_eq!(
             p.session().document().unwrap().to_delta().to_value(),
-            json!({"ops": [{"insert": "ab", "attributes": {"bold": true}}, {"insert": "q\n"}]})
+            json!({"ops": [{"insert": "abq", "attributes": {"bold": true}}, {"insert": "\n"}]})
         );
         p.handle_key(key(KeyCode::Esc));
         assert!(!p.captures_input());
@@ -1316,5 +1879,449 @@ mod tests {
         assert!(sent(&p.paste(&big)).iter().all(|m| m["a"] != "op"));
         assert!(p.error.as_deref().unwrap().starts_with("paste too large"));
         assert_eq!(p.session().pending_edits(), 1, "the big paste was refused");
+    }
+
+    fn cmds_of(p: &mut TextPane, code: KeyCode, mods: KeyModifiers) -> Vec<Cmd> {
+        match p.handle_key(KeyEvent::new(code, mods)) {
+            Handled::Consumed(cmds) => cmds,
+            Handled::Ignored => Vec::new(),
+        }
+    }
+
+    /// The ops among sent messages.
+    fn ops(msgs: &[Value]) -> Vec<Value> {
+        msgs.iter()
+            .filter(|m| m["a"] == "op")
+            .map(|m| m["op"].clone())
+            .collect()
+    }
+
+    fn ack(p: &mut TextPane, seq: u64, v: u64) -> Vec<Value> {
+        p.apply(&NetEvent::Doc(DocEvent::Message(
+            json!({"a": "op", "c": "examples", "d": "richtext", "src": "me", "seq": seq, "v": v}),
+        )));
+        sent(&p.take_cmds())
+    }
+
+    fn remote(p: &mut TextPane, seq: u64, v: u64, op: Value) {
+        p.apply(&NetEvent::Doc(DocEvent::Message(
+            json!({"a": "op", "c": "examples", "d": "richtext", "src": "other", "seq": seq, "v": v, "op": op}),
+        )));
+    }
+
+    fn typ(p: &mut TextPane, s: &str) {
+        for c in s.chars() {
+            p.handle_key(key(KeyCode::Char(c)));
+        }
+    }
+
+    fn doc(p: &TextPane) -> Value {
+        p.session().document().unwrap().to_delta().to_value()
+    }
+
+    const NONE: KeyModifiers = KeyModifiers::NONE;
+    const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
+    const CTRL: KeyModifiers = KeyModifiers::CONTROL;
+
+    #[test]
+    fn undo_removes_only_our_typing_after_a_remote_edit_and_redo_brings_it_back() {
+        let mut p = pane("base\n");
+        p.focus_gained();
+        press(&mut p, KeyCode::End, NONE);
+        typ(&mut p, " hi");
+        // The first key is in flight, the rest pending, when someone else's
+        // insert at the start arrives.
+        remote(&mut p, 1, 4, json!({"ops": [{"insert": "XY"}]}));
+        assert_eq!(p.text(), "XYbase hi");
+        assert_eq!(p.cursor(), 9, "the cursor moved with the text");
+        ack(&mut p, 1, 5);
+        // " hi" is two steps: the space, then the word.
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(p.text(), "XYbase ");
+        assert_eq!(p.cursor(), 7, "where the word was");
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(p.text(), "XYbase");
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(p.notice.as_deref(), Some("nothing to undo"));
+        assert_eq!(p.text(), "XYbase", "their text stays");
+        // Someone types while we redo.
+        remote(
+            &mut p,
+            2,
+            6,
+            json!({"ops": [{"retain": 2}, {"insert": "!"}]}),
+        );
+        press(&mut p, KeyCode::Char('y'), CTRL);
+        press(&mut p, KeyCode::Char('Z'), CTRL | SHIFT);
+        assert_eq!(p.text(), "XY!base hi");
+    }
+
+    #[test]
+    fn an_edit_after_undo_drops_redo_and_a_move_closes_the_typing_step() {
+        let mut p = pane("\n");
+        p.focus_gained();
+        typ(&mut p, "ab");
+        press(&mut p, KeyCode::Left, NONE);
+        typ(&mut p, "c");
+        assert_eq!(p.text(), "acb");
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(p.text(), "ab", "the move made c a step of its own");
+        typ(&mut p, "d");
+        press(&mut p, KeyCode::Char('y'), CTRL);
+        assert_eq!(p.notice.as_deref(), Some("nothing to redo"));
+        // Backspaces group like typing.
+        press(&mut p, KeyCode::End, NONE);
+        press(&mut p, KeyCode::Backspace, NONE);
+        press(&mut p, KeyCode::Backspace, NONE);
+        assert_eq!(p.text(), "a");
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(p.text(), "adb");
+        assert_eq!(p.cursor(), 3);
+    }
+
+    #[test]
+    fn shift_arrows_select_and_typing_replaces_the_selection_in_one_op() {
+        let mut p = pane("hello world\n");
+        p.focus_gained();
+        press(&mut p, KeyCode::Right, SHIFT);
+        press(&mut p, KeyCode::Right, CTRL | SHIFT);
+        assert_eq!(p.selected_text().as_deref(), Some("hello"));
+        let t = draw(&p, Theme::COLOR, 20, 3);
+        let buf = t.backend().buffer();
+        assert_eq!(buf[(0, 0)].bg, Color::Blue, "the selection is highlighted");
+        assert_eq!(buf[(4, 0)].bg, Color::Blue);
+        assert_eq!(
+            buf[(5, 0)].modifier,
+            Modifier::REVERSED,
+            "the cursor after it"
+        );
+        assert_eq!(buf[(7, 0)].bg, Color::Reset);
+        // Others see the selection.
+        let msgs = press(&mut p, KeyCode::End, SHIFT);
+        assert_eq!(p.selected_text().as_deref(), Some("hello world"));
+        let presence: Vec<_> = msgs.iter().filter(|m| m["a"] == "p").collect();
+        assert_eq!(presence[0]["p"]["length"], 11);
+        press(&mut p, KeyCode::Left, CTRL | SHIFT);
+        assert_eq!(p.selected_text().as_deref(), Some("hello "));
+        let msgs = press(&mut p, KeyCode::Char('J'), SHIFT);
+        assert_eq!(
+            ops(&msgs),
+            [json!({"ops": [{"insert": "J"}, {"delete": 6}]})]
+        );
+        assert_eq!(p.text(), "Jworld");
+        assert!(p.selection().is_none());
+        // Left and Right collapse a selection to its ends.
+        press(&mut p, KeyCode::Right, SHIFT);
+        press(&mut p, KeyCode::Right, SHIFT);
+        press(&mut p, KeyCode::Left, NONE);
+        assert_eq!((p.cursor(), p.selection()), (1, None));
+        // Backspace deletes a selection whole; undo brings it back.
+        ack(&mut p, 1, 4);
+        press(&mut p, KeyCode::Home, NONE);
+        press(&mut p, KeyCode::End, SHIFT);
+        let msgs = press(&mut p, KeyCode::Backspace, NONE);
+        assert_eq!(ops(&msgs), [json!({"ops": [{"delete": 6}]})]);
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(p.text(), "Jworld");
+    }
+
+    #[test]
+    fn copy_and_cut_go_to_the_clipboard_and_cut_is_one_delete() {
+        let mut p = pane("one two\n");
+        p.focus_gained();
+        let cmds = cmds_of(&mut p, KeyCode::Char('c'), KeyModifiers::ALT);
+        assert!(!cmds.iter().any(|c| matches!(c, Cmd::Clipboard(_))));
+        assert!(p.notice.as_deref().unwrap().starts_with("nothing selected"));
+        press(&mut p, KeyCode::Right, CTRL | SHIFT);
+        let cmds = cmds_of(&mut p, KeyCode::Char('c'), KeyModifiers::ALT);
+        assert_eq!(cmds[0], Cmd::Clipboard("one".into()));
+        assert!(ops(&sent(&cmds)).is_empty(), "copy changes nothing");
+        assert_eq!(p.notice.as_deref(), Some("copied 3 characters"));
+        let cmds = cmds_of(&mut p, KeyCode::Char('x'), CTRL);
+        assert_eq!(cmds[0], Cmd::Clipboard("one".into()));
+        assert_eq!(ops(&sent(&cmds)), [json!({"ops": [{"delete": 3}]})]);
+        assert_eq!(p.text(), " two");
+        // Shift+Delete cuts too; C-Insert copies.
+        ack(&mut p, 1, 4);
+        press(&mut p, KeyCode::End, SHIFT);
+        let cmds = cmds_of(&mut p, KeyCode::Insert, CTRL);
+        assert_eq!(cmds[0], Cmd::Clipboard(" two".into()));
+        let cmds = cmds_of(&mut p, KeyCode::Delete, SHIFT);
+        assert_eq!(cmds[0], Cmd::Clipboard(" two".into()));
+        assert_eq!(p.text(), "");
+        // Too much to copy at once is refused, and nothing is deleted.
+        let mut big = pane(&format!("{}\n", "x".repeat(MAX_COPY_BYTES + 1)));
+        big.focus_gained();
+        press(&mut big, KeyCode::End, SHIFT);
+        let cmds = cmds_of(&mut big, KeyCode::Char('x'), CTRL);
+        assert!(!cmds.iter().any(|c| matches!(c, Cmd::Clipboard(_))));
+        assert!(ops(&sent(&cmds)).is_empty());
+        assert!(
+            big.error
+                .as_deref()
+                .unwrap()
+                .starts_with("selection too large")
+        );
+        assert_eq!(big.text().len(), MAX_COPY_BYTES + 1);
+    }
+
+    #[test]
+    fn ctrl_b_and_ctrl_i_toggle_formatting_on_the_selection_only() {
+        let mut p = pane("abcd\nef\n");
+        p.focus_gained();
+        press(&mut p, KeyCode::Char('b'), CTRL);
+        assert!(
+            p.notice
+                .as_deref()
+                .unwrap()
+                .starts_with("select text first")
+        );
+        press(&mut p, KeyCode::Right, NONE);
+        for _ in 0..5 {
+            press(&mut p, KeyCode::Right, SHIFT);
+        }
+        assert_eq!(p.selected_text().as_deref(), Some("bcd\ne"));
+        let msgs = press(&mut p, KeyCode::Char('b'), CTRL);
+        // The newline is left alone: it carries the line's formats.
+        assert_eq!(
+            ops(&msgs),
+            [
+                json!({"ops": [{"retain": 1}, {"retain": 3, "attributes": {"bold": true}},
+                {"retain": 1}, {"retain": 1, "attributes": {"bold": true}}]})
+            ]
+        );
+        assert_eq!(p.notice.as_deref(), Some("bold on"));
+        assert_eq!(
+            p.selected_text().as_deref(),
+            Some("bcd\ne"),
+            "still selected"
+        );
+        ack(&mut p, 1, 4);
+        // Italic on part of it (Alt+I, as Ctrl+I is Tab on most terminals).
+        press(&mut p, KeyCode::Up, NONE);
+        press(&mut p, KeyCode::Home, NONE);
+        press(&mut p, KeyCode::Right, NONE);
+        press(&mut p, KeyCode::Right, NONE);
+        press(&mut p, KeyCode::Right, SHIFT);
+        press(&mut p, KeyCode::Right, SHIFT);
+        assert_eq!(p.selected_text().as_deref(), Some("cd"));
+        press(&mut p, KeyCode::Char('i'), KeyModifiers::ALT);
+        ack(&mut p, 2, 5);
+        assert_eq!(
+            doc(&p),
+            json!({"ops": [{"insert": "a"}, {"insert": "b", "attributes": {"bold": true}},
+                {"insert": "cd", "attributes": {"bold": true, "italic": true}}, {"insert": "\n"},
+                {"insert": "e", "attributes": {"bold": true}}, {"insert": "f\n"}]})
+        );
+        // Drawn as terminal bold and italic.
+        let t = draw(&p, Theme::NO_COLOR, 20, 4);
+        let buf = t.backend().buffer();
+        assert!(!buf[(0, 0)].modifier.contains(Modifier::BOLD));
+        assert!(buf[(1, 0)].modifier.contains(Modifier::BOLD));
+        assert!(
+            buf[(2, 0)]
+                .modifier
+                .contains(Modifier::BOLD | Modifier::ITALIC)
+        );
+        // All of it bold: Ctrl+B takes bold off, leaving italic.
+        press(&mut p, KeyCode::Home, NONE);
+        press(&mut p, KeyCode::Right, NONE);
+        for _ in 0..3 {
+            press(&mut p, KeyCode::Right, SHIFT);
+        }
+        let msgs = press(&mut p, KeyCode::Char('b'), CTRL);
+        assert_eq!(
+            ops(&msgs),
+            [json!({"ops": [{"retain": 1}, {"retain": 3, "attributes": {"bold": null}}]})]
+        );
+        assert_eq!(p.notice.as_deref(), Some("bold off"));
+        ack(&mut p, 3, 6);
+        assert_eq!(doc(&p)["ops"][0], json!({"insert": "ab"}));
+        // Undo puts bold back.
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(
+            doc(&p)["ops"][2],
+            json!({"insert": "cd", "attributes": {"bold": true, "italic": true}})
+        );
+        assert_eq!(
+            doc(&p)["ops"][1],
+            json!({"insert": "b", "attributes": {"bold": true}})
+        );
+    }
+
+    #[test]
+    fn typed_text_keeps_the_documents_formatting_as_quill_does() {
+        let mut p = rich(json!([
+            {"insert": "Title", "attributes": {"bold": true}},
+            {"insert": "\n", "attributes": {"header": 1}},
+            {"insert": "link", "attributes": {"link": "https://example.invalid/"}},
+            {"insert": " plain\n"}
+        ]));
+        p.focus_gained();
+        // Inside a bold run: bold.
+        press(&mut p, KeyCode::Right, NONE);
+        let msgs = press(&mut p, KeyCode::Char('x'), NONE);
+        assert_eq!(
+            ops(&msgs),
+            [json!({"ops": [{"retain": 1}, {"insert": "x", "attributes": {"bold": true}}]})]
+        );
+        ack(&mut p, 1, 4);
+        // Enter in the header splits it into two headers; the text after
+        // the break stays bold.
+        let msgs = press(&mut p, KeyCode::Enter, NONE);
+        assert_eq!(
+            ops(&msgs),
+            [json!({"ops": [{"retain": 2}, {"insert": "\n", "attributes": {"header": 1}}]})]
+        );
+        ack(&mut p, 2, 5);
+        // At a line's start, the first char after gives the formats.
+        let msgs = press(&mut p, KeyCode::Char('y'), NONE);
+        assert_eq!(
+            ops(&msgs),
+            [json!({"ops": [{"retain": 3}, {"insert": "y", "attributes": {"bold": true}}]})]
+        );
+        ack(&mut p, 3, 6);
+        assert_eq!(
+            doc(&p),
+            json!({"ops": [
+                {"insert": "Tx", "attributes": {"bold": true}},
+                {"insert": "\n", "attributes": {"header": 1}},
+                {"insert": "yitle", "attributes": {"bold": true}},
+                {"insert": "\n", "attributes": {"header": 1}},
+                {"insert": "link", "attributes": {"link": "https://example.invalid/"}},
+                {"insert": " plain\n"}
+            ]})
+        );
+        // Deleting and typing over a selection strip nothing around them.
+        press(&mut p, KeyCode::Down, NONE);
+        press(&mut p, KeyCode::End, NONE);
+        press(&mut p, KeyCode::Left, SHIFT);
+        press(&mut p, KeyCode::Char('N'), SHIFT);
+        press(&mut p, KeyCode::Backspace, NONE);
+        ack(&mut p, 4, 7);
+        assert_eq!(
+            doc(&p)["ops"][4],
+            json!({"insert": "link", "attributes": {"link": "https://example.invalid/"}})
+        );
+        assert_eq!(doc(&p)["ops"][5], json!({"insert": " plai\n"}));
+        // Typing over a bold selection is bold, even at a line's start
+        // after plain text.
+        ack(&mut p, 5, 8);
+        press(&mut p, KeyCode::Up, NONE);
+        press(&mut p, KeyCode::Home, NONE);
+        press(&mut p, KeyCode::Right, SHIFT);
+        let msgs = press(&mut p, KeyCode::Char('Z'), SHIFT);
+        assert_eq!(
+            ops(&msgs),
+            [
+                json!({"ops": [{"retain": 3}, {"insert": "Z", "attributes": {"bold": true}}, {"delete": 1}]})
+            ]
+        );
+    }
+
+    #[test]
+    fn search_moves_to_matches_highlights_them_and_esc_closes() {
+        let mut p = pane("a line\nanother Line\nlast line\n");
+        p.focus_gained();
+        press(&mut p, KeyCode::Down, NONE);
+        press(&mut p, KeyCode::F(3), NONE);
+        assert!(
+            p.notice
+                .as_deref()
+                .unwrap()
+                .starts_with("nothing searched yet")
+        );
+        press(&mut p, KeyCode::Char('f'), CTRL);
+        assert!(p.captures_input());
+        let labels: Vec<_> = p.hints().iter().map(|h| h.label).collect();
+        assert_eq!(labels, ["Esc", "S-F3 ↑", "Enter F3"]);
+        // Typing searches from where the prompt opened; q is typed, not quit.
+        typ(&mut p, "lIq");
+        assert_eq!(
+            p.text(),
+            "a line\nanother Line\nlast line",
+            "nothing typed into the document"
+        );
+        press(&mut p, KeyCode::Backspace, NONE);
+        assert_eq!(p.cursor(), 15, "the match after the cursor, any case");
+        let t = draw(&p, Theme::COLOR, 30, 4);
+        assert!(
+            row_text(&t, 3).starts_with("find: lI"),
+            "{}",
+            row_text(&t, 3)
+        );
+        assert!(row_text(&t, 3).trim_end().ends_with("2 of 3"));
+        let buf = t.backend().buffer();
+        assert_eq!(buf[(2, 0)].bg, Color::Yellow, "every match is highlighted");
+        assert_eq!(buf[(9, 1)].bg, Color::Yellow);
+        assert_eq!(buf[(3, 1)].bg, Color::Reset);
+        press(&mut p, KeyCode::Enter, NONE);
+        assert_eq!(p.cursor(), 25);
+        press(&mut p, KeyCode::Enter, NONE);
+        assert_eq!(p.cursor(), 2, "wraps to the first");
+        press(&mut p, KeyCode::F(3), SHIFT);
+        assert_eq!(p.cursor(), 25, "and back");
+        press(&mut p, KeyCode::Esc, NONE);
+        assert!(p.search.is_none());
+        assert!(p.captures_input(), "still typing");
+        let t = draw(&p, Theme::COLOR, 30, 4);
+        assert_eq!(
+            t.backend().buffer()[(2, 0)].bg,
+            Color::Reset,
+            "no highlight once closed"
+        );
+        // F3 repeats the last search while typing.
+        press(&mut p, KeyCode::F(3), NONE);
+        assert_eq!(p.cursor(), 2);
+        // No match says so.
+        press(&mut p, KeyCode::Char('f'), CTRL);
+        typ(&mut p, "zz");
+        assert_eq!(p.cursor(), 2);
+        assert!(
+            row_text(&draw(&p, Theme::NO_COLOR, 30, 4), 3)
+                .trim_end()
+                .ends_with("no match")
+        );
+        insta::assert_snapshot!(
+            "text_search_no_match_30x4",
+            draw(&p, Theme::NO_COLOR, 30, 4).backend()
+        );
+    }
+
+    #[test]
+    fn the_search_query_is_bounded() {
+        let mut p = pane("abc\n");
+        p.focus_gained();
+        press(&mut p, KeyCode::Char('f'), CTRL);
+        typ(&mut p, &"x".repeat(find::MAX_QUERY_CHARS + 5));
+        assert_eq!(
+            p.search.as_ref().unwrap().query.chars().count(),
+            find::MAX_QUERY_CHARS
+        );
+        assert_eq!(p.text(), "abc");
+    }
+
+    #[test]
+    fn a_snapshot_keeps_undo_when_it_is_the_same_document_and_drops_it_otherwise() {
+        let mut p = pane("ab\n");
+        p.focus_gained();
+        typ(&mut p, "x");
+        ack(&mut p, 1, 4);
+        let snapshot = |p: &mut TextPane, text: &str| {
+            p.apply(&NetEvent::Doc(DocEvent::Message(
+                json!({"a": "f", "c": "examples", "d": "richtext",
+                "data": {"v": 9, "type": RICH_TEXT_URI, "data": {"ops": [{"insert": text}]}}}),
+            )));
+        };
+        snapshot(&mut p, "xab\n");
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(p.text(), "ab");
+        ack(&mut p, 2, 9);
+        press(&mut p, KeyCode::Char('y'), CTRL);
+        ack(&mut p, 3, 10);
+        snapshot(&mut p, "something else\n");
+        press(&mut p, KeyCode::Char('z'), CTRL);
+        assert_eq!(p.text(), "something else");
+        assert_eq!(p.notice.as_deref(), Some("nothing to undo"));
     }
 }

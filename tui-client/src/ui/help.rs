@@ -18,7 +18,7 @@ fn pane_scopes(id: PaneId) -> &'static [Scope] {
         PaneId::Ticker => &[Scope::Ticker, Scope::TickerInput],
         PaneId::Canvas => &[Scope::Canvas],
         PaneId::Qa => &[Scope::Qa, Scope::QaInput],
-        PaneId::Text => &[Scope::Text, Scope::TextEdit],
+        PaneId::Text => &[Scope::Text, Scope::TextEdit, Scope::TextFind],
     }
 }
 
