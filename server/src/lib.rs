@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod config_file;
 pub mod docs;
 pub mod draw;
 pub mod qa;
