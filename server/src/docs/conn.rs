@@ -204,6 +204,7 @@ impl Conn {
     }
 
     fn too_large(&self, text: &str, max: usize) {
+        crate::metrics::events_in(App::Editor, 1);
         crate::metrics::refused("doc_max_frame_bytes");
         let err = ShareDbError::badly_formed(format!(
             "the message is {} bytes, more than the limit of {max} (--doc-max-frame-bytes)",
