@@ -115,7 +115,11 @@ fn read(path: &Path) -> Result<toml::Table, ConfigError> {
             path: path.to_path_buf(),
             // toml's message spans several lines (a caret under the spot);
             // keep them, flattened, so the error stays one line.
-            message: e.to_string().split_whitespace().collect::<Vec<_>>().join(" "),
+            message: e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
         })
 }
 
@@ -235,8 +239,7 @@ fn render(cmd: &Command, matches: &ArgMatches) -> String {
 
 /// A value as a TOML literal: numbers bare, everything else a string.
 fn literal(v: &str) -> String {
-    if v.parse::<i64>().is_ok() || (v.parse::<f64>().is_ok_and(f64::is_finite) && v.contains('.'))
-    {
+    if v.parse::<i64>().is_ok() || (v.parse::<f64>().is_ok_and(f64::is_finite) && v.contains('.')) {
         v.to_owned()
     } else {
         toml::Value::String(v.to_owned()).to_string()
@@ -336,8 +339,10 @@ mod tests {
                 && !NOT_SETTINGS.contains(&arg.get_id().as_str())
             {
                 assert!(
-                    first.effective.lines().any(|l| l.starts_with(long)
-                        || l.starts_with(&format!("# {long} "))),
+                    first
+                        .effective
+                        .lines()
+                        .any(|l| l.starts_with(long) || l.starts_with(&format!("# {long} "))),
                     "{long} missing from\n{}",
                     first.effective
                 );

@@ -71,7 +71,11 @@ fn init_logs(config: &Config) {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         // One JSON object per line, fields at the top level, for shippers
         // that index them.
-        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
     }
 }
 

@@ -18,10 +18,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use ::metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use ::metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::state::AppState;
@@ -74,6 +74,9 @@ pub const LIMITS: [&str; 16] = [
     "stream_stall_ms",
 ];
 
+/// How often buffered histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process-wide recorder (once; later calls return the same
@@ -91,6 +94,22 @@ pub fn install() -> &'static PrometheusHandle {
             tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
         }
         describe();
+        // Histogram samples wait in a buffer until a render or an upkeep
+        // folds them into the buckets: without a scraper that buffer would
+        // grow with every commit. A plain thread, so it outlives any one
+        // runtime (tests start many).
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("rt-metrics".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
+        }
         handle
     })
 }
@@ -106,7 +125,10 @@ fn describe() {
     );
     describe_gauge!(STORE_QUEUE, "Jobs waiting for the store's writer thread.");
     describe_counter!(SLOW_CONSUMERS, "Clients cut for falling behind, by app.");
-    describe_counter!(REFUSED, "Requests, events or connections refused, by limit.");
+    describe_counter!(
+        REFUSED,
+        "Requests, events or connections refused, by limit."
+    );
     describe_gauge!(DOCUMENTS_OPEN, "Editor documents loaded in memory.");
     describe_gauge!(CANVAS_SEGMENTS, "Segments on the drawing board's canvas.");
     for app in App::ALL {
@@ -177,7 +199,10 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     let handle = install();
     sample(&state);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         handle.render(),
     )
         .into_response()

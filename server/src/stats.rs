@@ -151,8 +151,7 @@ pub struct ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        self.stats.open[self.app as usize][self.transport as usize]
-            .fetch_sub(1, Ordering::Relaxed);
+        self.stats.open[self.app as usize][self.transport as usize].fetch_sub(1, Ordering::Relaxed);
     }
 }
 

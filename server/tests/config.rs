@@ -72,7 +72,14 @@ fn flags_beat_environment_beat_file_beat_defaults() {
     assert_eq!(setting(&env_wins, "draw-rate"), "7");
 
     let flag_wins = print(
-        &["--config", &file, "--bind", "127.0.0.1:3333", "--draw-rate", "9"],
+        &[
+            "--config",
+            &file,
+            "--bind",
+            "127.0.0.1:3333",
+            "--draw-rate",
+            "9",
+        ],
         &[("RT_BIND", "127.0.0.1:2222")],
     );
     assert_eq!(setting(&flag_wins, "bind"), "\"127.0.0.1:3333\"");
@@ -107,7 +114,11 @@ fn print_config_feeds_back_into_config() {
 #[test]
 fn an_unknown_key_is_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "rt.toml", "bind = \"127.0.0.1:0\"\ndraw-rat = 7\n");
+    let file = write(
+        dir.path(),
+        "rt.toml",
+        "bind = \"127.0.0.1:0\"\ndraw-rat = 7\n",
+    );
     let o = run(&["--config", &file], &[]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8(o.stderr).unwrap();
@@ -158,7 +169,10 @@ fn json_logs_are_one_object_per_line() {
         let line = line.unwrap();
         let v: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{line}");
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
         if v["message"] == "store ready" {
             ready = Some(v);
             break;

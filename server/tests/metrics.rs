@@ -38,10 +38,7 @@ impl Metrics {
         let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parses");
         // Every family has its HELP line.
         for s in &scrape.samples {
-            let family = s
-                .metric
-                .trim_end_matches("_count")
-                .trim_end_matches("_sum");
+            let family = s.metric.trim_end_matches("_count").trim_end_matches("_sum");
             assert!(
                 scrape.docs.contains_key(family) || scrape.docs.contains_key(&s.metric),
                 "no HELP for {}",
@@ -118,9 +115,8 @@ async fn eventually(server: &Server, what: &str, check: impl Fn(&Metrics) -> boo
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A Socket.IO client on the WebSocket transport, connected to `/`.
 async fn socket_io(server: &Server) -> Ws {
@@ -166,7 +162,11 @@ async fn every_app_shows_up_in_the_metrics() {
             0.0
         );
     }
-    assert_eq!(before.refused("draw_rate"), 0.0, "limits are listed at zero");
+    assert_eq!(
+        before.refused("draw_rate"),
+        0.0,
+        "limits are listed at zero"
+    );
     assert_eq!(before.gauge("rt_documents_open", &[]), 0.0);
     assert_eq!(before.gauge("rt_canvas_segments", &[]), 0.0);
     assert_eq!(before.gauge("rt_store_queue_depth", &[]), 0.0);
@@ -182,7 +182,10 @@ async fn every_app_shows_up_in_the_metrics() {
         .await
         .unwrap();
     assert_eq!(ticker.status(), 200);
-    tokio::time::timeout(WAIT, ticker.chunk()).await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, ticker.chunk())
+        .await
+        .unwrap()
+        .unwrap();
 
     // Q&A: log in (a stored user: a commit), ask one too long and one fine.
     let mut login = http.get(format!("{url}/login")).send().await.unwrap();
@@ -247,7 +250,10 @@ async fn every_app_shows_up_in_the_metrics() {
 
     // A /stats stream, which is counted too.
     let mut stats = http.get(format!("{url}/stats")).send().await.unwrap();
-    tokio::time::timeout(WAIT, stats.chunk()).await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, stats.chunk())
+        .await
+        .unwrap()
+        .unwrap();
 
     let m = eventually(&server, "every app's figures", |m| {
         m.gauge("rt_canvas_segments", &[]) >= 2.0
@@ -273,8 +279,14 @@ async fn every_app_shows_up_in_the_metrics() {
     assert!(m.refused("draw_rate") >= 8.0, "13 events at 5 a second");
     assert_eq!(m.gauge("rt_canvas_segments", &[]), 2.0);
     assert!(m.messages_out("ticker") >= 1.0);
-    assert!(m.messages_out("qa") >= 2.0, "the question reached the stream");
-    assert!(m.commits() > before.commits(), "the login and question commit");
+    assert!(
+        m.messages_out("qa") >= 2.0,
+        "the question reached the stream"
+    );
+    assert!(
+        m.commits() > before.commits(),
+        "the login and question commit"
+    );
     // /stats reads the same counts.
     let figures = loop {
         let chunk = tokio::time::timeout(WAIT, stats.chunk())
