@@ -25,8 +25,8 @@ use crate::config::Config;
 const NOT_SETTINGS: [&str; 4] = ["help", "version", "config", "print_config"];
 
 /// Long-name endings of secret settings: their values are never printed.
-/// A flag named like this (`--token`, `--admin-password`) is redacted by
-/// `--print-config` without further code.
+/// A flag named like this (`--token`, `--admin-password`), or one marked
+/// `hide_env_values`, is redacted by `--print-config` without further code.
 const SECRET_SUFFIXES: [&str; 3] = ["token", "secret", "password"];
 
 /// Why the settings could not be assembled.
@@ -138,9 +138,11 @@ fn takes_many(arg: &Arg) -> bool {
         || arg.get_num_args().is_some_and(|n| n.max_values() > 1)
 }
 
+/// A secret by its name, or by `hide_env_values`, which a flag whose
+/// environment variable holds a secret sets so `--help` does not show it.
 fn is_secret(arg: &Arg) -> bool {
     let long = arg.get_long().unwrap_or_default();
-    SECRET_SUFFIXES.iter().any(|s| long.ends_with(s))
+    SECRET_SUFFIXES.iter().any(|s| long.ends_with(s)) || arg.is_hide_env_values_set()
 }
 
 /// A file value as the strings clap would have seen on the command line.
@@ -354,14 +356,29 @@ mod tests {
     fn secrets_are_redacted() {
         let cmd = Command::new("t")
             .arg(Arg::new("token").long("token"))
+            .arg(
+                Arg::new("key")
+                    .long("upstream-key")
+                    .env("T_KEY")
+                    .hide_env_values(true),
+            )
             .arg(Arg::new("bind").long("bind"));
         let m = cmd
             .clone()
-            .try_get_matches_from(["t", "--token", "s3cret", "--bind", "x"])
+            .try_get_matches_from([
+                "t",
+                "--token",
+                "s3cret",
+                "--upstream-key",
+                "k3y",
+                "--bind",
+                "x",
+            ])
             .unwrap();
         let out = render(&cmd, &m);
-        assert!(!out.contains("s3cret"), "{out}");
+        assert!(!out.contains("s3cret") && !out.contains("k3y"), "{out}");
         assert!(out.contains("# token = \"<redacted>\""), "{out}");
+        assert!(out.contains("# upstream-key = \"<redacted>\""), "{out}");
         assert!(out.contains("bind = \"x\""), "{out}");
     }
 }
