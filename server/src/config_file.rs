@@ -70,8 +70,17 @@ where
     T: Into<OsString> + Clone,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let mut cmd = Config::command();
-    let first = cmd.clone().try_get_matches_from(&args)?;
+    let matches = merge(Config::command(), &args)?;
+    let config = Config::from_arg_matches(&matches)?;
+    // `mut_arg` moves an argument to the end; print in `--help` order.
+    let effective = render(&Config::command(), &matches);
+    Ok(Loaded { config, effective })
+}
+
+/// Parses `args` against `cmd`, with the values of the file named by its
+/// `config` argument as defaults.
+fn merge(mut cmd: Command, args: &[OsString]) -> Result<ArgMatches, ConfigError> {
+    let first = cmd.clone().try_get_matches_from(args)?;
     if let Some(path) = first.get_one::<PathBuf>("config") {
         let table = read(path)?;
         for (key, value) in table {
@@ -98,11 +107,7 @@ where
             cmd = cmd.mut_arg(&id, |a| a.default_values(values));
         }
     }
-    let matches = cmd.clone().try_get_matches_from(&args)?;
-    let config = Config::from_arg_matches(&matches)?;
-    // `mut_arg` moves an argument to the end; print in `--help` order.
-    let effective = render(&Config::command(), &matches);
-    Ok(Loaded { config, effective })
+    Ok(cmd.try_get_matches_from(args)?)
 }
 
 fn read(path: &Path) -> Result<toml::Table, ConfigError> {
@@ -350,6 +355,63 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A command with the kinds of flags other modules may add.
+    fn other_flags() -> Command {
+        Command::new("t")
+            .arg(
+                Arg::new("config")
+                    .long("config")
+                    .value_parser(clap::value_parser!(PathBuf)),
+            )
+            .arg(Arg::new("origin").long("origin").action(ArgAction::Append))
+            .arg(
+                Arg::new("max_connections")
+                    .long("max-connections")
+                    .value_parser(clap::value_parser!(u32))
+                    .default_value("100"),
+            )
+            .arg(Arg::new("tls").long("tls").action(ArgAction::SetTrue))
+    }
+
+    #[test]
+    fn lists_numbers_and_switches_of_any_flag_work() {
+        let f = file(
+            "origin = [\"https://a.test\", \"https://b.test\"]\nmax-connections = 7\ntls = true\n",
+        );
+        let path = f.path().as_os_str().to_owned();
+        let args = |extra: &[&str]| {
+            let mut v: Vec<OsString> = vec!["t".into(), "--config".into(), path.clone()];
+            v.extend(extra.iter().map(OsString::from));
+            v
+        };
+        let m = merge(other_flags(), &args(&[])).unwrap();
+        let origins: Vec<&String> = m.get_many("origin").unwrap().collect();
+        assert_eq!(origins, ["https://a.test", "https://b.test"]);
+        assert_eq!(m.get_one::<u32>("max_connections"), Some(&7));
+        assert!(m.get_flag("tls"));
+        let printed = render(&other_flags(), &m);
+        assert!(
+            printed.contains("origin = [\"https://a.test\", \"https://b.test\"]"),
+            "{printed}"
+        );
+        // The command line replaces a list, it does not extend it.
+        let m = merge(other_flags(), &args(&["--origin", "https://c.test"])).unwrap();
+        let origins: Vec<&String> = m.get_many("origin").unwrap().collect();
+        assert_eq!(origins, ["https://c.test"]);
+        let f = file("max-connections = -1\n");
+        let bad = merge(
+            other_flags(),
+            &[
+                "t".into(),
+                "--config".into(),
+                f.path().as_os_str().to_owned(),
+            ],
+        );
+        assert!(
+            matches!(bad, Err(ConfigError::BadValue { ref key, .. }) if key == "max-connections")
+        );
     }
 
     #[test]
