@@ -18,7 +18,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use ::metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
+use ::metrics::{
+    Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
+};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -78,6 +81,33 @@ pub const LIMITS: [&str; 16] = [
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Handles of the series recorded on hot paths (every drawing event, every
+/// canvas change), looked up once instead of per call.
+struct Hot {
+    events_in: [Counter; App::ALL.len()],
+    slow_consumers: [Counter; App::ALL.len()],
+    store_commit: Histogram,
+    documents_open: Gauge,
+    canvas_segments: Gauge,
+}
+
+static HOT: OnceLock<Hot> = OnceLock::new();
+
+/// The hot handles, taken from the installed recorder (installing it
+/// first, so a handle is never a no-op one taken too early).
+fn hot() -> &'static Hot {
+    HOT.get_or_init(|| {
+        install();
+        Hot {
+            events_in: App::ALL.map(|a| counter!(EVENTS_IN, "app" => a.name())),
+            slow_consumers: App::ALL.map(|a| counter!(SLOW_CONSUMERS, "app" => a.name())),
+            store_commit: histogram!(STORE_COMMIT),
+            documents_open: gauge!(DOCUMENTS_OPEN),
+            canvas_segments: gauge!(CANVAS_SEGMENTS),
+        }
+    })
+}
 
 /// Installs the process-wide recorder (once; later calls return the same
 /// handle) and lists every series at zero.
@@ -150,27 +180,27 @@ pub fn refused(limit: &'static str) {
 
 /// A client of `app` was cut for falling behind.
 pub fn slow_consumer(app: App) {
-    counter!(SLOW_CONSUMERS, "app" => app.name()).increment(1);
+    hot().slow_consumers[app as usize].increment(1);
 }
 
 /// `n` events arrived from clients of `app`.
 pub fn events_in(app: App, n: u64) {
-    counter!(EVENTS_IN, "app" => app.name()).increment(n);
+    hot().events_in[app as usize].increment(n);
 }
 
 /// A store batch took `took` from BEGIN to COMMIT.
 pub fn store_commit(took: Duration) {
-    ::metrics::histogram!(STORE_COMMIT).record(took.as_secs_f64());
+    hot().store_commit.record(took.as_secs_f64());
 }
 
 /// The editor now holds `n` documents in memory.
 pub fn documents_open(n: usize) {
-    gauge!(DOCUMENTS_OPEN).set(n as f64);
+    hot().documents_open.set(n as f64);
 }
 
 /// The canvas now holds `n` segments.
 pub fn canvas_segments(n: usize) {
-    gauge!(CANVAS_SEGMENTS).set(n as f64);
+    hot().canvas_segments.set(n as f64);
 }
 
 /// Copies the figures kept in [`Stats`] and the store into the registry.
