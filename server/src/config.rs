@@ -23,6 +23,9 @@ Examples:
   rt-server --static-dir static              serve the browser pages from disk (page development)
   rt-server --quotes-url 'http://quotes.internal/v1/{symbol}'
                                              take quotes from an upstream HTTP provider
+  rt-server --config rt.toml                 settings from a file (keys = flag names)
+  rt-server --print-config > rt.toml         write the effective settings as TOML
+  rt-server --log-format json                one JSON object per log line
   RUST_LOG=rt_server=debug rt-server         verbose logs";
 
 /// `rt-server` settings.
@@ -34,13 +37,29 @@ Examples:
     after_help = EXAMPLES
 )]
 pub struct Config {
+    /// Read settings from this TOML file: keys are the flag names without
+    /// the dashes (`draw-rate = 30`). Flags and environment variables win
+    /// over the file.
+    #[arg(long, value_name = "FILE", env = "RT_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective settings as TOML (secrets redacted) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+
+    /// Log line format on stderr: `text` for people, `json` (one object per
+    /// line) for log shippers.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text,
+          env = "RT_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", env = "RT_BIND")]
     pub bind: SocketAddr,
 
     /// SQLite data file; `:memory:` for a throwaway run. Default: rt.db in the
     /// user's data directory.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "RT_DATA")]
     pub data: Option<PathBuf>,
 
     /// fsync every commit, so acknowledged writes survive power loss too
@@ -84,6 +103,13 @@ pub struct Config {
 
     #[command(flatten)]
     pub draw: DrawConfig,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Default for Config {

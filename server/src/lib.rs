@@ -3,6 +3,7 @@
 //! - the stock ticker (`GET /?symbol=`, `/ticker/stream`), [`ticker`]
 //! - the Q&A board over SSE (`/login`, `/askquestion/…`), [`qa`]
 //! - server figures over SSE (`/stats`), [`stats_stream`]
+//! - Prometheus metrics (`/metrics`), [`metrics`]
 //! - the collaborative editor (ShareDB over a WebSocket at `/`), [`docs`]
 //! - the drawing board (Socket.IO at `/socket.io/`), [`draw`]
 //! - the browser pages (`/`, `/ticker/`, …), [`web`]
@@ -13,8 +14,10 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod config_file;
 pub mod docs;
 pub mod draw;
+pub mod metrics;
 pub mod qa;
 pub mod root;
 pub mod serve;
@@ -47,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ticker::routes())
         .merge(qa::routes())
         .route("/stats", get(stats_stream::stats))
+        .route("/metrics", get(metrics::scrape))
         .fallback(root::pages)
         // After every route and the fallback, so it wraps them all.
         .layer(state.draw.layer())

@@ -1,13 +1,15 @@
-//! `rt-server`: parse flags, set up logging, serve until Ctrl-C or SIGTERM.
+//! `rt-server`: read flags, environment and config file, set up logging,
+//! serve until Ctrl-C or SIGTERM.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+use rt_server::config::LogFormat;
+use rt_server::config_file::{self, ConfigError};
 use rt_server::{AppState, Config};
 
 /// Exit status when the server cannot start or stops on an error.
@@ -27,14 +29,18 @@ async fn main() -> ExitCode {
 }
 
 async fn serve() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    let config = Config::parse();
+    let loaded = match config_file::load(std::env::args_os()) {
+        Ok(l) => l,
+        // --help, --version and flag errors: clap's own output and status.
+        Err(ConfigError::Flags(e)) => e.exit(),
+        Err(e) => return Err(e.into()),
+    };
+    let config = loaded.config;
+    if config.print_config {
+        print!("{}", loaded.effective);
+        return Ok(());
+    }
+    init_logs(&config);
     if let Some(dir) = &config.static_dir
         && !dir.is_dir()
     {
@@ -54,6 +60,23 @@ async fn serve() -> anyhow::Result<()> {
     rt_server::run(listener, state, shutdown_signal()).await?;
     tracing::info!("bye");
     Ok(())
+}
+
+fn init_logs(config: &Config) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One JSON object per line, fields at the top level, for shippers
+        // that index them.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
 }
 
 async fn shutdown_signal() {

@@ -8,6 +8,7 @@ use axum::http::{Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::state::AppState;
+use crate::stats::{App, Transport};
 
 /// `GET /`.
 pub async fn root(
@@ -20,7 +21,11 @@ pub async fn root(
         return editor_socket(ws, state);
     }
     if let Some(symbol) = query.as_deref().and_then(symbol_param) {
-        return state.ticker.poll_response(&symbol).await;
+        let _open = state.stats.connect_via(App::Ticker, Transport::Poll);
+        crate::metrics::events_in(App::Ticker, 1);
+        let response = state.ticker.poll_response(&symbol).await;
+        state.stats.delivered(App::Ticker, 1);
+        return response;
     }
     state.pages.serve(&uri).await
 }

@@ -40,6 +40,8 @@ impl AppState {
         } else {
             Durability::Process
         };
+        // Before any owner starts, so nothing it records is lost.
+        crate::metrics::install();
         let store = Store::open(&config.data_path(), durability)?;
         let shutdown = CancellationToken::new();
         let pages = match &config.static_dir {

@@ -113,7 +113,7 @@ async fn write_loop(
                 match msg {
                     None => return Err(()),
                     Some(Outbound::Close(code, reason)) => {
-                        stats.delivered(frames);
+                        stats.delivered(App::Editor, frames);
                         let _ = sink.send(close(code, reason)).await;
                         return Err(());
                     }
@@ -136,7 +136,7 @@ async fn write_loop(
                     Err(_) => break,
                 }
             }
-            stats.delivered(frames);
+            stats.delivered(App::Editor, frames);
             sink.flush().await.map_err(|_| ())
         };
         // A send blocked on a client that does not read must not outlive a
@@ -160,6 +160,7 @@ async fn write_loop(
 fn read_failure(error: &str) -> (u16, &'static str) {
     tracing::debug!(error, "editor websocket read failed");
     if error.contains("too long") || error.contains("Space limit") {
+        crate::metrics::refused("doc_max_frame_bytes");
         (CLOSE_TOO_BIG, "message too big (--doc-max-frame-bytes)")
     } else if error.contains("UTF-8") {
         (CLOSE_INVALID_DATA, "text frame is not valid UTF-8")
@@ -203,6 +204,8 @@ impl Conn {
     }
 
     fn too_large(&self, text: &str, max: usize) {
+        crate::metrics::events_in(App::Editor, 1);
+        crate::metrics::refused("doc_max_frame_bytes");
         let err = ShareDbError::badly_formed(format!(
             "the message is {} bytes, more than the limit of {max} (--doc-max-frame-bytes)",
             text.len()
@@ -227,6 +230,7 @@ impl Conn {
     }
 
     async fn handle_text(&mut self, text: &str) {
+        crate::metrics::events_in(App::Editor, 1);
         let frame = match sharedb::parse_frame(text) {
             Ok(f) => f,
             Err(e) => {

@@ -744,6 +744,7 @@ impl DocState {
             ..
         } = submit;
         if op_bytes > self.config.max_op_bytes {
+            crate::metrics::refused("doc_max_op_bytes");
             return Err(ShareDbError::new(
                 ErrorCode::OtOpBadlyFormed,
                 format!(
@@ -830,6 +831,7 @@ impl DocState {
     fn apply(&mut self, body: &OpBody) -> Result<(), ShareDbError> {
         let max = self.config.max_doc_len;
         let too_big = |len: usize| {
+            crate::metrics::refused("doc_max_len");
             ShareDbError::new(
                 ErrorCode::OtOpNotApplied,
                 format!(

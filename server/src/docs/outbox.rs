@@ -62,6 +62,8 @@ impl Outbox {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::info!(conn = self.id, "editor client too slow; disconnecting it");
+                crate::metrics::slow_consumer(crate::stats::App::Editor);
+                crate::metrics::refused("doc_send_queue");
                 self.kick.cancel();
                 false
             }

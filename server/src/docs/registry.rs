@@ -196,5 +196,6 @@ async fn run(
                 let _ = reply.send(docs.len());
             }
         }
+        crate::metrics::documents_open(docs.len());
     }
 }

@@ -148,6 +148,7 @@ impl Canvas {
 
     /// Serves commands until shutdown.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+        crate::metrics::canvas_segments(self.board.segments());
         loop {
             let due = self.due;
             let cmd = tokio::select! {
@@ -162,6 +163,7 @@ impl Canvas {
             let Some(cmd) = cmd else { break };
             self.handle(cmd).await;
             self.retry_cuts();
+            crate::metrics::canvas_segments(self.board.segments());
         }
     }
 
@@ -188,6 +190,7 @@ impl Canvas {
             return;
         }
         if self.people.len() >= self.config.max_clients {
+            crate::metrics::refused("draw_max_clients");
             let err = DrawError::BoardFull {
                 max_clients: self.config.max_clients,
             };
@@ -196,6 +199,7 @@ impl Canvas {
             return;
         }
         if !self.may_send_canvas() {
+            crate::metrics::refused("draw_join_rate");
             let _ = socket.emit(event::ERROR, &DrawError::Busy.to_event("connect"));
             let _ = socket.disconnect();
             return;
@@ -308,6 +312,7 @@ impl Canvas {
         }
         person.canvas_at = now;
         if !self.may_send_canvas() {
+            crate::metrics::refused("draw_join_rate");
             let _ = socket.emit(event::ERROR, &DrawError::Busy.to_event(event::SYNC));
             return;
         }
@@ -333,6 +338,7 @@ impl Canvas {
         if self.board.adds_segment(&pen, mv.drawing)
             && self.board.segments() >= self.config.max_segments
         {
+            crate::metrics::refused("draw_max_segments");
             let err = DrawError::CanvasFull {
                 max_segments: self.config.max_segments,
             };
@@ -490,6 +496,7 @@ impl Canvas {
             return;
         };
         tracing::info!(%sid, "draw client too slow; cutting it off");
+        crate::metrics::slow_consumer(App::Draw);
         self.cut.insert(sid, person);
         self.retry_cuts();
         self.announce_departure(sid);
@@ -548,7 +555,7 @@ impl Canvas {
                 }
             }
         }
-        self.stats.delivered(sent);
+        self.stats.delivered(App::Draw, sent);
         for sid in slow {
             self.cut_off(sid);
         }
@@ -582,7 +589,7 @@ impl Canvas {
                 Err(_) => {}
             }
         }
-        self.stats.delivered(sent);
+        self.stats.delivered(App::Draw, sent);
         for sid in slow {
             self.cut_off(sid);
         }

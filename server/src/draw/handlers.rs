@@ -129,6 +129,7 @@ fn connect(socket: SocketRef, config: &DrawConfig, commands: &mpsc::Sender<Comma
 /// Counts the event against the sender's rate; tells them (once per
 /// second) when they are over it.
 fn admit(s: &SocketRef, limiter: &Mutex<RateLimiter>, name: &str) -> bool {
+    crate::metrics::events_in(crate::stats::App::Draw, 1);
     let verdict = match limiter.lock() {
         Ok(mut l) => l.take(Instant::now()),
         Err(_) => Verdict::Allow,
@@ -136,6 +137,7 @@ fn admit(s: &SocketRef, limiter: &Mutex<RateLimiter>, name: &str) -> bool {
     match verdict {
         Verdict::Allow => true,
         Verdict::Drop { warn } => {
+            crate::metrics::refused("draw_rate");
             if warn {
                 let per_second = limiter.lock().map(|l| l.rate).unwrap_or(0);
                 report(s, &DrawError::RateLimited { per_second }, name);

@@ -189,6 +189,15 @@ impl Draw {
     }
 
     /// Closes every Socket.IO connection (at shutdown).
+    /// Sockets on HTTP long-polling now (the rest are on WebSocket).
+    pub fn polling_sockets(&self) -> usize {
+        self.io
+            .sockets()
+            .iter()
+            .filter(|s| s.transport_type() == socketioxide::TransportType::Polling)
+            .count()
+    }
+
     pub async fn close(&self) {
         self.io.close().await;
     }

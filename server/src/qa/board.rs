@@ -268,6 +268,8 @@ fn deliver(targets: &[(u64, &Outlet)], frame: &Bytes, event: &Event) -> (u64, Ve
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     tracing::info!(conn, "Q&A subscriber fell behind; cutting it");
+                    crate::metrics::slow_consumer(crate::stats::App::Qa);
+                    crate::metrics::refused("qa_queue");
                     gone.push(conn);
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => gone.push(conn),
@@ -276,6 +278,8 @@ fn deliver(targets: &[(u64, &Outlet)], frame: &Bytes, event: &Event) -> (u64, Ve
                 Ok(()) => written += 1,
                 Err(SinkError::Full) => {
                     tracing::info!(conn, "Q&A subscriber fell behind; cutting it");
+                    crate::metrics::slow_consumer(crate::stats::App::Qa);
+                    crate::metrics::refused("qa_queue");
                     gone.push(conn);
                 }
                 Err(SinkError::Closed) => gone.push(conn),
@@ -687,6 +691,7 @@ impl Owner {
         action: Action,
         text: Result<String, SegmentError>,
     ) -> Result<Accepted, Refusal> {
+        crate::metrics::events_in(crate::stats::App::Qa, 1);
         let Some(row) = self.user(&user).await.map_err(Refusal::store)? else {
             return Err(Refusal::new(
                 StatusCode::UNAUTHORIZED,
@@ -746,6 +751,7 @@ impl Owner {
                 .await);
         }
         if q.chars().count() > self.max_question {
+            crate::metrics::refused("qa_max_question");
             let msg = format!(
                 "Your question is too long (at most {} characters)",
                 self.max_question
@@ -757,6 +763,7 @@ impl Owner {
         }
         // Every new question resends the whole list: its size is bounded.
         if self.questions.len() >= self.max_questions {
+            crate::metrics::refused("qa_max_questions");
             let msg = format!(
                 "The board is full (at most {} questions)",
                 self.max_questions
@@ -814,6 +821,7 @@ impl Owner {
                 .await);
         }
         if a.chars().count() > self.max_answer {
+            crate::metrics::refused("qa_max_answer");
             let msg = format!(
                 "Your answer is too long (at most {} characters)",
                 self.max_answer
@@ -827,6 +835,7 @@ impl Owner {
         };
         // Every answer resends the question's whole list: bounded too.
         if self.questions[i].answers.len() >= self.max_answers_per_question {
+            crate::metrics::refused("qa_max_answers_per_question");
             let msg = format!(
                 "This question has all the answers it can take ({})",
                 self.max_answers_per_question
@@ -958,7 +967,7 @@ impl Owner {
             deliver(&targets, frame, &event)
         };
         // Queued events are counted by their streams as they are sent.
-        self.stats.delivered(written);
+        self.stats.delivered(crate::stats::App::Qa, written);
         for conn in gone {
             self.remove(conn);
         }

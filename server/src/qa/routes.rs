@@ -175,7 +175,7 @@ fn first_bytes(state: &AppState, joined: &mut Joined) -> Bytes {
     for frame in &initial {
         first.extend_from_slice(frame);
     }
-    state.stats.delivered(initial.len() as u64);
+    state.stats.delivered(App::Qa, initial.len() as u64);
     first.freeze()
 }
 
@@ -216,7 +216,7 @@ fn event_stream(state: &AppState, mut joined: Joined) -> Body {
         }
         match s.events.recv().await {
             Some(frame) => {
-                s.stats.delivered(1);
+                s.stats.delivered(App::Qa, 1);
                 Some((Ok::<_, io::Error>(frame), s))
             }
             None if s.shutdown.is_cancelled() => None,

@@ -300,6 +300,7 @@ async fn write_when_ready(
         tokio::select! {
             r = io.writable() => r?,
             () = tokio::time::sleep(stall) => {
+                crate::metrics::refused("stream_stall_ms");
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading"));
             }
             () = shutdown.cancelled() => {

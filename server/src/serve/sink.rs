@@ -196,6 +196,7 @@ impl StreamSink {
                 () = self.wake.notified() => {}
                 r = tcp.writable(), if waiting => r?,
                 () = tokio::time::sleep(stall), if waiting => {
+                    crate::metrics::refused("stream_stall_ms");
                     return Err(io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading"));
                 }
                 r = tcp.readable() => {

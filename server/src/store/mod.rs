@@ -101,6 +101,11 @@ impl Store {
         Ok(Store { tx })
     }
 
+    /// Jobs queued for the writer thread and not yet taken.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// An in-memory store (tests and `--data :memory:`).
     pub fn memory() -> Store {
         Store::open(Path::new(":memory:"), Durability::Process)
@@ -171,6 +176,7 @@ impl<T> Future for Commit<T> {
 }
 
 fn run_batch(conn: &Connection, batch: &mut Vec<Job>) {
+    let start = std::time::Instant::now();
     let began = conn.execute_batch("BEGIN IMMEDIATE");
     let replies: Vec<Reply> = batch.drain(..).map(|job| job(conn)).collect();
     let committed = began
@@ -180,6 +186,7 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Job>) {
             let _ = conn.execute_batch("ROLLBACK");
             e.to_string()
         });
+    crate::metrics::store_commit(start.elapsed());
     for reply in replies {
         reply(committed.clone());
     }

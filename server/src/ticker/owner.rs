@@ -269,6 +269,7 @@ impl Owner {
 
     fn poll(&mut self, symbol: Symbol, reply: oneshot::Sender<Bytes>) {
         if let Err(Full) = self.track(&symbol) {
+            crate::metrics::refused("max_symbols");
             let _ = reply.send(error_body(&Full.to_string(), Some(ERROR_CALL_IN_MS)));
             return;
         }

@@ -25,6 +25,7 @@ pub const RETRY_MS: u64 = 2000;
 /// The stream handler.
 pub async fn stream(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
     let ticker = &state.ticker;
+    crate::metrics::events_in(App::Ticker, 1);
     let symbols = match parse_symbols(query.as_deref().unwrap_or(""), ticker.stream_max_symbols) {
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -33,6 +34,7 @@ pub async fn stream(State(state): State<AppState>, RawQuery(query): RawQuery) ->
     match ticker.subscribe(symbols, mailbox.clone()).await {
         Ok(()) => {}
         Err(e @ SubscribeError::Full(_)) => {
+            crate::metrics::refused("max_symbols");
             return error(StatusCode::TOO_MANY_REQUESTS, e.to_string());
         }
         Err(e @ SubscribeError::Stopped) => {
@@ -86,7 +88,7 @@ impl Writer {
                     if events.is_empty() {
                         continue;
                     }
-                    self.stats.delivered(events.len() as u64);
+                    self.stats.delivered(App::Ticker, events.len() as u64);
                     self.heartbeat.reset();
                     if let [(_, one)] = events.as_slice() {
                         return one.clone();
@@ -120,6 +122,7 @@ fn parse_symbols(query: &str, max: usize) -> Result<Vec<Symbol>, String> {
             let symbol = Symbol::parse(raw).map_err(|e| format!("symbol {seen}: {e}"))?;
             if !symbols.contains(&symbol) {
                 if symbols.len() == max {
+                    crate::metrics::refused("ticker_stream_max_symbols");
                     return Err(format!("too many symbols: at most {max} per stream"));
                 }
                 symbols.push(symbol);
