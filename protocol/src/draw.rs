@@ -157,6 +157,9 @@ pub enum DrawError {
     NothingToUndo,
     #[error("the server is busy; event dropped")]
     Busy,
+    /// Too many joiners wait for their canvas: this one gets none for now.
+    #[error("too many joiners are waiting for the canvas; ask for it again later (sync)")]
+    CanvasBusy,
     #[error("the board has {max_clients} participants, the most it takes; try again later")]
     BoardFull { max_clients: usize },
 }
@@ -176,7 +179,7 @@ impl DrawError {
             DrawError::RateLimited { .. } => "rate-limited",
             DrawError::CanvasFull { .. } => "canvas-full",
             DrawError::NothingToUndo => "nothing-to-undo",
-            DrawError::Busy => "busy",
+            DrawError::Busy | DrawError::CanvasBusy => "busy",
             DrawError::BoardFull { .. } => "board-full",
         }
     }
