@@ -162,6 +162,10 @@ pub enum DrawError {
     CanvasBusy,
     #[error("the board has {max_clients} participants, the most it takes; try again later")]
     BoardFull { max_clients: usize },
+    #[error(
+        "the board cannot save drawing right now (storage failing); nothing was changed, try again shortly"
+    )]
+    Unsaved,
 }
 
 impl DrawError {
@@ -181,6 +185,7 @@ impl DrawError {
             DrawError::NothingToUndo => "nothing-to-undo",
             DrawError::Busy | DrawError::CanvasBusy => "busy",
             DrawError::BoardFull { .. } => "board-full",
+            DrawError::Unsaved => "unsaved",
         }
     }
 

@@ -15,7 +15,7 @@ use crate::keymap::{self, Action, Hint, Scope};
 use crate::net::{ConnState, NetEvent, Transport};
 use crate::panes::{Handled, Pane, PaneId};
 use crate::ui::theme::Theme;
-use crate::ui::{help, layout};
+use crate::ui::{help, layout, tabs};
 
 /// How often clocks on screen ("3s ago", "in 2s") are refreshed.
 pub const CLOCK_STEP: Duration = Duration::from_millis(250);
@@ -174,8 +174,19 @@ impl App {
             return p.hints();
         }
         let mut hints = pane.map(|p| p.hints()).unwrap_or_default();
-        hints.extend(keymap::hints(Scope::Global));
+        let grid = self.layout() == layout::Mode::Grid;
+        // Expanding is for the grid: with tabs the pane has the body already.
+        hints.extend(
+            keymap::bindings(Scope::Global)
+                .filter(|b| grid || b.action != Action::ToggleExpand)
+                .filter_map(keymap::Binding::hint),
+        );
         hints
+    }
+
+    /// The layout the current size gets.
+    pub fn layout(&self) -> layout::Mode {
+        layout::mode(self.size)
     }
 
     /// Applies one message; returns what the runtime must do.
@@ -186,6 +197,13 @@ impl App {
             && let Some(p) = self.panes.get_mut(self.focus)
         {
             p.focus_gained();
+        }
+        // What is on screen is seen: the tab bar's badges count from here.
+        let areas = self.pane_areas();
+        for (p, (outer, _)) in self.panes.iter_mut().zip(areas) {
+            if !outer.is_empty() {
+                p.seen();
+            }
         }
         cmds
     }
@@ -225,7 +243,7 @@ impl App {
                 // The board's notifications belong in the status line.
                 if let NetEvent::Qa(crate::net::qa::QaEvent::Notification(text)) = &ev {
                     // Server text: shown inertly, like the board's.
-                    self.notice = Some(crate::panes::qa::inert(text));
+                    self.notice = Some(crate::text::inert(text));
                     self.dirty = true;
                 }
                 let mut cmds = Vec::new();
@@ -313,7 +331,9 @@ impl App {
                     self.focus = d as usize - 1;
                 }
             }
-            Action::ToggleExpand => self.expanded = !self.expanded,
+            Action::ToggleExpand if self.layout() == layout::Mode::Grid => {
+                self.expanded = !self.expanded;
+            }
             _ => {}
         }
         Vec::new()
@@ -340,8 +360,7 @@ impl App {
 
     /// Where each pane's inner area is on the current screen.
     pub fn pane_areas(&self) -> Vec<(Rect, Rect)> {
-        let shell = layout::shell(self.size);
-        layout::panes(shell.panes, self.panes.len(), self.focus, self.expanded)
+        layout::panes(self.size, self.panes.len(), self.focus, self.expanded)
     }
 
     fn on_mouse(&mut self, ev: MouseEvent) -> Vec<Cmd> {
@@ -370,6 +389,17 @@ impl App {
             return self.panes[self.focus].handle_mouse(ev, inner);
         }
         let at = Position::new(ev.column, ev.row);
+        let bar = layout::shell(self.size).tabs;
+        if bar.contains(at) {
+            if matches!(ev.kind, MouseEventKind::Down(MouseButton::Left))
+                && let Some(i) = tabs::hit(self, bar, at)
+                && i != self.focus
+            {
+                self.focus = i;
+                self.dirty = true;
+            }
+            return Vec::new();
+        }
         let Some(i) = self
             .pane_areas()
             .iter()
@@ -442,7 +472,8 @@ mod tests {
             Theme::COLOR,
             Instant::now(),
         );
-        app.update(Msg::Resize(120, 40));
+        // The grid: tests of tabs are in `ui`.
+        app.update(Msg::Resize(200, 40));
         app
     }
 

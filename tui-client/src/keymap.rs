@@ -157,12 +157,87 @@ pub struct Binding {
 impl Binding {
     /// The row's hint-bar entry, if it has one.
     pub fn hint(&self) -> Option<Hint> {
+        let (priority, short) = HINT_RANKS
+            .iter()
+            .find(|r| r.0 == self.scope && r.1 == self.action)
+            .map_or((Priority::Normal, None), |r| (r.2, r.3));
         self.hint.map(|text| Hint {
             label: self.label,
             description: text,
+            priority,
+            short: short.unwrap_or(self.label),
         })
     }
 }
+
+/// How much a hint matters when the hint bar is short of room: the lowest
+/// go first (behind "? more keys"), the essential ones last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    /// The way out of a mode, or of the program.
+    Essential,
+}
+
+/// Hint-bar ranks and short key labels, for the rows whose hint is not
+/// [`Priority::Normal`] or whose label has a shorter form. Rows not listed
+/// rank normal and keep their label.
+const HINT_RANKS: &[(Scope, Action, Priority, Option<&str>)] = &[
+    (Scope::Global, Action::Quit, Priority::Essential, Some("q")),
+    (Scope::Global, Action::ToggleHelp, Priority::Essential, None),
+    (Scope::Global, Action::FocusNext, Priority::Normal, None),
+    (Scope::Global, Action::FocusNumber, Priority::Low, None),
+    (Scope::Global, Action::ToggleExpand, Priority::Low, None),
+    (
+        Scope::Help,
+        Action::CloseHelp,
+        Priority::Essential,
+        Some("Esc"),
+    ),
+    (Scope::Help, Action::PageDown, Priority::High, Some("PgDn")),
+    (Scope::Help, Action::PageUp, Priority::High, None),
+    (Scope::Ticker, Action::SelectDown, Priority::Low, Some("j")),
+    (Scope::Ticker, Action::SelectUp, Priority::Low, Some("k")),
+    (Scope::Ticker, Action::AddSymbol, Priority::High, None),
+    (
+        Scope::TickerInput,
+        Action::Submit,
+        Priority::Essential,
+        None,
+    ),
+    (
+        Scope::TickerInput,
+        Action::Cancel,
+        Priority::Essential,
+        None,
+    ),
+    (Scope::Qa, Action::SelectDown, Priority::Low, Some("j")),
+    (Scope::Qa, Action::SelectUp, Priority::Low, Some("k")),
+    (Scope::Qa, Action::Follow, Priority::High, None),
+    (Scope::Qa, Action::ToggleOrder, Priority::Low, None),
+    (Scope::Qa, Action::Ask, Priority::High, None),
+    (Scope::QaInput, Action::Submit, Priority::Essential, None),
+    (Scope::QaInput, Action::Cancel, Priority::Essential, None),
+    (Scope::Text, Action::EditText, Priority::High, Some("i")),
+    (Scope::TextEdit, Action::Cancel, Priority::Essential, None),
+    (Scope::Canvas, Action::MoveCursor, Priority::High, None),
+    (Scope::Canvas, Action::TogglePen, Priority::High, None),
+    (Scope::Canvas, Action::ClearBoard, Priority::Low, None),
+    (
+        Scope::CanvasConfirm,
+        Action::Confirm,
+        Priority::Essential,
+        None,
+    ),
+    (
+        Scope::CanvasConfirm,
+        Action::Cancel,
+        Priority::Essential,
+        None,
+    ),
+];
 
 const fn bind(
     scope: Scope,
@@ -235,7 +310,7 @@ pub const BINDINGS: &[Binding] = &[
         &[plain('e')],
         "e",
         Action::ToggleExpand,
-        "expand / restore the focused pane",
+        "expand / restore the focused pane (in the 2×2 grid)",
         Some("expand"),
     ),
     bind(
@@ -660,6 +735,11 @@ pub fn bindings(scope: Scope) -> impl Iterator<Item = &'static Binding> {
 pub struct Hint {
     pub label: &'static str,
     pub description: &'static str,
+    /// Which hints go first when the bar is short of room.
+    pub priority: Priority,
+    /// The label when the bar is short of room (the label itself if it
+    /// has no shorter form).
+    pub short: &'static str,
 }
 
 /// The hint-bar entries of `scope`.
@@ -743,6 +823,24 @@ mod tests {
                 assert_eq!(first.action, b.action, "{} is shadowed", b.label);
             }
         }
+    }
+
+    #[test]
+    fn every_hint_rank_names_a_row_with_a_hint() {
+        for (scope, action, _, short) in HINT_RANKS {
+            let row = bindings(*scope)
+                .find(|b| b.action == *action)
+                .unwrap_or_else(|| panic!("{scope:?} {action:?} is not in the table"));
+            assert!(row.hint.is_some(), "{scope:?} {action:?} has no hint");
+            if let Some(short) = short {
+                assert!(short.len() < row.label.len(), "{short:?} is not shorter");
+            }
+        }
+        let quit = hints(Scope::Global)[0];
+        assert_eq!((quit.label, quit.short), ("q C-c", "q"));
+        assert_eq!(quit.priority, Priority::Essential);
+        let next = hints(Scope::Global)[2];
+        assert_eq!((next.short, next.priority), ("Tab", Priority::Normal));
     }
 
     #[test]

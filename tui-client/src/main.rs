@@ -33,8 +33,6 @@ enum Command {
     Doc(cmd::doc::Args),
     /// Drawing board: listen (JSON lines), draw a line, clear.
     Draw(cmd::draw::Args),
-    /// Load-test a server on loopback and report throughput, latency and CPU.
-    Bench(rt_tui::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,7 +51,6 @@ fn main() -> ExitCode {
             Command::Qa(args) => cmd::qa::run(args).await,
             Command::Doc(args) => cmd::doc::run(args).await,
             Command::Draw(args) => cmd::draw::run(args).await,
-            Command::Bench(args) => rt_tui::bench::run(args).await,
         }
     });
     // Background tasks (an embedded server's connections) must not hold the

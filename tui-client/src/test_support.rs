@@ -1,6 +1,9 @@
 //! Deterministic data for unit and snapshot tests.
 
 use crate::app::{App, Msg, ServerInfo};
+use crate::net::doc::DocEvent;
+use crate::net::draw::DrawEvent;
+use crate::net::qa::{QaEvent, QuestionInfo};
 use crate::net::ticker::{NextUpdate, TickerEvent, TickerTransport};
 use crate::net::{ConnState, NetEvent, Transport};
 use crate::panes::Pane;
@@ -9,8 +12,12 @@ use crate::panes::qa::QaPane;
 use crate::panes::text::TextPane;
 use crate::panes::ticker::TickerPane;
 use crate::ui::theme::Theme;
+use rt_protocol::draw::Peer;
+use rt_protocol::qa::QuestionMeta;
+use rt_protocol::sharedb::RICH_TEXT_URI;
 use rt_protocol::ticker::Quote;
 use rt_protocol::ticker::Symbol;
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// A quote for `symbol` at `price`, `change` from the previous close.
@@ -125,4 +132,103 @@ pub fn feed_market(app: &mut App, t0: Instant) {
         app.update(Msg::Net(NetEvent::Ticker(ev)));
     }
     app.update(Msg::Tick(s(7)));
+}
+
+/// A question for the Q&A board.
+pub fn question(text: &str, author: &str, time: u64, votes: u32, answers: u32) -> QuestionInfo {
+    QuestionInfo {
+        text: text.into(),
+        meta: QuestionMeta {
+            author: author.into(),
+            time,
+            votes,
+            answers,
+        },
+    }
+}
+
+/// The Q&A board [`feed_everything`] starts with.
+pub fn board() -> Vec<QuestionInfo> {
+    vec![
+        question("Why is the sky blue?", "user-1a2b3c4d", 1000, 3, 2),
+        question("How do SSE reconnects work?", "user-5e6f7a8b", 2000, 5, 0),
+    ]
+}
+
+fn peer(id: &str, name: &str, colour: &str) -> Peer {
+    Peer {
+        id: id.into(),
+        name: name.into(),
+        colour: colour.into(),
+        author: format!("a-{id}"),
+    }
+}
+
+/// Feeds every pane: the market of [`feed_market`], a Q&A board of two
+/// questions, a drawing board with two people and one stroke of Ann's, and
+/// a document. All four transports are connected.
+pub fn feed_everything(app: &mut App, t0: Instant) {
+    feed_market(app, t0);
+    let net = |app: &mut App, ev: NetEvent| {
+        app.update(Msg::Net(ev));
+    };
+    for t in TRANSPORTS {
+        net(app, NetEvent::State(t, ConnState::Connected));
+    }
+    net(app, NetEvent::Qa(QaEvent::Login { user: "u1".into() }));
+    net(app, NetEvent::Qa(QaEvent::Questions(board())));
+    net(
+        app,
+        NetEvent::Draw(DrawEvent::Connected { id: "me".into() }),
+    );
+    let me = peer("me", "guest-1", "#e6194b");
+    let peers = vec![me.clone(), peer("ann", "Ann", "#3cb44b")];
+    net(app, NetEvent::Draw(DrawEvent::Peers(peers)));
+    net(app, NetEvent::Draw(DrawEvent::Welcome(me)));
+    for (x, y, drawing) in [
+        (400.0, 300.0, false),
+        (1200.0, 500.0, true),
+        (1600.0, 800.0, true),
+    ] {
+        let id = "ann".into();
+        net(app, NetEvent::Draw(DrawEvent::Moving { id, x, y, drawing }));
+    }
+    net(app, NetEvent::Doc(DocEvent::Open));
+    net(
+        app,
+        NetEvent::Doc(DocEvent::Message(json!({"a": "hs", "id": "me"}))),
+    );
+    net(
+        app,
+        NetEvent::Doc(DocEvent::Message(
+            json!({"a": "s", "c": "examples", "d": "richtext",
+            "data": {"v": 4, "type": RICH_TEXT_URI, "data": {"ops": [
+                {"insert": "Shared notes"}, {"insert": "\n"},
+                {"insert": "Everyone types here at once."}, {"insert": "\n"}]}}}),
+        )),
+    );
+}
+
+/// News for the panes not in view: AAPL rises, MSFT falls, a question is
+/// asked.
+pub fn feed_news(app: &mut App, t0: Instant) {
+    let s = |n: u64| t0 + Duration::from_secs(n);
+    for (symbol, price, change) in [("AAPL", 192.0, 2.5), ("MSFT", 410.0, -10.0)] {
+        let ev = TickerEvent::Quote {
+            symbol: sym(symbol),
+            quote: quote(symbol, price, change),
+            at: s(7),
+            next: NextUpdate::At(s(12)),
+        };
+        app.update(Msg::Net(NetEvent::Ticker(ev)));
+    }
+    let mut list = board();
+    list.push(question(
+        "Does the tab bar count this?",
+        "user-9",
+        3000,
+        0,
+        0,
+    ));
+    app.update(Msg::Net(NetEvent::Qa(QaEvent::Questions(list))));
 }

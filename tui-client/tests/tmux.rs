@@ -18,8 +18,9 @@ struct Tmux {
 }
 
 impl Tmux {
-    /// Starts a detached 120×40 session running a plain `sh` with `envs`.
-    fn start(envs: &[(&str, &str)]) -> Tmux {
+    /// Starts a detached `width`×`height` session running a plain `sh`
+    /// with `envs`.
+    fn start_sized(envs: &[(&str, &str)], width: u16, height: u16) -> Tmux {
         static N: AtomicUsize = AtomicUsize::new(0);
         let socket = format!(
             "rt-tui-test-{}-{}",
@@ -30,7 +31,8 @@ impl Tmux {
         let mut shell = vec!["env".to_string(), "PS1=$ ".to_string()];
         shell.extend(envs.iter().map(|(k, v)| format!("{k}={v}")));
         shell.push("sh".to_string());
-        let mut args = vec!["new-session", "-d", "-s", "rt", "-x", "120", "-y", "40"];
+        let (w, h) = (width.to_string(), height.to_string());
+        let mut args = vec!["new-session", "-d", "-s", "rt", "-x", &w, "-y", &h];
         args.extend(shell.iter().map(String::as_str));
         tmux.run(&args);
         tmux
@@ -118,7 +120,11 @@ fn shell_line(bin: &str, args: &str) -> String {
 }
 
 fn start_marked_shell(envs: &[(&str, &str)]) -> Tmux {
-    let tmux = Tmux::start(envs);
+    start_marked_shell_sized(envs, 120, 40)
+}
+
+fn start_marked_shell_sized(envs: &[(&str, &str)], width: u16, height: u16) -> Tmux {
+    let tmux = Tmux::start_sized(envs, width, height);
     tmux.type_text("echo BEFORE-$((20+1))");
     tmux.send(&["Enter"]);
     tmux.wait_for("the shell", |_, s| s.contains("BEFORE-21"));
@@ -367,7 +373,8 @@ fn the_text_pane_types_on_focus_takes_a_bracketed_paste_and_esc_leaves_it() {
     let url = server.url();
     let dir = tempfile::tempdir().unwrap();
     let config = settings_path(dir.path());
-    let tmux = start_marked_shell(&[("RT_TUI_CONFIG", &config)]);
+    // Large enough for the grid, where e expands the pane.
+    let tmux = start_marked_shell_sized(&[("RT_TUI_CONFIG", &config)], 160, 40);
 
     tmux.type_text(&shell_line(
         env!("CARGO_BIN_EXE_rt-tui"),
@@ -404,6 +411,113 @@ fn the_text_pane_types_on_focus_takes_a_bracketed_paste_and_esc_leaves_it() {
     // Esc leaves typing: q quits again.
     tmux.send(&["Escape"]);
     tmux.wait_for("the reading hints", |_, s| s.contains("i Enter type"));
+    tmux.send(&["q"]);
+    let screen = tmux.wait_for("the shell again", |t, s| {
+        !t.alternate_screen() && s.contains("AFTER-42")
+    });
+    assert!(screen.contains("EXIT-CODE-0"), "{screen}");
+    runtime.block_on(server.shutdown()).unwrap();
+}
+
+/// Polls `check` until it holds or [`WAIT`] passes.
+fn eventually(what: &str, check: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn at_80x24_keys_reach_every_pane_under_the_tab_bar_and_each_one_works() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(support::rt_server(500));
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings_path(dir.path());
+    let tmux = start_marked_shell_sized(&[("RT_TUI_CONFIG", &config)], 80, 24);
+
+    tmux.type_text(&shell_line(
+        env!("CARGO_BIN_EXE_rt-tui"),
+        &format!("connect --url {url}"),
+    ));
+    tmux.send(&["Enter"]);
+    // The ticker: one pane under a tab bar naming all four, live quotes,
+    // and the bars at the bottom whole.
+    let screen = tmux.wait_for("the ticker under the tab bar", |t, s| {
+        t.alternate_screen() && has_quote_row(s, "AAPL") && s.contains("● doc")
+    });
+    let first = screen.lines().next().unwrap_or_default();
+    for tab in ["1 Ticker", "2 Canvas", "3 Q&A", "4 Text"] {
+        assert!(
+            first.contains(tab),
+            "{tab} is not on the tab bar:\n{screen}"
+        );
+    }
+    assert!(
+        !screen.contains("┌ 2 Canvas"),
+        "one pane at a time:\n{screen}"
+    );
+    assert!(
+        screen.contains("? help") || screen.contains("? more keys"),
+        "{screen}"
+    );
+
+    // The canvas: the pen goes down, the cursor moves, the stroke reaches
+    // the server.
+    tmux.send(&["2"]);
+    tmux.wait_for("the canvas", |_, s| {
+        s.contains("┏ 2 Canvas") && s.contains("● connected") && s.contains("pen up")
+    });
+    tmux.send(&["Space"]);
+    tmux.wait_for("the pen down", |_, s| s.contains("pen down"));
+    for _ in 0..6 {
+        tmux.send(&["Right"]);
+    }
+    tmux.send(&["Down", "Space"]);
+    tmux.wait_for("the pen up", |_, s| s.contains("pen up"));
+    eventually("the stroke on the server", || {
+        runtime
+            .block_on(server.state.draw.snapshot())
+            .is_some_and(|board| board.segments() > 0)
+    });
+
+    // Q&A: ask a question; it shows on the board. The tab bar counts who
+    // is on the canvas meanwhile.
+    tmux.send(&["3"]);
+    let screen = tmux.wait_for("the board", |_, s| s.contains("Q&A · live"));
+    assert!(screen.contains("2 Canvas 1 online"), "{screen}");
+    tmux.send(&["a"]);
+    tmux.wait_for("the question input", |_, s| s.contains("Enter send"));
+    tmux.type_text("Asked at 80x24, q and 4 included?");
+    tmux.send(&["Enter"]);
+    tmux.wait_for("the new question", |_, s| {
+        s.contains("1 question") && s.contains("Asked at 80x24, q and 4 included?")
+    });
+
+    // The text pane types on focus; the server's document gets it.
+    tmux.send(&["4"]);
+    tmux.wait_for("typing", |_, s| {
+        s.contains("┏ 4 Text") && s.contains("Esc leave")
+    });
+    tmux.send(&["End"]);
+    tmux.type_text(" typed at 80x24");
+    tmux.wait_for("the typed text, acknowledged", |_, s| {
+        s.contains("typed at 80x24") && s.contains("· synced")
+    });
+    assert_eq!(doc_text(&url), "Hi! typed at 80x24\n");
+    // Back to the ticker with Tab (it leaves the typing pane).
+    tmux.send(&["Tab"]);
+    let screen = tmux.wait_for("the ticker again", |_, s| {
+        s.contains("┏ 1 Ticker") && has_quote_row(s, "AAPL")
+    });
+    // A click on a tab focuses its pane (an SGR mouse press and release,
+    // as a terminal reports them; columns count from 1).
+    let tabs = screen.lines().next().unwrap_or_default();
+    let byte = tabs.find("3 Q&A").expect("the Q&A tab");
+    let column = tabs[..byte].chars().count() + 2;
+    tmux.type_text(&format!("\u{1b}[<0;{column};1M\u{1b}[<0;{column};1m"));
+    tmux.wait_for("the Q&A pane, by mouse", |_, s| s.contains("┏ 3 Q&A"));
     tmux.send(&["q"]);
     let screen = tmux.wait_for("the shell again", |t, s| {
         !t.alternate_screen() && s.contains("AFTER-42")

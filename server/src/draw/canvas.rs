@@ -428,6 +428,12 @@ impl Canvas {
         };
         let pen = sid.to_string();
         let author = person.author.clone();
+        if self.board.adds_segment(&pen, mv.drawing) && !self.persist.healthy() {
+            let _ = person
+                .socket
+                .emit(event::ERROR, &DrawError::Unsaved.to_event(event::MOUSEMOVE));
+            return;
+        }
         if self.board.adds_segment(&pen, mv.drawing)
             && self.board.segments() >= self.config.max_segments
         {
@@ -501,7 +507,13 @@ impl Canvas {
     }
 
     async fn clear(&mut self, sid: Sid) {
-        if !self.people.contains_key(&sid) {
+        let Some(person) = self.people.get(&sid) else {
+            return;
+        };
+        if !self.persist.healthy() {
+            let _ = person
+                .socket
+                .emit(event::ERROR, &DrawError::Unsaved.to_event(event::CLEAR));
             return;
         }
         self.board.clear();
@@ -520,6 +532,12 @@ impl Canvas {
         let Some(person) = self.people.get(&sid) else {
             return;
         };
+        if !self.persist.healthy() {
+            let _ = person
+                .socket
+                .emit(event::ERROR, &DrawError::Unsaved.to_event(event::UNDO));
+            return;
+        }
         let by = sid.to_string();
         let author = person.author.clone();
         let Some(stroke) = self.board.undo_as(&by, &author) else {

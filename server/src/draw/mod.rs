@@ -181,7 +181,7 @@ impl Draw {
             .connect_timeout(Duration::from_secs(45))
             .build_layer();
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
-        let persist = store::Persister::start(store, tasks);
+        let persist = store::Persister::start(store, tasks, shutdown.clone());
         let canvas = canvas::Canvas::new(config.clone(), board, stats, persist);
         tasks.spawn(canvas.run(rx, shutdown));
         handlers::register(&io, config, commands.clone());

@@ -6,8 +6,13 @@
 //! [`Persister`], which commits them in order, many per transaction.
 
 use rt_protocol::draw::{Board, Point, Stroke};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use rusqlite::{Connection, params};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::store::{Store, StoreError};
@@ -113,35 +118,83 @@ fn apply(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
 }
 
 /// Writes changes to the store in the order they were made.
+///
+/// A batch the store refuses (a full disk, say) is kept and retried, with
+/// growing pauses, until it commits: the stored drawing never skips a change.
+/// Meanwhile [`Persister::healthy`] is false, and the canvas refuses new
+/// changes rather than show strokes it cannot keep.
 #[derive(Clone)]
 pub struct Persister {
     tx: mpsc::Sender<Change>,
+    healthy: Arc<AtomicBool>,
 }
+
+/// First pause before a failed batch is retried; it doubles up to
+/// [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
 
 impl Persister {
     /// Starts the writer task; it ends once every handle is dropped and the
-    /// queue is drained.
-    pub fn start(store: Store, tasks: &TaskTracker) -> Persister {
+    /// queue is drained (or, while the store keeps failing, at `shutdown`).
+    pub fn start(store: Store, tasks: &TaskTracker, shutdown: CancellationToken) -> Persister {
         let (tx, mut rx) = mpsc::channel::<Change>(PERSIST_QUEUE);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let health = healthy.clone();
         tasks.spawn(async move {
             let mut batch = Vec::with_capacity(PERSIST_BATCH);
             while rx.recv_many(&mut batch, PERSIST_BATCH).await > 0 {
-                let changes = std::mem::take(&mut batch);
-                let n = changes.len();
-                let result = store
-                    .call(move |conn| {
-                        for c in &changes {
-                            apply(conn, c)?;
+                let changes: Arc<[Change]> = std::mem::take(&mut batch).into();
+                let mut pause = RETRY_FIRST;
+                let mut last_try = false;
+                loop {
+                    let job = changes.clone();
+                    let result = store
+                        .call(move |conn| {
+                            for c in job.iter() {
+                                apply(conn, c)?;
+                            }
+                            Ok(())
+                        })
+                        .await;
+                    match result {
+                        Ok(()) => {
+                            if !health.swap(true, Ordering::Relaxed) {
+                                tracing::info!("drawing changes are being stored again");
+                            }
+                            break;
                         }
-                        Ok(())
-                    })
-                    .await;
-                if let Err(e) = result {
-                    tracing::error!(error = %e, changes = n, "cannot store drawing changes");
+                        Err(StoreError::Closed) => {
+                            tracing::error!(changes = changes.len(), "the store has shut down; drawing changes lost");
+                            return;
+                        }
+                        Err(e) => {
+                            if health.swap(false, Ordering::Relaxed) {
+                                tracing::error!(error = %e, changes = changes.len(), "cannot store drawing changes; drawing is refused until they are stored");
+                            }
+                            if last_try {
+                                tracing::error!(changes = changes.len(), "shutting down with drawing changes the store refused");
+                                return;
+                            }
+                            // At shutdown, one more try at once: space
+                            // may have come back since the last one.
+                            tokio::select! {
+                                _ = tokio::time::sleep(pause) => {}
+                                _ = shutdown.cancelled() => last_try = true,
+                            }
+                            pause = (pause * 2).min(RETRY_MAX);
+                        }
+                    }
                 }
             }
         });
-        Persister { tx }
+        Persister { tx, healthy }
+    }
+
+    /// Is the store taking changes? False from a failed commit until a retry
+    /// succeeds.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
     }
 
     /// Queues a change (waits while the queue is full).
@@ -164,7 +217,7 @@ mod tests {
     async fn changes_survive_a_reload() {
         let store = Store::memory();
         let tasks = TaskTracker::new();
-        let persister = Persister::start(store.clone(), &tasks);
+        let persister = Persister::start(store.clone(), &tasks, CancellationToken::new());
         let start = |id: u64| Change::Start {
             id,
             author: "a".into(),
@@ -193,7 +246,7 @@ mod tests {
         assert_eq!(board.segments(), 3);
 
         let tasks = TaskTracker::new();
-        let persister = Persister::start(store.clone(), &tasks);
+        let persister = Persister::start(store.clone(), &tasks, CancellationToken::new());
         persister.send(Change::Clear).await;
         drop(persister);
         tasks.close();

@@ -1,4 +1,4 @@
-//! `rt-tui connect [URL]`: the terminal UI.
+//! `rt-tui connect [URL[,URL…]] [--url URL]…`: the terminal UI.
 //!
 //! One `select!` loop owns the [`App`]: terminal events, network events and a
 //! frame tick that redraws only when something changed. Commands returned by
@@ -32,7 +32,8 @@ use crate::terminal;
 /// Where a server is looked for when no URL is given.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
-/// How long the `/healthz` probe of the default address may take.
+/// How long the `/healthz` probe of the default address, or of each of
+/// several URLs, may take (`--help` says 1 s).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How often the loop wakes to redraw if something changed.
@@ -48,14 +49,35 @@ starts one inside this process on that address (default data file) and shows
 the address to open in a browser. With URL: connects there and never starts a
 server; while it cannot be reached the status bar says so and retries.
 
-Keys: press ? in the UI for the full list (q quits).";
+Several URLs (URL1,URL2 and/or --url given more than once, positional ones
+first): each is asked GET /healthz in turn (1 s each) and the first that
+answers is used for the whole session; if none answers, the first is used and
+retried. The status bar says which one was taken.
+
+Layout: from 140×40 the four panes share a 2×2 grid; smaller terminals show the
+focused pane under a tab bar (1-4, Tab or a click switch); below 60×16 the
+screen asks for a larger terminal.
+
+Keys: press ? in the UI for the full list (q quits).
+
+Examples:
+  rt-tui connect
+  rt-tui connect http://127.0.0.1:9000
+  rt-tui connect --url http://10.0.0.5:8080 --url http://127.0.0.1:8080";
 
 /// `rt-tui connect` flags.
 #[derive(Debug, clap::Args)]
 #[command(after_help = ABOUT)]
 pub struct Args {
-    /// Server URL (http only), e.g. http://127.0.0.1:8080.
+    /// Server URL (http only), e.g. http://127.0.0.1:8080, or several
+    /// separated by commas (the first that answers is used).
+    #[arg(value_name = "URL[,URL…]")]
     pub url: Option<String>,
+
+    /// Server URL (http only), as every other subcommand takes it; may be
+    /// given more than once (the first that answers is used).
+    #[arg(long = "url", value_name = "URL")]
+    pub urls: Vec<String>,
 
     /// How the ticker pane gets quotes.
     #[arg(long, value_enum, default_value_t = TickerTransport::Poll)]
@@ -125,6 +147,27 @@ pub fn normalize_url(raw: &str) -> anyhow::Result<String> {
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
+/// The server URLs the user gave, checked and normalised, in order: the
+/// positional list (`URL1,URL2`) first, then each `--url`. Repeats are
+/// dropped; an empty entry or a bad URL is an error naming it.
+pub fn server_urls(positional: Option<&str>, flags: &[String]) -> anyhow::Result<Vec<String>> {
+    let listed = positional
+        .into_iter()
+        .flat_map(|list| list.split(','))
+        .chain(flags.iter().map(String::as_str));
+    let mut out: Vec<String> = Vec::new();
+    for raw in listed {
+        if raw.trim().is_empty() {
+            bail!("an empty server URL was given (URLs are separated by single commas)");
+        }
+        let url = normalize_url(raw)?;
+        if !out.contains(&url) {
+            out.push(url);
+        }
+    }
+    Ok(out)
+}
+
 /// Does an rt server answer `GET /healthz` at `base`?
 pub async fn server_answers(base: &str) -> bool {
     let Ok(client) = reqwest::Client::builder().timeout(PROBE_TIMEOUT).build() else {
@@ -136,49 +179,65 @@ pub async fn server_answers(base: &str) -> bool {
     }
 }
 
+/// What [`discover`] found: the server to use, the embedded one if this
+/// process started it, and a word for the status bar about the choice.
+struct Found {
+    server: ServerInfo,
+    embedded: Option<rt_server::Server>,
+    notice: Option<String>,
+}
+
 /// The server to use, and the embedded one if this process started it.
 ///
-/// With `url`, that server, never an embedded one. Without, the server at
-/// `default`'s address if it answers, else a new one started from
-/// `embedded_config` (whose `bind` is that address).
-async fn discover(
-    url: Option<String>,
-    embedded_config: rt_server::Config,
-) -> anyhow::Result<(ServerInfo, Option<rt_server::Server>)> {
-    if let Some(raw) = url {
-        let url = normalize_url(&raw)?;
-        return Ok((
-            ServerInfo {
-                url,
-                embedded: false,
-            },
-            None,
-        ));
+/// With one URL, that server, never an embedded one. With several, the
+/// first that answers `/healthz` (else the first). Without, the server at
+/// `embedded_config`'s address if it answers, else a new one started from
+/// `embedded_config`.
+async fn discover(urls: Vec<String>, embedded_config: rt_server::Config) -> anyhow::Result<Found> {
+    let remote = |url: String, notice: Option<String>| Found {
+        server: ServerInfo {
+            url,
+            embedded: false,
+        },
+        embedded: None,
+        notice,
+    };
+    match urls.as_slice() {
+        [] => {}
+        [one] => return Ok(remote(one.clone(), None)),
+        [first, ..] => {
+            for url in &urls {
+                if server_answers(url).await {
+                    let notice =
+                        format!("using {url}, the first of {} URLs that answers", urls.len());
+                    return Ok(remote(url.clone(), Some(notice)));
+                }
+            }
+            let notice = format!("none of the {} URLs answers; retrying {first}", urls.len());
+            return Ok(remote(first.clone(), Some(notice)));
+        }
     }
     let default = format!("http://{}", embedded_config.bind);
     if server_answers(&default).await {
-        return Ok((
-            ServerInfo {
-                url: default,
-                embedded: false,
-            },
-            None,
-        ));
+        return Ok(remote(default, None));
     }
     let server = rt_server::spawn(embedded_config).await.with_context(|| {
         format!("no rt server answers at {default} and an embedded server could not start")
     })?;
-    Ok((
-        ServerInfo {
+    Ok(Found {
+        server: ServerInfo {
             url: server.url(),
             embedded: true,
         },
-        Some(server),
-    ))
+        embedded: Some(server),
+        notice: None,
+    })
 }
 
 /// Runs the UI until the user quits.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Bad URLs are refused before the terminal changes.
+    let urls = server_urls(args.url.as_deref(), &args.urls)?;
     init_logging(args.log.as_deref())?;
     let (doc_collection, doc_id) = (args.doc_collection().to_string(), args.doc_id().to_string());
     let (doc_collection, doc_id) = (doc_collection.as_str(), doc_id.as_str());
@@ -199,7 +258,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
     };
     // rt_server's default bind address is DEFAULT_URL's.
-    let (server, embedded) = discover(args.url, rt_server::Config::default()).await?;
+    let Found {
+        server,
+        embedded,
+        notice: found,
+    } = discover(urls, rt_server::Config::default()).await?;
 
     let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
     let ticker = TickerClient::spawn(
@@ -239,7 +302,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Theme::from_env(),
         Instant::now(),
     );
-    if let Some(n) = notice {
+    // A settings problem outweighs which URL was taken.
+    if let Some(n) = notice.or(found) {
         app.update(Msg::Notice(n));
     }
 
@@ -390,11 +454,11 @@ mod tests {
         let running = rt_server::spawn(rt_server::Config::for_tests())
             .await
             .unwrap();
-        let (info, embedded) = discover(None, test_config(running.addr.port()))
+        let found = discover(Vec::new(), test_config(running.addr.port()))
             .await
             .unwrap();
-        assert_eq!(info.url, running.url());
-        assert!(!info.embedded && embedded.is_none());
+        assert_eq!(found.server.url, running.url());
+        assert!(!found.server.embedded && found.embedded.is_none());
         running.shutdown().await.unwrap();
 
         // Nothing answers: a server is started there.
@@ -403,20 +467,19 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let (info, embedded) = discover(None, test_config(port)).await.unwrap();
-        assert!(info.embedded);
-        assert_eq!(info.url, format!("http://127.0.0.1:{port}"));
-        assert!(server_answers(&info.url).await);
-        embedded.unwrap().shutdown().await.unwrap();
+        let found = discover(Vec::new(), test_config(port)).await.unwrap();
+        assert!(found.server.embedded);
+        assert_eq!(found.server.url, format!("http://127.0.0.1:{port}"));
+        assert!(server_answers(&found.server.url).await);
+        found.embedded.unwrap().shutdown().await.unwrap();
 
         // An explicit URL is taken as is, even when nothing answers there.
-        let (info, embedded) =
-            discover(Some(format!("http://127.0.0.1:{port}/")), test_config(port))
-                .await
-                .unwrap();
-        assert_eq!(info.url, format!("http://127.0.0.1:{port}"));
-        assert!(!info.embedded && embedded.is_none());
-        assert!(!server_answers(&info.url).await);
+        let urls = server_urls(Some(&format!("http://127.0.0.1:{port}/")), &[]).unwrap();
+        let found = discover(urls, test_config(port)).await.unwrap();
+        assert_eq!(found.server.url, format!("http://127.0.0.1:{port}"));
+        assert!(!found.server.embedded && found.embedded.is_none());
+        assert!(found.notice.is_none());
+        assert!(!server_answers(&found.server.url).await);
     }
 
     #[tokio::test]
@@ -424,7 +487,7 @@ mod tests {
         // Something holds the port but is not an rt server.
         let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = other.local_addr().unwrap().port();
-        let Err(err) = discover(None, test_config(port)).await else {
+        let Err(err) = discover(Vec::new(), test_config(port)).await else {
             panic!("started a server on a taken port");
         };
         let text = format!("{err:#}");
@@ -433,6 +496,91 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("cannot listen on"), "{text}");
+    }
+
+    #[test]
+    fn urls_come_positional_comma_separated_or_from_repeated_flags() {
+        let flags = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(server_urls(None, &[]).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            server_urls(Some("http://127.0.0.1:9000/"), &[]).unwrap(),
+            ["http://127.0.0.1:9000"]
+        );
+        assert_eq!(
+            server_urls(None, &flags(&["http://a:1", "http://b:2/"])).unwrap(),
+            ["http://a:1", "http://b:2"]
+        );
+        // Positional ones first, then the flags; repeats count once.
+        assert_eq!(
+            server_urls(
+                Some("http://a:1, http://b:2"),
+                &flags(&["http://c:3", "http://a:1/"])
+            )
+            .unwrap(),
+            ["http://a:1", "http://b:2", "http://c:3"]
+        );
+        let err =
+            |p: Option<&str>, f: &[&str]| format!("{:#}", server_urls(p, &flags(f)).unwrap_err());
+        assert!(err(Some("http://a:1,,http://b:2"), &[]).contains("empty server URL"));
+        assert!(err(Some("http://a:1,"), &[]).contains("empty server URL"));
+        assert!(err(None, &["https://a:1"]).contains("only http://"));
+        assert!(err(Some("http://a:1,b:2"), &[]).contains("\"b:2\""));
+    }
+
+    #[test]
+    fn connect_takes_url_as_a_flag_and_positionally() {
+        use clap::Parser;
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        let parse = |argv: &[&str]| {
+            let args = Cli::try_parse_from(std::iter::once("connect").chain(argv.iter().copied()))
+                .unwrap()
+                .args;
+            server_urls(args.url.as_deref(), &args.urls).unwrap()
+        };
+        assert_eq!(parse(&["--url", "http://a:1"]), ["http://a:1"]);
+        assert_eq!(parse(&["http://a:1"]), ["http://a:1"]);
+        assert_eq!(
+            parse(&[
+                "--url",
+                "http://a:1",
+                "--url=http://b:2",
+                "http://c:3,http://d:4"
+            ]),
+            ["http://c:3", "http://d:4", "http://a:1", "http://b:2"]
+        );
+    }
+
+    #[tokio::test]
+    async fn with_several_urls_the_first_that_answers_is_used() {
+        let closed = format!(
+            "http://127.0.0.1:{}",
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        );
+        let running = rt_server::spawn(rt_server::Config::for_tests())
+            .await
+            .unwrap();
+        let unused = test_config(0);
+        let found = discover(vec![closed.clone(), running.url()], unused.clone())
+            .await
+            .unwrap();
+        assert_eq!(found.server.url, running.url());
+        assert!(found.embedded.is_none());
+        let notice = found.notice.unwrap();
+        assert!(notice.contains(&running.url()), "{notice}");
+        running.shutdown().await.unwrap();
+        // None answers: the first is used (and retried by the clients).
+        let other = "http://127.0.0.1:9".to_string();
+        let found = discover(vec![closed.clone(), other], unused).await.unwrap();
+        assert_eq!(found.server.url, closed);
+        assert!(found.notice.unwrap().contains("none of the 2 URLs answers"));
     }
 
     #[tokio::test]

@@ -349,7 +349,7 @@ pub async fn act(
         _ => {
             // The server's words reach a terminal: inert, like board text.
             let error = serde_json::from_str::<ErrorBody>(&body)
-                .map(|b| crate::panes::qa::inert(&b.error))
+                .map(|b| crate::text::inert(&b.error))
                 .unwrap_or_else(|_| format!("HTTP {status}"));
             // These refusals come with a notification on the stream.
             if matches!(status, 400 | 404 | 409 | 413) {

@@ -526,6 +526,12 @@ impl Pane for CanvasPane {
     fn captures_input(&self) -> bool {
         self.confirm
     }
+
+    fn badge(&self) -> Option<super::Badge> {
+        let online = self.peers.len();
+        (matches!(self.conn, ConnState::Connected) && online > 0)
+            .then_some(super::Badge::Online(online))
+    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,20 @@ impl PaneId {
     }
 }
 
+/// Live news about a pane for the tab bar, beside the pane's name (the
+/// tab bar, `ui::tabs`, decides how it reads at each width).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Badge {
+    /// Symbols whose price rose or fell since the pane was last on screen.
+    Movers { up: usize, down: usize },
+    /// Questions that arrived since the pane was last on screen.
+    Unread(usize),
+    /// People on the drawing board.
+    Online(usize),
+    /// Own edits the server has not acknowledged yet.
+    Pending(usize),
+}
+
 /// What a pane needs to know to draw itself.
 #[derive(Debug, Clone, Copy)]
 pub struct RenderCtx<'a> {
@@ -122,6 +136,15 @@ pub trait Pane {
 
     /// The pane just got the focus.
     fn focus_gained(&mut self) {}
+
+    /// News for the tab bar, if there is any (see [`Badge`]).
+    fn badge(&self) -> Option<Badge> {
+        None
+    }
+
+    /// The pane is on screen: whatever its badge counted as new since it
+    /// was last seen has now been seen.
+    fn seen(&mut self) {}
 
     /// Text pasted into the terminal (bracketed paste) while the pane has
     /// focus.

@@ -13,11 +13,12 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::{Handled, Pane, PaneId, RenderCtx};
+use super::{Badge, Handled, Pane, PaneId, RenderCtx};
 use crate::app::Cmd;
 use crate::keymap::{self, Action, Hint, Scope};
 use crate::net::qa::{AnswerInfo, QaCommand, QaEvent, QuestionInfo};
 use crate::net::{ConnState, NetEvent, Transport};
+use crate::text::inert;
 
 /// Longest question the input takes (the server's default limit).
 pub const MAX_QUESTION_CHARS: usize = 300;
@@ -103,26 +104,16 @@ pub struct QaPane {
     message: Option<String>,
     conn: ConnState,
     user: Option<String>,
+    /// The questions on the board when the pane was last on screen (and
+    /// those of the first list, which are not news): the others are unread.
+    /// Pruned to the board, so it never outgrows it.
+    seen: Option<HashSet<String>>,
 }
 
 impl Default for QaPane {
     fn default() -> Self {
         QaPane::new()
     }
-}
-
-/// Strips what could act on a terminal or reorder text: C0/C1 controls
-/// (ESC among them), bidirectional overrides and zero-width characters.
-pub fn inert(text: &str) -> String {
-    text.chars()
-        .map(|c| if c == '\n' || c == '\t' { ' ' } else { c })
-        .filter(|&c| {
-            !c.is_control()
-                && !matches!(c,
-                    '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-                    | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
-        })
-        .collect()
 }
 
 impl QaPane {
@@ -138,6 +129,7 @@ impl QaPane {
             message: None,
             conn: ConnState::Connecting,
             user: None,
+            seen: None,
         }
     }
 
@@ -484,6 +476,12 @@ impl Pane for QaPane {
                     QaEvent::Reset => self.answers.clear(),
                     QaEvent::Questions(list) => {
                         self.questions = list.clone();
+                        let seen = self
+                            .seen
+                            .get_or_insert_with(|| list.iter().map(|q| q.text.clone()).collect());
+                        let on_board: HashSet<&str> =
+                            list.iter().map(|q| q.text.as_str()).collect();
+                        seen.retain(|t| on_board.contains(t.as_str()));
                         if let Some(f) = &self.followed
                             && !self.questions.iter().any(|q| &q.text == f)
                         {
@@ -544,6 +542,20 @@ impl Pane for QaPane {
 
     fn captures_input(&self) -> bool {
         self.input.is_some()
+    }
+
+    fn badge(&self) -> Option<Badge> {
+        let seen = self.seen.as_ref()?;
+        let unread = self
+            .questions
+            .iter()
+            .filter(|q| !seen.contains(&q.text))
+            .count();
+        (unread > 0).then_some(Badge::Unread(unread))
+    }
+
+    fn seen(&mut self) {
+        self.seen = Some(self.questions.iter().map(|q| q.text.clone()).collect());
     }
 
     fn title_suffix(&self) -> Option<String> {
@@ -790,12 +802,25 @@ mod tests {
     }
 
     #[test]
-    fn text_from_others_is_inert() {
-        assert_eq!(
-            inert("\u{1b}[2J\u{1b}]0;owned\u{7}hi\u{9b}31m\r\nthere\u{202E}cba\u{200B}"),
-            "[2J]0;ownedhi31m therecba"
-        );
-        assert_eq!(inert("café 😀"), "café 😀");
+    fn the_badge_counts_questions_that_arrived_since_the_pane_was_seen() {
+        // The first list is the board as found, not news.
+        let mut p = loaded();
+        assert_eq!(p.badge(), None);
+        let mut list = board();
+        list.push(q("New one?", "user-9", 4000, 0, 0));
+        list.push(q("Another?", "user-9", 5000, 0, 0));
+        net(&mut p, QaEvent::Questions(list.clone()));
+        assert_eq!(p.badge(), Some(Badge::Unread(2)));
+        // A removed question is no longer unread, nor remembered.
+        list.retain(|q| q.text != "Another?");
+        net(&mut p, QaEvent::Questions(list.clone()));
+        assert_eq!(p.badge(), Some(Badge::Unread(1)));
+        p.seen();
+        assert_eq!(p.badge(), None);
+        list.push(q("Third?", "user-9", 6000, 0, 0));
+        net(&mut p, QaEvent::Questions(list));
+        assert_eq!(p.badge(), Some(Badge::Unread(1)));
+        assert_eq!(p.seen.as_ref().map(HashSet::len), Some(4));
     }
 
     fn shell(pane: QaPane, w: u16, h: u16) -> App {
@@ -896,7 +921,7 @@ mod tests {
 
     #[test]
     fn snapshot_empty_board_in_the_grid() {
-        let app = shell(QaPane::new(), 100, 24);
+        let app = shell(QaPane::new(), 140, 40);
         assert_snapshot!(render(&app));
     }
 }

@@ -738,6 +738,11 @@ impl Pane for TextPane {
         Some(format!("{}/{}", self.session.collection, self.session.id))
     }
 
+    fn badge(&self) -> Option<super::Badge> {
+        let pending = self.session.pending_edits();
+        (pending > 0).then_some(super::Badge::Pending(pending))
+    }
+
     fn title_extra(&self, theme: Theme) -> Vec<Span<'static>> {
         let online = self.session.online();
         let mut spans = vec![Span::raw(" · online: you")];
@@ -1087,7 +1092,7 @@ mod tests {
             Theme::NO_COLOR,
             Instant::now(),
         );
-        app.update(Msg::Resize(100, 30));
+        app.update(Msg::Resize(200, 40));
         let k = |c| Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
         app.update(k('2'));
         assert!(app.panes()[1].captures_input(), "focused means typing");

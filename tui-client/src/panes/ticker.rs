@@ -14,7 +14,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Cell, Chart, Dataset, GraphType, Paragraph, Row, Table};
 use rt_protocol::ticker::{MAX_SYMBOL_LEN, Quote, Symbol};
 
-use super::{Handled, Pane, PaneId, RenderCtx};
+use super::{Badge, Handled, Pane, PaneId, RenderCtx};
 use crate::app::Cmd;
 use crate::keymap::{self, Action, Hint, Scope};
 use crate::net::ticker::{NextUpdate, TickerEvent, TickerTransport};
@@ -39,6 +39,10 @@ struct WatchRow {
     next: Option<NextUpdate>,
     /// The server's last error answer for this symbol, cleared by a quote.
     error: Option<String>,
+    /// The price when the pane was last on screen (or the first price, if
+    /// it arrived while the pane was hidden): the tab bar's movers compare
+    /// against it.
+    seen: Option<f64>,
 }
 
 impl WatchRow {
@@ -50,6 +54,7 @@ impl WatchRow {
             updated: None,
             next: None,
             error: None,
+            seen: None,
         }
     }
 }
@@ -606,6 +611,7 @@ impl Pane for TickerPane {
                 row.updated = Some(*at);
                 row.next = Some(*next);
                 row.error = None;
+                row.seen.get_or_insert(quote.latest_price);
                 true
             }
             NetEvent::Ticker(TickerEvent::Error {
@@ -651,6 +657,28 @@ impl Pane for TickerPane {
 
     fn captures_input(&self) -> bool {
         self.input.is_some()
+    }
+
+    fn badge(&self) -> Option<Badge> {
+        let (mut up, mut down) = (0, 0);
+        for row in &self.rows {
+            if let (Some(q), Some(seen)) = (&row.quote, row.seen) {
+                if q.latest_price > seen {
+                    up += 1;
+                } else if q.latest_price < seen {
+                    down += 1;
+                }
+            }
+        }
+        (up + down > 0).then_some(Badge::Movers { up, down })
+    }
+
+    fn seen(&mut self) {
+        for row in &mut self.rows {
+            if let Some(q) = &row.quote {
+                row.seen = Some(q.latest_price);
+            }
+        }
     }
 
     fn shows_clock(&self) -> bool {
@@ -790,5 +818,33 @@ mod tests {
             next: NextUpdate::Live,
         }));
         assert!(!changed);
+    }
+
+    #[test]
+    fn the_badge_counts_symbols_that_moved_since_the_pane_was_seen() {
+        let mut p = pane();
+        let t = Instant::now();
+        let price = |p: &mut TickerPane, s: &str, v: f64| {
+            p.apply(&NetEvent::Ticker(TickerEvent::Quote {
+                symbol: sym(s),
+                quote: crate::test_support::quote(s, v, 0.0),
+                at: t,
+                next: NextUpdate::Live,
+            }));
+        };
+        // First prices are the baseline, not moves.
+        price(&mut p, "AAPL", 10.0);
+        price(&mut p, "IBM", 20.0);
+        assert_eq!(p.badge(), None);
+        price(&mut p, "AAPL", 11.0);
+        price(&mut p, "IBM", 19.0);
+        assert_eq!(p.badge(), Some(Badge::Movers { up: 1, down: 1 }));
+        // Back to where it was seen: no longer a mover.
+        price(&mut p, "IBM", 20.0);
+        assert_eq!(p.badge(), Some(Badge::Movers { up: 1, down: 0 }));
+        p.seen();
+        assert_eq!(p.badge(), None);
+        price(&mut p, "IBM", 20.5);
+        assert_eq!(p.badge(), Some(Badge::Movers { up: 1, down: 0 }));
     }
 }

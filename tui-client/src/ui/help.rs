@@ -99,7 +99,7 @@ pub fn lines(app: &App, width: usize) -> Vec<Line<'static>> {
     out.push(Line::raw(""));
     out.extend(
         wrap(
-            "A mouse click focuses a pane (and selects a ticker row).",
+            "A mouse click on a pane or on its tab focuses it (and selects a ticker row).",
             width,
         )
         .into_iter()

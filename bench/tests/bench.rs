@@ -5,9 +5,9 @@
 mod support;
 
 use clap::Parser;
-use rt_tui::bench::{Scenario, Summary, Target, measure};
+use rt_bench::{Scenario, Summary, Target, measure};
 use serde_json::Value;
-use support::{rt_server, rt_tui};
+use support::{rt_bench, rt_server};
 
 #[derive(Debug, Parser)]
 struct Cli {
@@ -122,8 +122,7 @@ async fn sse_every_stream_sees_every_round() {
 async fn cli_prints_a_json_summary_and_finds_the_server_by_port() {
     let server = rt_server(200).await;
     let url = server.url();
-    let out = rt_tui(&[
-        "bench",
+    let out = rt_bench(&[
         "ticker",
         "--url",
         &url,
@@ -152,7 +151,7 @@ async fn cli_prints_a_json_summary_and_finds_the_server_by_port() {
 
 #[tokio::test]
 async fn remote_targets_are_refused() {
-    let out = rt_tui(&["bench", "ticker", "--url", "http://192.0.2.1:80", "--quiet"]).await;
+    let out = rt_bench(&["ticker", "--url", "http://192.0.2.1:80", "--quiet"]).await;
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("loopback"),

@@ -1,4 +1,4 @@
-//! `rt-tui bench …`: the load generator. One file per scenario; each opens
+//! `rt-bench …`: rt's load generator. One file per scenario; each opens
 //! bounded numbers of loopback connections for a bounded time, speaks the
 //! wire protocol through `rt_protocol`'s codecs, prints a progress line while
 //! it runs and a summary at the end (text, or JSON with `--json`).
@@ -33,15 +33,20 @@ pub const MAX_SECONDS: u64 = 600;
 
 const EXAMPLES: &str = "\
 Examples (build the server with `cargo build --release -p rt-server` first):
-  rt-tui bench ticker --spawn-server target/release/rt-server --clients 256 --duration 10
-  rt-tui bench sse --spawn-server target/release/rt-server --streams 20000 --sources 4
-  rt-tui bench draw --spawn-server target/release/rt-server --clients 500 --drawers 10 --server-arg=--draw-join-rate=1000
-  rt-tui bench editor --spawn-server target/release/rt-server --editors 10 --duration 10
-  rt-tui bench replay --spawn-server target/release/rt-server --trace automerge-paper.json.gz
-  rt-tui bench ticker --url http://127.0.0.1:8080 --json      (a running server, found by port)";
+  rt-bench ticker --spawn-server target/release/rt-server --clients 256 --duration 10
+  rt-bench sse --spawn-server target/release/rt-server --streams 20000 --sources 4
+  rt-bench draw --spawn-server target/release/rt-server --clients 500 --drawers 10 --server-arg=--draw-join-rate=1000
+  rt-bench editor --spawn-server target/release/rt-server --editors 10 --duration 10
+  rt-bench replay --spawn-server target/release/rt-server --trace automerge-paper.json.gz
+  rt-bench ticker --url http://127.0.0.1:8080 --json      (a running server, found by port)";
 
-/// `rt-tui bench` flags.
-#[derive(Debug, clap::Args)]
+/// `rt-bench` flags.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "rt-bench",
+    version,
+    about = "rt's load generator: bounded loopback scenarios against rt-server, with throughput, latency and CPU figures"
+)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
     #[command(subcommand)]
@@ -124,18 +129,10 @@ pub async fn measure(scenario: &Scenario, target: &Target) -> anyhow::Result<Sum
     }
 }
 
-/// `rt-tui bench`: runs the scenario on a runtime of its own (`--threads`),
+/// `rt-bench`: runs the scenario on a runtime of its own (`--threads`),
 /// prints the summary; exit status 1 when the run recorded errors.
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let scenario = args.scenario;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("bench".into())
-        .spawn(move || {
-            let _ = tx.send(run_on_own_runtime(scenario));
-        })
-        .context("cannot start the bench thread")?;
-    let (summary, json) = rx.await.context("the bench thread panicked")??;
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (summary, json) = run_on_own_runtime(args.scenario)?;
     if json {
         println!("{}", summary.to_json());
     } else {
