@@ -5,7 +5,9 @@
 //! object plus the sender's `id`) out to everyone else; `clientdisconnect`
 //! `id` when a socket leaves. rt adds: `canvas` (the drawing, in parts, sent
 //! on join), `hello` `{name, colour, key}` (answered by `welcome`), `peers`
-//! (who is online: the whole list, to the joiner only, after its canvas),
+//! (who is online: the whole list, to the joiner only, at once; its canvas
+//! may come later, and part 0 replaces what it drew from the live events
+//! before it; a joiner's `welcome` comes after its canvas),
 //! `peer` (one participant's entry, replacing any with the same id: to the
 //! others when someone joins, to everyone when a `hello` changes someone's
 //! name, colour or author; leaving is `clientdisconnect`), `clear` →

@@ -55,7 +55,7 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the canvas task is asked to do.
 pub enum Command {
-    /// A socket connected: send it the drawing and add it to the board.
+    /// A socket connected: add it to the board and queue its canvas.
     Join {
         socket: SocketRef,
     },
