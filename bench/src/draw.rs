@@ -263,7 +263,8 @@ async fn client(
 
 /// Why a join did not succeed.
 enum JoinError {
-    /// The board refused for now (`busy`: its join rate); try again later.
+    /// The board has no canvas for us for now (`busy`: too many joiners
+    /// wait for theirs); try again later.
     Busy,
     Failed(String),
 }
@@ -275,8 +276,9 @@ impl From<String> for JoinError {
 }
 
 /// WebSocket upgrade, Engine.IO open, Socket.IO connect to `/`, then the
-/// board's answer: the participant list (joined) or an error (`busy` when
-/// the board limits its join rate).
+/// board's answer: the whole canvas (joined: the board sends it after the
+/// participant list, paced by its join rate) or an error (`busy` when too
+/// many joiners wait for their canvas).
 async fn join(connector: &Connector) -> Result<WsConn, JoinError> {
     let mut conn = WsConn::connect(connector, PATH)
         .await
@@ -310,7 +312,14 @@ async fn join(connector: &Connector) -> Result<WsConn, JoinError> {
             return Err(format!("connection refused: {:?}", p.data).into());
         }
         match p.as_event() {
-            Some((name, _)) if name == event::PEERS => return Ok(conn),
+            Some((name, args)) if name == event::CANVAS => {
+                let part = |key: &str| args.first().and_then(|a| a.get(key)?.as_u64());
+                if let (Some(part), Some(parts)) = (part("part"), part("parts"))
+                    && part + 1 >= parts
+                {
+                    return Ok(conn);
+                }
+            }
             Some((name, args)) if name == event::ERROR => {
                 let code = args
                     .first()

@@ -35,7 +35,7 @@ const EXAMPLES: &str = "\
 Examples (build the server with `cargo build --release -p rt-server` first):
   rt-bench ticker --spawn-server target/release/rt-server --clients 256 --duration 10
   rt-bench sse --spawn-server target/release/rt-server --streams 20000 --sources 4
-  rt-bench draw --spawn-server target/release/rt-server --clients 500 --drawers 10 --server-arg=--draw-join-rate=1000
+  rt-bench draw --spawn-server target/release/rt-server --clients 500 --drawers 10
   rt-bench editor --spawn-server target/release/rt-server --editors 10 --duration 10
   rt-bench replay --spawn-server target/release/rt-server --trace automerge-paper.json.gz
   rt-bench ticker --url http://127.0.0.1:8080 --json      (a running server, found by port)";

@@ -5,7 +5,9 @@
 //! object plus the sender's `id`) out to everyone else; `clientdisconnect`
 //! `id` when a socket leaves. rt adds: `canvas` (the drawing, in parts, sent
 //! on join), `hello` `{name, colour, key}` (answered by `welcome`), `peers`
-//! (who is online: the whole list, to the joiner only, after its canvas),
+//! (who is online: the whole list, to the joiner only, at once; its canvas
+//! may come later, and part 0 replaces what it drew from the live events
+//! before it; a joiner's `welcome` comes after its canvas),
 //! `peer` (one participant's entry, replacing any with the same id: to the
 //! others when someone joins, to everyone when a `hello` changes someone's
 //! name, colour or author; leaving is `clientdisconnect`), `clear` →
@@ -157,6 +159,9 @@ pub enum DrawError {
     NothingToUndo,
     #[error("the server is busy; event dropped")]
     Busy,
+    /// Too many joiners wait for their canvas: this one gets none for now.
+    #[error("too many joiners are waiting for the canvas; ask for it again later (sync)")]
+    CanvasBusy,
     #[error("the board has {max_clients} participants, the most it takes; try again later")]
     BoardFull { max_clients: usize },
     #[error(
@@ -180,7 +185,7 @@ impl DrawError {
             DrawError::RateLimited { .. } => "rate-limited",
             DrawError::CanvasFull { .. } => "canvas-full",
             DrawError::NothingToUndo => "nothing-to-undo",
-            DrawError::Busy => "busy",
+            DrawError::Busy | DrawError::CanvasBusy => "busy",
             DrawError::BoardFull { .. } => "board-full",
             DrawError::Unsaved => "unsaved",
         }

@@ -58,7 +58,7 @@ const COMMIT_BUCKETS: [f64; 14] = [
 /// The limits the server enforces today, by `limit` label: each is the
 /// snake_case name of the flag that sets it. They are listed at zero from
 /// the start so `rate()` has a baseline.
-pub const LIMITS: [&str; 16] = [
+pub const LIMITS: &[&str] = &[
     "qa_max_question",
     "qa_max_answer",
     "qa_max_questions",
@@ -66,6 +66,7 @@ pub const LIMITS: [&str; 16] = [
     "qa_queue",
     "draw_rate",
     "draw_join_rate",
+    "draw_canvas_queue",
     "draw_max_clients",
     "draw_max_segments",
     "doc_max_op_bytes",
@@ -165,7 +166,7 @@ fn describe() {
         counter!(EVENTS_IN, "app" => app.name()).absolute(0);
         counter!(SLOW_CONSUMERS, "app" => app.name()).absolute(0);
     }
-    for limit in LIMITS {
+    for &limit in LIMITS {
         counter!(REFUSED, "limit" => limit).absolute(0);
     }
     gauge!(DOCUMENTS_OPEN).set(0.0);

@@ -37,10 +37,11 @@ async fn line_draws_and_listen_prints_it_and_clear_clears() {
             .expect("listen still running");
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
     };
-    let first = next().await;
-    assert_eq!(first["event"], "canvas");
-    assert_eq!(first["data"]["width"], 2000.0);
+    // On the board at once (the list), then its canvas.
     assert_eq!(next().await["event"], "peers");
+    let canvas = next().await;
+    assert_eq!(canvas["event"], "canvas");
+    assert_eq!(canvas["data"]["width"], 2000.0);
 
     let out = rt_tui(&["draw", "line", "100", "200", "300", "400", "--url", &url]).await;
     assert!(out.status.success(), "{out:?}");
@@ -144,12 +145,14 @@ async fn the_ui_client_throttles_moves_and_reconnects() {
     .await;
 
     let mut watcher = Session::connect(&url).await.unwrap();
-    // Joined once its snapshot arrives; live events follow it.
-    let (first, _) = tokio::time::timeout(WAIT, watcher.next_event())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(first, "canvas");
+    // On the board once the list arrives; its snapshot follows.
+    for want in ["peers", "canvas"] {
+        let (name, _) = tokio::time::timeout(WAIT, watcher.next_event())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(name, want);
+    }
     // Twenty moves in a burst: merged, at most one per 50 ms.
     client.send(DrawCommand::Move {
         x: 10.0,

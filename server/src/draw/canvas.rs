@@ -10,8 +10,22 @@
 //! them in one write. Any other command first sends what is gathered, so
 //! every event keeps its place in the one order (a joiner's snapshot never
 //! contains a move that is still to be relayed to it).
+//!
+//! # Joining
+//! A socket is on the board as soon as it connects: it gets `peers` at once
+//! and every live event from then on. Only its `canvas` is paced (the
+//! shared `--draw-join-rate` budget): canvases wait in a queue, in join
+//! order, and each is built when it is sent. Moves relayed to a joiner
+//! before its canvas are therefore in that canvas, whose part 0 replaces
+//! what the client drew from them, and every later move comes after it on
+//! the same socket. The joiner's `welcome` waits for its canvas too: the
+//! clients send no move before `welcome`, so none of their own moves is in
+//! the canvas and replayed on top of it as well. Beyond
+//! `--draw-canvas-queue` waiting canvases a joiner gets an `error` (`busy`,
+//! event `sync`) and its `welcome` at once, stays on the board, and may ask
+//! with `sync` later.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use std::time::{Duration, Instant};
 
@@ -41,7 +55,7 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the canvas task is asked to do.
 pub enum Command {
-    /// A socket connected: send it the drawing and add it to the board.
+    /// A socket connected: add it to the board and queue its canvas.
     Join {
         socket: SocketRef,
     },
@@ -89,6 +103,10 @@ struct Participant {
     colour: String,
     /// When this participant last got the canvas (join or sync).
     canvas_at: Instant,
+    /// Its join canvas is still in the queue.
+    awaiting_canvas: bool,
+    /// Its `hello` came while it awaited the canvas: `welcome` goes after it.
+    welcome_due: bool,
     _conn: ConnGuard,
 }
 
@@ -113,6 +131,10 @@ pub struct Canvas {
     entries: HashMap<u64, Vec<Box<RawValue>>>,
     /// Joins and syncs (each sends the whole canvas), all clients together.
     sends: RateLimiter,
+    /// Joiners whose canvas waits for the budget, in join order.
+    canvas_queue: VecDeque<Sid>,
+    /// When the budget has room for the next queued canvas.
+    canvas_due: Option<Instant>,
 }
 
 /// A `canvas` part on the wire ([`CanvasPart`]'s shape), strokes
@@ -140,6 +162,8 @@ impl Canvas {
             gathered: Vec::new(),
             due: None,
             cut: HashMap::new(),
+            canvas_queue: VecDeque::new(),
+            canvas_due: None,
             guests: 0,
             stats,
             persist,
@@ -151,10 +175,16 @@ impl Canvas {
         crate::metrics::canvas_segments(self.board.segments());
         loop {
             let due = self.due;
+            let canvas_due = self.canvas_due;
             let cmd = tokio::select! {
                 cmd = rx.recv() => cmd,
                 () = sleep_until(due), if due.is_some() => {
                     self.send_gathered();
+                    self.retry_cuts();
+                    continue;
+                }
+                () = sleep_until(canvas_due), if canvas_due.is_some() => {
+                    self.send_queued_canvases();
                     self.retry_cuts();
                     continue;
                 }
@@ -198,19 +228,6 @@ impl Canvas {
             let _ = socket.disconnect();
             return;
         }
-        if !self.may_send_canvas() {
-            crate::metrics::refused("draw_join_rate");
-            let _ = socket.emit(event::ERROR, &DrawError::Busy.to_event("connect"));
-            let _ = socket.disconnect();
-            return;
-        }
-        // The snapshot goes out before the participant is listed, in this
-        // one step: every later event reaches them after it.
-        if let Err(e) = self.send_canvas(&socket) {
-            tracing::debug!(sid = %socket.id, error = %e, "cannot send the canvas; dropping");
-            let _ = socket.disconnect();
-            return;
-        }
         let n = self.guests;
         self.guests += 1;
         let sid = socket.id;
@@ -222,6 +239,8 @@ impl Canvas {
                 name: format!("guest-{}", n + 1),
                 colour: PALETTE[(n as usize) % PALETTE.len()].to_string(),
                 canvas_at: Instant::now(),
+                awaiting_canvas: true,
+                welcome_due: false,
                 _conn: self.stats.connect(App::Draw),
             },
         );
@@ -238,6 +257,83 @@ impl Canvas {
         }
         if let Some(entry) = self.peer(sid) {
             self.broadcast(event::PEER, &entry, Some(sid));
+        }
+        if self.canvas_queue.len() >= self.config.canvas_queue {
+            self.refuse_canvas(sid);
+            return;
+        }
+        self.canvas_queue.push_back(sid);
+        self.send_queued_canvases();
+    }
+
+    /// The canvas queue is full: the joiner stays on the board without a
+    /// canvas, is told so, and may ask with `sync` later.
+    fn refuse_canvas(&mut self, sid: Sid) {
+        let Some(person) = self.people.get_mut(&sid) else {
+            return;
+        };
+        tracing::debug!(%sid, "canvas queue full; the joiner may sync later");
+        crate::metrics::refused("draw_canvas_queue");
+        person.awaiting_canvas = false;
+        // No canvas comes, so the first sync may come at once.
+        let now = Instant::now();
+        person.canvas_at = now.checked_sub(SYNC_INTERVAL).unwrap_or(now);
+        let _ = person
+            .socket
+            .emit(event::ERROR, &DrawError::CanvasBusy.to_event(event::SYNC));
+        self.send_welcome_if_due(sid);
+    }
+
+    /// Sends the queued canvases the budget has room for, in join order, and
+    /// sets when to send the next.
+    fn send_queued_canvases(&mut self) {
+        self.canvas_due = None;
+        let mut flushed = false;
+        while let Some(&sid) = self.canvas_queue.front() {
+            let waiting = self.people.get(&sid).is_some_and(|p| p.awaiting_canvas);
+            if !waiting {
+                self.canvas_queue.pop_front();
+                continue;
+            }
+            let now = Instant::now();
+            if !matches!(self.sends.take(now), Verdict::Allow) {
+                self.canvas_due = Some(now + self.sends.until_next());
+                return;
+            }
+            self.canvas_queue.pop_front();
+            if !flushed {
+                // The canvas has every move applied so far: relay those
+                // still gathered first, so none comes after it again.
+                self.send_gathered();
+                flushed = true;
+            }
+            let Some(person) = self.people.get_mut(&sid) else {
+                continue;
+            };
+            person.awaiting_canvas = false;
+            person.canvas_at = now;
+            let socket = person.socket.clone();
+            match self.send_canvas(&socket) {
+                Ok(()) => self.send_welcome_if_due(sid),
+                Err(SendError::Socket(socketioxide::SocketError::InternalChannelFull)) => {
+                    self.cut_off(sid)
+                }
+                Err(e) => tracing::debug!(%sid, error = %e, "cannot send the canvas"),
+            }
+        }
+    }
+
+    /// Sends the `welcome` held back while the participant awaited its canvas.
+    fn send_welcome_if_due(&mut self, sid: Sid) {
+        let Some(person) = self.people.get_mut(&sid) else {
+            return;
+        };
+        if !std::mem::take(&mut person.welcome_due) {
+            return;
+        }
+        let socket = person.socket.clone();
+        if let Some(welcome) = self.peer(sid) {
+            let _ = socket.emit(event::WELCOME, &welcome);
         }
     }
 
@@ -298,10 +394,17 @@ impl Canvas {
         Ok(())
     }
 
+    /// Sends the canvas at once, as of the request, or refuses: a canvas
+    /// sent later could hold moves the client sent after asking, which it
+    /// replays on top of the answer.
     fn sync(&mut self, sid: Sid) {
         let Some(person) = self.people.get_mut(&sid) else {
             return;
         };
+        if person.awaiting_canvas {
+            // The join canvas is on its way; it answers this too.
+            return;
+        }
         let socket = person.socket.clone();
         // One client must not spend the budget every joiner shares.
         let now = Instant::now();
@@ -311,7 +414,8 @@ impl Canvas {
             return;
         }
         person.canvas_at = now;
-        if !self.may_send_canvas() {
+        // Queued joiners come first.
+        if !self.canvas_queue.is_empty() || !self.may_send_canvas() {
             crate::metrics::refused("draw_join_rate");
             let _ = socket.emit(event::ERROR, &DrawError::Busy.to_event(event::SYNC));
             return;
@@ -397,13 +501,15 @@ impl Canvas {
         if let Some(key) = hello.key {
             person.author = author_of_key(&key);
         }
-        let Some(welcome) = self.peer(sid) else {
+        let awaiting = person.awaiting_canvas;
+        person.welcome_due = true;
+        let Some(entry) = self.peer(sid) else {
             return;
         };
-        if let Some(person) = self.people.get(&sid) {
-            let _ = person.socket.emit(event::WELCOME, &welcome);
+        if !awaiting {
+            self.send_welcome_if_due(sid);
         }
-        self.broadcast(event::PEER, &welcome, None);
+        self.broadcast(event::PEER, &entry, None);
     }
 
     async fn clear(&mut self, sid: Sid) {
@@ -477,6 +583,9 @@ impl Canvas {
     fn remove(&mut self, sid: Sid) -> Option<Participant> {
         let person = self.people.remove(&sid)?;
         self.order.retain(|s| *s != sid);
+        if person.awaiting_canvas {
+            self.canvas_queue.retain(|s| *s != sid);
+        }
         self.board.leave(&sid.to_string());
         Some(person)
     }

@@ -199,6 +199,13 @@ impl RateLimiter {
         }
         Verdict::Drop { warn }
     }
+
+    /// How long until the bucket holds one event again (as of the last
+    /// [`RateLimiter::take`]).
+    pub(super) fn until_next(&self) -> std::time::Duration {
+        let missing = (1.0 - self.tokens).max(0.0);
+        std::time::Duration::from_secs_f64(missing / f64::from(self.rate.max(1)))
+    }
 }
 
 #[cfg(test)]
@@ -224,6 +231,21 @@ mod tests {
         assert_eq!(l.take(t1), Verdict::Drop { warn: false });
         let t2 = t0 + Duration::from_millis(1100);
         assert_eq!(l.take(t2), Verdict::Allow);
+    }
+
+    #[test]
+    fn until_next_is_when_a_token_is_back() {
+        let t0 = Instant::now();
+        let mut l = RateLimiter::new(20);
+        l.last = t0;
+        for _ in 0..20 {
+            assert_eq!(l.take(t0), Verdict::Allow);
+        }
+        assert!(l.until_next() <= Duration::from_millis(50));
+        assert!(l.until_next() >= Duration::from_millis(49));
+        let later = t0 + l.until_next() + Duration::from_micros(10);
+        assert_eq!(l.take(later), Verdict::Allow);
+        assert!(matches!(l.take(later), Verdict::Drop { .. }));
     }
 
     #[test]

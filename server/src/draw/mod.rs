@@ -79,11 +79,16 @@ pub struct DrawConfig {
     )]
     pub max_segments: usize,
 
-    /// Joins per second the board takes at most (bursts up to one second's
-    /// worth); each join sends the whole canvas, so reconnect storms are
-    /// refused with `busy` beyond it.
+    /// Canvases sent per second at most, to joiners and `sync`s together
+    /// (bursts up to one second's worth). Every joiner is on the board and
+    /// gets live events at once; only its canvas waits, in join order.
     #[arg(long = "draw-join-rate", default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub join_rate: u32,
+
+    /// Joiners' canvases waiting for the join rate at most; a joiner beyond
+    /// it gets an `error` (`busy`) and may ask with `sync` later.
+    #[arg(long = "draw-canvas-queue", default_value_t = DEFAULT_CANVAS_QUEUE, value_name = "N", value_parser = at_least_one)]
+    pub canvas_queue: usize,
 
     /// Participants on the board at once at most.
     #[arg(long = "draw-max-clients", default_value_t = 1000, value_name = "N", value_parser = at_least_one)]
@@ -100,6 +105,10 @@ pub struct DrawConfig {
     )]
     pub relay_tick_ms: u64,
 }
+
+/// Default of `--draw-canvas-queue`: as many as `--draw-max-clients`'
+/// default, so on default flags every joiner gets its canvas.
+pub const DEFAULT_CANVAS_QUEUE: usize = 1000;
 
 /// Default of `--draw-relay-tick`: off. A tick saves server CPU (4 ms:
 /// about half per delivery in `bench draw`) but adds about its length to
@@ -242,6 +251,7 @@ mod tests {
             (60, 200_000, 1000)
         );
         assert_eq!(c.draw.join_rate, 20);
+        assert_eq!(c.draw.canvas_queue, 1000);
         assert_eq!(c.draw.relay_tick(), Duration::ZERO);
         for bad in [
             &["--draw-width", "0"][..],
@@ -250,6 +260,7 @@ mod tests {
             &["--draw-rate", "0"],
             &["--draw-join-rate", "0"],
             &["--draw-max-clients", "0"],
+            &["--draw-canvas-queue", "0"],
             &["--draw-relay-tick", "51"],
             &["--draw-relay-tick", "-1"],
         ] {
