@@ -84,6 +84,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub draw: DrawConfig,
+
+    #[command(flatten)]
+    pub guard: crate::guard::GuardConfig,
 }
 
 impl Default for Config {

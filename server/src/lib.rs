@@ -15,6 +15,7 @@
 pub mod config;
 pub mod docs;
 pub mod draw;
+pub mod guard;
 pub mod qa;
 pub mod root;
 pub mod serve;
@@ -40,6 +41,7 @@ pub use state::AppState;
 
 /// The whole HTTP surface on one router.
 pub fn app(state: AppState) -> Router {
+    let guard = guard::Guard::new(&state.config.guard);
     Router::new()
         .route("/", get(root::root))
         .route("/healthz", get(|| async { "ok" }))
@@ -53,6 +55,9 @@ pub fn app(state: AppState) -> Router {
         // After the layer, so the layer does not claim it.
         .route("/socket.io/socket.io.js", get(draw::client_script))
         .with_state(state)
+        // Outermost: origin and token checks run before any handler,
+        // socketioxide or the lean stream writer answers.
+        .layer(guard.layer())
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves or the state's
@@ -141,7 +146,8 @@ impl Server {
 }
 
 /// Binds `config.bind`, builds the state and serves in a background task.
-pub async fn spawn(config: Config) -> anyhow::Result<Server> {
+pub async fn spawn(mut config: Config) -> anyhow::Result<Server> {
+    config.guard.load()?;
     let listener = TcpListener::bind(config.bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;

@@ -34,7 +34,8 @@ async fn serve() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let config = Config::parse();
+    let mut config = Config::parse();
+    config.guard.load()?;
     if let Some(dir) = &config.static_dir
         && !dir.is_dir()
     {
