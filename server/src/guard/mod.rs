@@ -218,11 +218,7 @@ impl Guard {
         }
         let stripped = strip_token(req.uri());
         if is_navigation(&req) {
-            return Err(redirect_with_cookie(
-                &stripped,
-                token,
-                host.as_deref(),
-            ));
+            return Err(redirect_with_cookie(&stripped, token, host.as_deref()));
         }
         *req.uri_mut() = stripped;
         Ok(req)
@@ -409,10 +405,7 @@ mod tests {
     fn a_page_opened_with_the_token_is_redirected_with_a_cookie() {
         let g = guard(Some("t0k"), &[]);
         let res = g
-            .check(get(
-                "/qa/?token=t0k&x=1",
-                &[("sec-fetch-mode", "navigate")],
-            ))
+            .check(get("/qa/?token=t0k&x=1", &[("sec-fetch-mode", "navigate")]))
             .unwrap_err();
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         assert_eq!(res.headers()[header::LOCATION], "/qa/?x=1");

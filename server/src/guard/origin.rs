@@ -109,7 +109,9 @@ pub struct Origins {
 
 /// Why an `--allowed-origin` value was refused.
 #[derive(Debug, thiserror::Error)]
-#[error("--allowed-origin {0:?} is not an origin: give scheme://host[:port] (e.g. https://rt.example:8443) or *")]
+#[error(
+    "--allowed-origin {0:?} is not an origin: give scheme://host[:port] (e.g. https://rt.example:8443) or *"
+)]
 pub struct BadOrigin(pub String);
 
 impl Origins {

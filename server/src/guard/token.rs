@@ -105,9 +105,7 @@ fn hex(bytes: &[u8]) -> String {
 /// `Bearer T` from an `Authorization` value.
 pub fn bearer(value: &str) -> Option<&str> {
     let (scheme, rest) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| rest.trim())
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
 /// Every `token` parameter of a raw query, decoded.
