@@ -14,9 +14,10 @@ use futures_util::StreamExt;
 use rt_tui::app::{App, Cmd, Msg, ServerInfo};
 use rt_tui::net::doc::{DocClient, DocClientConfig};
 use rt_tui::net::draw::DrawClient;
+use rt_tui::net::http::HttpClient;
 use rt_tui::net::qa::QaClient;
 use rt_tui::net::ticker::{TickerClient, TickerClientConfig, TickerTransport};
-use rt_tui::net::{EVENT_CHANNEL_CAPACITY, NetEvent, Transport};
+use rt_tui::net::{EVENT_CHANNEL_CAPACITY, Endpoint, NetEvent, Transport};
 use rt_tui::panes::Pane;
 use rt_tui::panes::canvas::CanvasPane;
 use rt_tui::panes::qa::QaPane;
@@ -45,8 +46,10 @@ const SERVER_SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
 const ABOUT: &str = "\
 Without URL: uses the server at http://127.0.0.1:8080 if one answers, otherwise
 starts one inside this process on that address (default data file) and shows
-the address to open in a browser. With URL: connects there and never starts a
-server; while it cannot be reached the status bar says so and retries.
+the address to open in a browser. The embedded server requires an access token
+(--token / RT_TOKEN, or a random one), so other local users cannot use it; the
+browser address carries it (?token=). With URL: connects there and never starts
+a server; while it cannot be reached the status bar says so and retries.
 
 Keys: press ? in the UI for the full list (q quits).";
 
@@ -54,8 +57,11 @@ Keys: press ? in the UI for the full list (q quits).";
 #[derive(Debug, clap::Args)]
 #[command(after_help = ABOUT)]
 pub struct Args {
-    /// Server URL (http only), e.g. http://127.0.0.1:8080.
+    /// Server URL (http:// or https://), e.g. http://127.0.0.1:8080.
     pub url: Option<String>,
+
+    #[command(flatten)]
+    pub server: super::server::ServerArgs,
 
     /// How the ticker pane gets quotes.
     #[arg(long, value_enum, default_value_t = TickerTransport::Poll)]
@@ -113,11 +119,12 @@ fn init_logging(path: Option<&std::path::Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks and normalises a server URL: `http://host[:port]`, no trailing `/`.
+/// Checks and normalises a server URL: `http(s)://host[:port]`, no
+/// trailing `/`.
 pub fn normalize_url(raw: &str) -> anyhow::Result<String> {
     let url = reqwest::Url::parse(raw.trim()).with_context(|| format!("{raw:?} is not a URL"))?;
-    if url.scheme() != "http" {
-        bail!("{raw:?}: only http:// URLs are supported");
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("{raw:?}: only http:// and https:// URLs are supported");
     }
     if url.host_str().is_none() {
         bail!("{raw:?} has no host");
@@ -127,13 +134,17 @@ pub fn normalize_url(raw: &str) -> anyhow::Result<String> {
 
 /// Does an rt server answer `GET /healthz` at `base`?
 pub async fn server_answers(base: &str) -> bool {
-    let Ok(client) = reqwest::Client::builder().timeout(PROBE_TIMEOUT).build() else {
-        return false;
-    };
-    match client.get(format!("{base}/healthz")).send().await {
-        Ok(r) => r.status().is_success(),
+    let client = HttpClient::new(&Endpoint::new(base), PROBE_TIMEOUT, PROBE_TIMEOUT);
+    match client.get(&format!("{base}/healthz")).await {
+        Ok(r) => r.status.is_success(),
         Err(_) => false,
     }
+}
+
+/// A random access token for an embedded server.
+fn random_token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The server to use, and the embedded one if this process started it.
@@ -141,39 +152,54 @@ pub async fn server_answers(base: &str) -> bool {
 /// With `url`, that server, never an embedded one. Without, the server at
 /// `default`'s address if it answers, else a new one started from
 /// `embedded_config` (whose `bind` is that address).
+///
+/// The endpoint carries `access`'s token; an embedded server requires that
+/// token, or a random one when none is given.
 async fn discover(
     url: Option<String>,
-    embedded_config: rt_server::Config,
-) -> anyhow::Result<(ServerInfo, Option<rt_server::Server>)> {
+    mut embedded_config: rt_server::Config,
+    access: &super::server::ServerArgs,
+) -> anyhow::Result<(ServerInfo, Option<rt_server::Server>, Endpoint)> {
     if let Some(raw) = url {
-        let url = normalize_url(&raw)?;
+        let endpoint = access.endpoint(&raw)?;
         return Ok((
             ServerInfo {
-                url,
+                url: endpoint.base().to_string(),
                 embedded: false,
             },
             None,
+            endpoint,
         ));
     }
     let default = format!("http://{}", embedded_config.bind);
     if server_answers(&default).await {
         return Ok((
             ServerInfo {
-                url: default,
+                url: default.clone(),
                 embedded: false,
             },
             None,
+            access.endpoint(&default)?,
         ));
     }
+    let token = access
+        .token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(random_token);
+    embedded_config.guard.token = Some(token.clone());
+    embedded_config.guard.token_file = None;
     let server = rt_server::spawn(embedded_config).await.with_context(|| {
         format!("no rt server answers at {default} and an embedded server could not start")
     })?;
+    let endpoint = Endpoint::new(server.url()).with_token(Some(token));
     Ok((
         ServerInfo {
             url: server.url(),
             embedded: true,
         },
         Some(server),
+        endpoint,
     ))
 }
 
@@ -199,19 +225,30 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
     };
     // rt_server's default bind address is DEFAULT_URL's.
-    let (server, embedded) = discover(args.url, rt_server::Config::default()).await?;
+    let (server, embedded, endpoint) =
+        discover(args.url, rt_server::Config::default(), &args.server).await?;
+    let browser_notice = embedded.as_ref().map(|_| {
+        format!(
+            "embedded server: open {} in a browser",
+            endpoint.browser_url()
+        )
+    });
+    if let Some(n) = &browser_notice {
+        // Also left on the screen after the UI exits.
+        eprintln!("rt-tui: {n}");
+    }
 
     let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
     let ticker = TickerClient::spawn(
         TickerClientConfig {
-            base_url: server.url.clone(),
+            base_url: endpoint.clone(),
             transport: args.ticker_transport,
         },
         settings.watchlist.clone(),
         tx.clone(),
     );
-    let draw = DrawClient::spawn(server.url.clone(), Default::default(), tx.clone());
-    let qa = QaClient::spawn(server.url.clone(), tx.clone());
+    let draw = DrawClient::spawn(&endpoint, Default::default(), tx.clone());
+    let qa = QaClient::spawn(&endpoint, tx.clone());
     let panes: Vec<Box<dyn Pane>> = vec![
         Box::new(TickerPane::new(
             settings.watchlist.clone(),
@@ -223,7 +260,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     ];
     let doc = DocClient::spawn(
         DocClientConfig {
-            base_url: server.url.clone(),
+            base_url: endpoint.clone(),
         },
         tx,
     );
@@ -239,7 +276,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Theme::from_env(),
         Instant::now(),
     );
-    if let Some(n) = notice {
+    if let Some(n) = notice.or(browser_notice) {
         app.update(Msg::Notice(n));
     }
 
@@ -365,7 +402,11 @@ mod tests {
             normalize_url(" http://localhost:8080 ").unwrap(),
             "http://localhost:8080"
         );
-        assert!(normalize_url("https://example.invalid").is_err());
+        assert_eq!(
+            normalize_url("https://example.invalid/").unwrap(),
+            "https://example.invalid"
+        );
+        assert!(normalize_url("ftp://example.invalid").is_err());
         assert!(normalize_url("127.0.0.1:8080").is_err());
         assert!(normalize_url("not a url").is_err());
     }
@@ -390,9 +431,10 @@ mod tests {
         let running = rt_server::spawn(rt_server::Config::for_tests())
             .await
             .unwrap();
-        let (info, embedded) = discover(None, test_config(running.addr.port()))
-            .await
-            .unwrap();
+        let (info, embedded, _) =
+            discover(None, test_config(running.addr.port()), &Default::default())
+                .await
+                .unwrap();
         assert_eq!(info.url, running.url());
         assert!(!info.embedded && embedded.is_none());
         running.shutdown().await.unwrap();
@@ -403,17 +445,34 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let (info, embedded) = discover(None, test_config(port)).await.unwrap();
+        let (info, embedded, endpoint) = discover(None, test_config(port), &Default::default())
+            .await
+            .unwrap();
         assert!(info.embedded);
         assert_eq!(info.url, format!("http://127.0.0.1:{port}"));
         assert!(server_answers(&info.url).await);
+        // It wants a random token, which the endpoint and browser URL carry.
+        let token = endpoint.token().expect("a random token").to_string();
+        assert_eq!(token.len(), 32);
+        assert_eq!(
+            endpoint.browser_url(),
+            format!("http://127.0.0.1:{port}/?token={token}")
+        );
+        let poll = format!("{}/?symbol=IBM", info.url);
+        let anonymous = HttpClient::new(&Endpoint::new(&info.url), PROBE_TIMEOUT, PROBE_TIMEOUT);
+        assert_eq!(anonymous.get(&poll).await.unwrap().status, 401);
+        let with_token = HttpClient::new(&endpoint, PROBE_TIMEOUT, PROBE_TIMEOUT);
+        assert_eq!(with_token.get(&poll).await.unwrap().status, 200);
         embedded.unwrap().shutdown().await.unwrap();
 
         // An explicit URL is taken as is, even when nothing answers there.
-        let (info, embedded) =
-            discover(Some(format!("http://127.0.0.1:{port}/")), test_config(port))
-                .await
-                .unwrap();
+        let (info, embedded, _) = discover(
+            Some(format!("http://127.0.0.1:{port}/")),
+            test_config(port),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(info.url, format!("http://127.0.0.1:{port}"));
         assert!(!info.embedded && embedded.is_none());
         assert!(!server_answers(&info.url).await);
@@ -424,7 +483,7 @@ mod tests {
         // Something holds the port but is not an rt server.
         let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = other.local_addr().unwrap().port();
-        let Err(err) = discover(None, test_config(port)).await else {
+        let Err(err) = discover(None, test_config(port), &Default::default()).await else {
             panic!("started a server on a taken port");
         };
         let text = format!("{err:#}");
