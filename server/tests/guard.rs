@@ -386,10 +386,10 @@ async fn stream_event(resp: &mut reqwest::Response, event: &str) -> String {
             let marker = format!("event: {event}\n");
             if let Some(i) = got.find(&marker) {
                 let rest = &got[i + marker.len()..];
-                if let Some(line) = rest.lines().find(|l| l.starts_with("data:")) {
-                    if rest.contains("\n\n") {
-                        return line["data:".len()..].trim().to_string();
-                    }
+                if let Some(line) = rest.lines().find(|l| l.starts_with("data:"))
+                    && rest.contains("\n\n")
+                {
+                    return line["data:".len()..].trim().to_string();
                 }
             }
         }

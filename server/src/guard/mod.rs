@@ -131,7 +131,15 @@ impl Guard {
 
     /// The request to pass on (its `token` parameters removed), or the
     /// answer that refuses it or redirects it.
-    pub fn check(&self, mut req: Request<Body>) -> Result<Request<Body>, Response> {
+    pub fn check(&self, req: Request<Body>) -> Verdict {
+        match self.decide(req) {
+            Ok(req) => Verdict::Pass(req),
+            Err(res) => Verdict::Answer(res),
+        }
+    }
+
+    #[allow(clippy::result_large_err)] // Only between check and decide.
+    fn decide(&self, mut req: Request<Body>) -> Result<Request<Body>, Response> {
         let host = request_host(&req).map(str::to_string);
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let text = String::from_utf8_lossy(origin.as_bytes());
@@ -326,6 +334,15 @@ impl Throttle {
     }
 }
 
+/// What [`Guard::check`] decided.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Go on to the handlers with this request.
+    Pass(Request<Body>),
+    /// Answer this instead (403, 401, or the redirect that sets the cookie).
+    Answer(Response),
+}
+
 /// Tower layer running [`Guard::check`] before the inner service.
 #[derive(Debug, Clone)]
 pub struct GuardLayer {
@@ -364,8 +381,8 @@ where
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         match self.guard.check(req) {
-            Ok(req) => Either::Right(self.inner.call(req)),
-            Err(res) => Either::Left(ready(Ok(res))),
+            Verdict::Pass(req) => Either::Right(self.inner.call(req)),
+            Verdict::Answer(res) => Either::Left(ready(Ok(res))),
         }
     }
 }
@@ -394,10 +411,10 @@ mod tests {
     fn query_tokens_are_removed_before_the_handlers_see_the_request() {
         let g = guard(Some("t0k"), &[]);
         let req = g
-            .check(get("/socket.io/?EIO=4&token=t0k&transport=polling", &[]))
+            .decide(get("/socket.io/?EIO=4&token=t0k&transport=polling", &[]))
             .unwrap();
         assert_eq!(req.uri().to_string(), "/socket.io/?EIO=4&transport=polling");
-        let req = g.check(get("/login?token=t0k", &[])).unwrap();
+        let req = g.decide(get("/login?token=t0k", &[])).unwrap();
         assert_eq!(req.uri().to_string(), "/login");
     }
 
@@ -405,7 +422,7 @@ mod tests {
     fn a_page_opened_with_the_token_is_redirected_with_a_cookie() {
         let g = guard(Some("t0k"), &[]);
         let res = g
-            .check(get("/qa/?token=t0k&x=1", &[("sec-fetch-mode", "navigate")]))
+            .decide(get("/qa/?token=t0k&x=1", &[("sec-fetch-mode", "navigate")]))
             .unwrap_err();
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         assert_eq!(res.headers()[header::LOCATION], "/qa/?x=1");
@@ -414,19 +431,19 @@ mod tests {
         assert!(cookie.contains("HttpOnly; SameSite=Strict"), "{cookie}");
         assert!(!cookie.contains("t0k"));
         let value = cookie.split(';').next().unwrap();
-        assert!(g.check(get("/qa/", &[("cookie", value)])).is_ok());
+        assert!(g.decide(get("/qa/", &[("cookie", value)])).is_ok());
         // An upgrade with the token in its URL is not a page: no redirect.
         let ws = get(
             "/?token=t0k",
             &[("upgrade", "websocket"), ("accept", "text/html")],
         );
-        assert_eq!(g.check(ws).unwrap().uri().to_string(), "/");
+        assert_eq!(g.decide(ws).unwrap().uri().to_string(), "/");
     }
 
     #[test]
     fn without_a_token_configured_nothing_is_rewritten() {
         let g = guard(None, &[]);
-        let req = g.check(get("/?symbol=IBM&token=x", &[])).unwrap();
+        let req = g.decide(get("/?symbol=IBM&token=x", &[])).unwrap();
         assert_eq!(req.uri().to_string(), "/?symbol=IBM&token=x");
     }
 
