@@ -84,6 +84,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub draw: DrawConfig,
+
+    #[command(flatten)]
+    pub serve: crate::serve::ServeConfig,
 }
 
 impl Default for Config {
