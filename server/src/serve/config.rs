@@ -28,7 +28,8 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections_per_ip: u32,
 
-    /// Apply --max-connections-per-ip to loopback peers too. Off by default:
+    /// Apply --max-connections-per-ip and the Q&A rate limits to loopback
+    /// peers too. Off by default:
     /// a reverse proxy on this host, rt-tui's embedded server and the
     /// benchmarks all connect from loopback.
     #[arg(long)]
