@@ -87,6 +87,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub guard: crate::guard::GuardConfig,
+
+    #[command(flatten)]
+    pub serve: crate::serve::ServeConfig,
 }
 
 impl Default for Config {

@@ -186,3 +186,39 @@ async fn an_untrusted_certificate_and_a_missing_token_are_clear_errors() {
     assert!(err.contains("holds no PEM certificate"), "{err}");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_subcommand_works_against_rt_servers_own_tls() {
+    // rt-server terminating TLS itself (ALPN h2 and http/1.1): plain requests
+    // and streams may take h2, WebSockets take HTTP/1.1.
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let mut config = rt_server::Config::for_tests();
+    config.ticker.poll_ms = 200;
+    config.ticker.tick_ms = 100;
+    config.guard.token = Some(TOKEN.into());
+    config.serve.tls_cert = Some(cert.clone());
+    config.serve.tls_key = Some(key);
+    let server = rt_server::spawn(config).await.expect("TLS server starts");
+    let url = server.url();
+    assert!(url.starts_with("https://"), "{url}");
+    let ca = cert.to_str().unwrap();
+    let common = ["--url", &url, "--ca-cert", ca, "--token", TOKEN];
+    for args in [
+        vec!["ticker", "IBM", "--count", "1"],
+        vec!["ticker", "IBM", "--count", "1", "--transport", "sse"],
+        vec!["qa", "ask", "asked over rt's TLS"],
+        vec!["doc", "get"],
+        vec!["draw", "clear"],
+    ] {
+        let mut all = args.clone();
+        all.extend(common);
+        let out = rt_tui(&all).await;
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    server.shutdown().await.unwrap();
+}

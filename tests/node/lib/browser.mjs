@@ -8,8 +8,11 @@ import { token } from './server.mjs';
 
 export const CHROMIUM = process.env.RT_CHROMIUM ?? '/usr/bin/chromium';
 
-/** A fresh browser with its own throwaway profile. Close it with `close()`. */
-export async function launchBrowser() {
+/**
+ * A fresh browser with its own throwaway profile, with `extraArgs` on its
+ * command line. Close it with `close()`.
+ */
+export async function launchBrowser(extraArgs = []) {
   if (!fs.existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} not found: install Debian's chromium (scripts/test does)`);
   }
@@ -25,6 +28,7 @@ export async function launchBrowser() {
       '--no-first-run',
       '--disable-quic',
       '--disable-sync',
+      ...extraArgs,
     ],
   });
   // With a token (RT_TEST_TOKEN), a navigation to a server this browser has

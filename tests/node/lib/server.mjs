@@ -81,7 +81,7 @@ export async function startServer(args = []) {
     const lines = createInterface({ input: proc.stdout });
     lines.once('line', (line) => {
       clearTimeout(timer);
-      const m = /(http:\/\/\S+?)\/?$/.exec(line);
+      const m = /(https?:\/\/\S+?)\/?$/.exec(line);
       if (m) resolve(m[1]);
       else reject(new Error(`unexpected first line from rt-server: ${line}`));
     });
