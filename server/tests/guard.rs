@@ -612,3 +612,63 @@ impl<R: std::io::Read> ReadAll for R {
         out.push_str(&String::from_utf8_lossy(&bytes));
     }
 }
+
+/// `GET https://rt.example{path}` (HTTP/2 carries the host as the
+/// authority, not a `Host` header) with `headers`.
+fn h2_get(path: &str, headers: &[(&str, &str)]) -> common::tls::Request {
+    let mut b = axum::http::Request::builder()
+        .method("GET")
+        .uri(format!("https://rt.example{path}"));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn over_http2_origins_and_the_token_are_checked_the_same_way() {
+    use common::tls::{self, Client, H2};
+    let cert = tls::cert();
+    let mut config = tls::config(&cert);
+    config.guard.token = Some(TOKEN.into());
+    let server = common::server_with(config).await;
+    let stream = tls::connect(&server, &cert.ca, &[H2]).await;
+    assert_eq!(tls::alpn(&stream).as_deref(), Some(H2));
+    let mut client = Client::on(stream).await;
+    let bearer = format!("Bearer {TOKEN}");
+
+    // The authority is the server's own host; another origin is foreign.
+    let own = client
+        .send(h2_get(
+            "/?symbol=IBM",
+            &[("origin", "https://rt.example"), ("authorization", &bearer)],
+        ))
+        .await;
+    assert_eq!(own.status(), 200);
+    let foreign = client
+        .send(h2_get(
+            "/?symbol=IBM",
+            &[("origin", EVIL), ("authorization", &bearer)],
+        ))
+        .await;
+    assert_eq!(foreign.status(), 403);
+    assert_eq!(client.send(h2_get("/?symbol=IBM", &[])).await.status(), 401);
+
+    // A page opened with ?token= gets the cookie; the stream then opens.
+    let visit = client
+        .send(h2_get(
+            &format!("/qa/?token={TOKEN}"),
+            &[("sec-fetch-mode", "navigate")],
+        ))
+        .await;
+    assert_eq!(visit.status(), 303);
+    assert_eq!(visit.headers()["location"], "/qa/");
+    let set = visit.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = set.split(';').next().unwrap().to_string();
+    let stream = client.send(h2_get("/login", &[("cookie", &cookie)])).await;
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    drop(stream);
+    server.shutdown().await.unwrap();
+}
