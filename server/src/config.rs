@@ -103,6 +103,12 @@ pub struct Config {
 
     #[command(flatten)]
     pub draw: DrawConfig,
+
+    #[command(flatten)]
+    pub guard: crate::guard::GuardConfig,
+
+    #[command(flatten)]
+    pub serve: crate::serve::ServeConfig,
 }
 
 /// How log lines are written.

@@ -17,6 +17,7 @@ pub mod config;
 pub mod config_file;
 pub mod docs;
 pub mod draw;
+pub mod guard;
 pub mod metrics;
 pub mod qa;
 pub mod root;
@@ -43,6 +44,7 @@ pub use state::AppState;
 
 /// The whole HTTP surface on one router.
 pub fn app(state: AppState) -> Router {
+    let guard = guard::Guard::new(&state.config.guard);
     Router::new()
         .route("/", get(root::root))
         .route("/healthz", get(|| async { "ok" }))
@@ -57,26 +59,40 @@ pub fn app(state: AppState) -> Router {
         // After the layer, so the layer does not claim it.
         .route("/socket.io/socket.io.js", get(draw::client_script))
         .with_state(state)
+        // Outermost: origin and token checks run before any handler,
+        // socketioxide or the lean stream writer answers.
+        .layer(guard.layer())
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves or the state's
 /// token is cancelled, then stops every stream and waits for connection tasks
 /// to flush their close frames: at most `--shutdown-grace-ms`, after which
 /// connections still open (a request stuck in its headers, a peer that does
-/// not read its close frame) are abandoned.
+/// not read its close frame) are abandoned. Serves TLS when the config names
+/// a certificate (which must load).
 pub async fn run(
     listener: TcpListener,
     state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let tls = serve::tls::load(&state.config.serve)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    run_with(listener, state, tls, shutdown).await
+}
+
+/// [`run`] with TLS already loaded (by [`serve::tls::load`]; `None` for
+/// plain HTTP), so a binary can report a bad certificate before it serves.
+pub async fn run_with(
+    listener: TcpListener,
+    state: AppState,
+    tls: Option<serve::Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let token = state.shutdown.clone();
     let tasks = state.tasks.clone();
     let draw = state.draw.clone();
     let grace = Duration::from_millis(state.config.shutdown_grace_ms);
-    let limits = serve::Limits {
-        header_timeout: Duration::from_millis(state.config.header_timeout_ms),
-        stream_stall: Duration::from_millis(state.config.stream_stall_ms),
-    };
+    let settings = serve::Serve::new(&state.config, tls);
     let signal = {
         let token = token.clone();
         async move {
@@ -94,7 +110,7 @@ pub async fn run(
         }
     };
     let conns = TaskTracker::new();
-    let accept = serve::accept_loop(listener, app(state), token.clone(), conns.clone(), limits);
+    let accept = serve::accept_loop(listener, app(state), token.clone(), conns.clone(), settings);
     let serving = async {
         tokio::join!(accept, signal);
         conns.close();
@@ -129,9 +145,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// `http://addr`
+    /// `http://addr`, or `https://addr` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.state.config.serve.scheme(), self.addr)
     }
 
     /// Stops the server and waits until it has.
@@ -144,14 +160,22 @@ impl Server {
     }
 }
 
-/// Binds `config.bind`, builds the state and serves in a background task.
-pub async fn spawn(config: Config) -> anyhow::Result<Server> {
+/// Binds `config.bind`, builds the state and serves in a background task
+/// (with TLS when the config names a certificate).
+pub async fn spawn(mut config: Config) -> anyhow::Result<Server> {
+    config.guard.load()?;
+    let tls = serve::tls::load(&config.serve)?;
     let listener = TcpListener::bind(config.bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
     let addr = listener.local_addr()?;
     let state = AppState::new(config).await?;
-    let handle = tokio::spawn(run(listener, state.clone(), std::future::pending()));
+    let handle = tokio::spawn(run_with(
+        listener,
+        state.clone(),
+        tls,
+        std::future::pending(),
+    ));
     Ok(Server {
         addr,
         state,

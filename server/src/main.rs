@@ -35,7 +35,8 @@ async fn serve() -> anyhow::Result<()> {
         Err(ConfigError::Flags(e)) => e.exit(),
         Err(e) => return Err(e.into()),
     };
-    let config = loaded.config;
+    let mut config = loaded.config;
+    config.guard.load()?;
     if config.print_config {
         print!("{}", loaded.effective);
         return Ok(());
@@ -46,6 +47,8 @@ async fn serve() -> anyhow::Result<()> {
     {
         anyhow::bail!("--static-dir {} is not a directory", dir.display());
     }
+    let tls = rt_server::serve::tls::load(&config.serve).context("cannot set up TLS")?;
+    let scheme = config.serve.scheme();
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -56,8 +59,8 @@ async fn serve() -> anyhow::Result<()> {
         .context("cannot open the data store")?;
     tracing::info!(data = %data.display(), "store ready");
     // Scripts and tests read the URL from the first line of stdout.
-    println!("rt-server serving http://{addr}/");
-    rt_server::run(listener, state, shutdown_signal()).await?;
+    println!("rt-server serving {scheme}://{addr}/");
+    rt_server::run_with(listener, state, tls, shutdown_signal()).await?;
     tracing::info!("bye");
     Ok(())
 }

@@ -31,7 +31,7 @@ impl Editor {
         let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
         let client = DocClient::spawn(
             DocClientConfig {
-                base_url: url.to_string(),
+                base_url: url.to_string().into(),
             },
             tx,
         );

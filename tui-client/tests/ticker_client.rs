@@ -27,7 +27,7 @@ fn client(
     let (tx, rx) = mpsc::channel(64);
     let c = TickerClient::spawn(
         TickerClientConfig {
-            base_url: url.to_string(),
+            base_url: url.to_string().into(),
             transport,
         },
         list.iter().map(|s| sym(s)).collect(),

@@ -34,7 +34,7 @@ pub fn routes() -> Router<AppState> {
             .route(prefix, post(handler))
             .route(&format!("{prefix}{{*rest}}"), post(handler));
     }
-    r
+    r.route_layer(axum::middleware::from_fn(crate::serve::rate::qa))
 }
 
 fn json_error(status: StatusCode, message: impl Into<String>) -> Response {

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: a real server on port 0.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use rt_server::{Config, Server};
 
 /// A server on an ephemeral loopback port with an in-memory store.

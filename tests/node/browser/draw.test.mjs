@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { startServer, tuiBin } from '../lib/server.mjs';
+import { ioAuth, startServer, tuiBin } from '../lib/server.mjs';
 import { launchBrowser } from '../lib/browser.mjs';
 
 let server;
@@ -288,7 +288,7 @@ test('the classic page works unchanged with our client script', async () => {
   // Same origin as rt: socketioxide sends no CORS headers.
   await page.goto(`${server.url}/healthz`);
   await page.setContent(CLASSIC_PAGE);
-  const peer = io(server.url, { reconnection: false, forceNew: true });
+  const peer = io(server.url, { ...ioAuth(), reconnection: false, forceNew: true });
   let online = [];
   peer.on('peers', (list) => {
     online = list.map((p) => p.id);

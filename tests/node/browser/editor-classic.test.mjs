@@ -16,7 +16,7 @@ import * as esbuild from 'esbuild';
 import WebSocket from 'ws';
 import ShareDB from 'sharedb/lib/client/index.js';
 import richText from 'rich-text';
-import { startServer, tuiBin } from '../lib/server.mjs';
+import { startServer, tuiBin, withToken } from '../lib/server.mjs';
 import { launchBrowser } from '../lib/browser.mjs';
 
 ShareDB.types.register(richText.type);
@@ -88,7 +88,7 @@ const serverDoc = (server) => tui(server, 'get', 'examples/richtext');
 
 /** A fresh fetch with the real sharedb client over a new connection. */
 async function sharedbFetch(server, version) {
-  const connection = new ShareDB.Connection(new WebSocket(server.url.replace(/^http/, 'ws') + '/'));
+  const connection = new ShareDB.Connection(new WebSocket(withToken(server.url.replace(/^http/, 'ws') + '/')));
   try {
     if (version === undefined) {
       const doc = connection.get('examples', 'richtext');
@@ -221,7 +221,7 @@ test('a classic Quill page, our editor page and rt-tui converge on one document'
     await until(async () => {
       if (watched.length > 0) return true;
       if (watcher.exitCode !== null) throw new Error(`rt-tui doc watch exited: ${watcherErr}`);
-      const connection = new ShareDB.Connection(new WebSocket(server.url.replace(/^http/, 'ws') + '/'));
+      const connection = new ShareDB.Connection(new WebSocket(withToken(server.url.replace(/^http/, 'ws') + '/')));
       try {
         const doc = connection.get('examples', 'richtext');
         await cb2p((cb) => doc.fetch(cb));

@@ -8,7 +8,7 @@ import richText from 'rich-text';
 import Delta from 'quill-delta';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServer } from '../lib/server.mjs';
+import { startServer, withToken } from '../lib/server.mjs';
 import { launchBrowser } from '../lib/browser.mjs';
 import * as mine from '../../../static/editor/delta.js';
 
@@ -41,7 +41,7 @@ async function until(predicate, what, ms = 10_000) {
 }
 
 function nodeClient() {
-  const connection = new ShareDB.Connection(new WebSocket(server.url.replace(/^http/, 'ws') + '/'));
+  const connection = new ShareDB.Connection(new WebSocket(withToken(server.url.replace(/^http/, 'ws') + '/')));
   return connection;
 }
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { startServer, tuiBin } from '../lib/server.mjs';
+import { authHeaders, startServer, tuiBin } from '../lib/server.mjs';
 import { launchBrowser } from '../lib/browser.mjs';
 
 let server;
@@ -209,7 +209,7 @@ test('the page keeps its board through a server restart and catches up', async (
     assert.equal(await question(page, 'asked before the restart').count(), 1);
     second = await startServer(['--data', data, '--bind', `127.0.0.1:${first.port}`]);
     // Asked on the new server, possibly before the page is back: it arrives once.
-    const res = await fetch(`${second.url}/login`);
+    const res = await fetch(`${second.url}/login`, { headers: authHeaders() });
     const reader = res.body.getReader();
     let text = '';
     while (!/event: login\nid: \d+\ndata: "([0-9a-f]+)"/.test(text)) {
@@ -220,7 +220,7 @@ test('the page keeps its board through a server restart and catches up', async (
     await reader.cancel();
     const post = await fetch(`${second.url}/askquestion/${encodeURIComponent('asked while away')}`, {
       method: 'POST',
-      headers: { _sse_user_id_: other },
+      headers: { ...authHeaders(), _sse_user_id_: other },
     });
     assert.equal(post.status, 200);
     await question(page, 'asked while away').waitFor({ timeout: 10000 });

@@ -3,7 +3,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
-import { startServer } from '../lib/server.mjs';
+import { authHeaders, ioAuth, startServer } from '../lib/server.mjs';
 
 const WAIT_MS = 5000;
 
@@ -48,7 +48,7 @@ const MODES = {
 
 /** A connected client that has its snapshot; the caller disconnects it. */
 async function client(opts, { waitUpgrade = false } = {}) {
-  const socket = io(server.url, { ...opts, reconnection: false, forceNew: true });
+  const socket = io(server.url, { ...opts, ...ioAuth(), reconnection: false, forceNew: true });
   const canvas = next(socket, 'canvas');
   await next(socket, 'connect');
   await canvas;
@@ -108,7 +108,7 @@ for (const [mode, opts] of Object.entries(MODES)) {
     test('a joiner gets the peers list, the others get its entry in peer', async () => {
       const a = await client(opts);
       const announced = next(a, 'peer');
-      const b = io(server.url, { ...opts, reconnection: false, forceNew: true });
+      const b = io(server.url, { ...opts, ...ioAuth(), reconnection: false, forceNew: true });
       try {
         const list = await next(b, 'peers');
         const ids = list.map((p) => p.id);
@@ -134,7 +134,7 @@ for (const [mode, opts] of Object.entries(MODES)) {
         a.emit('mousemove', { x: 530, y: 515, drawing: false });
         for (let i = 0; i < 50 && seen.length < 4; i++) await sleep(50);
         assert.equal(seen.length, 4);
-        const late = io(server.url, { ...opts, reconnection: false, forceNew: true });
+        const late = io(server.url, { ...opts, ...ioAuth(), reconnection: false, forceNew: true });
         try {
           const part = await next(late, 'canvas');
           assert.equal(part.part, 0);
@@ -248,7 +248,7 @@ test('a hello key gives the same author over polling after a reconnect, answered
 });
 
 test('/socket.io/socket.io.js is served as JavaScript', async () => {
-  const res = await fetch(`${server.url}/socket.io/socket.io.js`);
+  const res = await fetch(`${server.url}/socket.io/socket.io.js`, { headers: authHeaders() });
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type'), /^application\/javascript/);
   const body = await res.text();
@@ -256,15 +256,15 @@ test('/socket.io/socket.io.js is served as JavaScript', async () => {
 });
 
 test('a raw polling GET with a bad sid returns 400', async () => {
-  const res = await fetch(`${server.url}/socket.io/?EIO=4&transport=polling&sid=not-a-session`);
+  const res = await fetch(`${server.url}/socket.io/?EIO=4&transport=polling&sid=not-a-session`, { headers: authHeaders() });
   assert.equal(res.status, 400);
   await res.text();
 });
 
 test('a large canvas reaches a polling-only late joiner in parts', async () => {
   const big = await startServer(['--draw-rate', '1000000']);
-  const drawer = io(big.url, { transports: ['websocket'], reconnection: false, forceNew: true });
-  const watcher = io(big.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+  const drawer = io(big.url, { transports: ['websocket'], ...ioAuth('headers'), reconnection: false, forceNew: true });
+  const watcher = io(big.url, { transports: ['websocket'], ...ioAuth('headers'), reconnection: false, forceNew: true });
   let late;
   try {
     await Promise.all([next(drawer, 'canvas'), next(watcher, 'canvas')]);
@@ -283,7 +283,7 @@ test('a large canvas reaches a polling-only late joiner in parts', async () => {
     }
     for (let t = 0; t < 100 && moves < total + 1; t++) await sleep(20);
     assert.equal(moves, total + 1);
-    late = io(big.url, { transports: ['polling'], upgrade: false, reconnection: false, forceNew: true });
+    late = io(big.url, { transports: ['polling'], upgrade: false, ...ioAuth('headers'), reconnection: false, forceNew: true });
     const parts = [];
     await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`only ${parts.length} canvas parts`)), 20000);
@@ -328,7 +328,7 @@ test("the page's board model (static/draw/board.js) replays events as the server
 
   const a = await client({ transports: ['websocket'] });
   const b = await client({ transports: ['websocket'] });
-  const watcher = io(server.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+  const watcher = io(server.url, { transports: ['websocket'], ...ioAuth(), reconnection: false, forceNew: true });
   try {
     const mirror = new Board();
     let colours = new Map();
@@ -364,7 +364,7 @@ test("the page's board model (static/draw/board.js) replays events as the server
       const before = steps;
       for (let i = 0; i < 100 && steps === before; i++) await sleep(10);
     }
-    const late = io(server.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+    const late = io(server.url, { transports: ['websocket'], ...ioAuth(), reconnection: false, forceNew: true });
     try {
       const part = await next(late, 'canvas');
       const server = part.strokes.map((s) => [s.by, s.points.join(',')]).sort();

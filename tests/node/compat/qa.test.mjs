@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EventSource } from 'eventsource';
-import { startServer } from '../lib/server.mjs';
+import { authHeaders, startServer } from '../lib/server.mjs';
 
 const WAIT_MS = 5000;
 
@@ -23,7 +23,7 @@ function client(url, { identity = () => null } = {}) {
   let cut = null;
   const es = new EventSource(`${url}/login`, {
     fetch: async (input, init) => {
-      const headers = { ...init.headers };
+      const headers = { ...init.headers, ...authHeaders() };
       const id = identity();
       if (id) headers._sse_user_id_ = id;
       requests.push({ at: Date.now(), headers });
@@ -79,7 +79,7 @@ const msgOf = (type) => (e) => e.type === 'message' && JSON.parse(e.data).type =
 async function action(url, kind, text, user) {
   const res = await fetch(`${url}/${kind}/${encodeURIComponent(text)}`, {
     method: 'POST',
-    headers: user ? { _sse_user_id_: user } : {},
+    headers: { ...authHeaders(), ...(user ? { _sse_user_id_: user } : {}) },
   });
   return { status: res.status, body: await res.text() };
 }

@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import ShareDB from 'sharedb/lib/client/index.js';
 import richText from 'rich-text';
 import Delta from 'quill-delta';
-import { startServer } from '../lib/server.mjs';
+import { startServer, withToken } from '../lib/server.mjs';
 
 ShareDB.types.register(richText.type);
 ShareDB.logger.setMethods({ info: () => {}, warn: () => {} });
@@ -27,7 +27,8 @@ after(async () => {
 });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const wsUrl = (url) => url.replace(/^http/, 'ws') + '/';
+// The token (RT_TEST_TOKEN) rides in the query, as a browser's WebSocket would send it.
+const wsUrl = (url) => withToken(url.replace(/^http/, 'ws') + '/');
 let docCounter = 0;
 const freshId = (name) => `${name}-${process.pid}-${++docCounter}`;
 

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventSource } from 'eventsource';
-import { startServer } from '../lib/server.mjs';
+import { authHeaders, startServer, withToken } from '../lib/server.mjs';
 
 const NUMERIC = ['latestPrice', 'change', 'changePercent', 'open', 'high', 'low', 'previousClose', 'volume', 'latestUpdate'];
 const POLL_MS = 200;
@@ -17,7 +17,7 @@ after(async () => {
 });
 
 async function poll(symbol) {
-  const res = await fetch(`${server.url}/?symbol=${encodeURIComponent(symbol)}`);
+  const res = await fetch(`${server.url}/?symbol=${encodeURIComponent(symbol)}`, { headers: authHeaders() });
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type'), /^application\/json/);
   return res.json();
@@ -57,7 +57,7 @@ async function classicClient(symbol, limit) {
   let callIn = 1;
   while (callIn && seen.length < limit) {
     await sleep(Math.min(callIn, POLL_MS));
-    const res = await fetch(`${server.url}/?symbol=${encodeURIComponent(symbol)}`);
+    const res = await fetch(`${server.url}/?symbol=${encodeURIComponent(symbol)}`, { headers: authHeaders() });
     const data = JSON.parse(await res.text());
     seen.push(data);
     callIn = data.callIn;
@@ -79,7 +79,7 @@ test('an invalid symbol gets callIn null and the classic client stops', async ()
 });
 
 test('the SSE stream delivers quote events to the eventsource package', async () => {
-  const es = new EventSource(`${server.url}/ticker/stream?symbols=IBM,MSFT`);
+  const es = new EventSource(withToken(`${server.url}/ticker/stream?symbols=IBM,MSFT`));
   try {
     const events = await new Promise((resolve, reject) => {
       const got = [];
@@ -110,10 +110,10 @@ test('the SSE stream delivers quote events to the eventsource package', async ()
 });
 
 test('a bad stream request fails the EventSource without reconnecting', async () => {
-  const res = await fetch(`${server.url}/ticker/stream?symbols=%3Cscript%3E`);
+  const res = await fetch(`${server.url}/ticker/stream?symbols=%3Cscript%3E`, { headers: authHeaders() });
   assert.equal(res.status, 400);
   assert.match((await res.json()).error, /symbol 1/);
-  const es = new EventSource(`${server.url}/ticker/stream?symbols=`);
+  const es = new EventSource(withToken(`${server.url}/ticker/stream?symbols=`));
   await new Promise((resolve) => es.addEventListener('error', resolve, { once: true }));
   assert.equal(es.readyState, EventSource.CLOSED);
   es.close();

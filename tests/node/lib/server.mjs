@@ -1,12 +1,44 @@
 // Starts a real rt-server process on an ephemeral loopback port for one test
 // file, and stops it afterwards.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import fs from 'node:fs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/**
+ * With RT_TEST_TOKEN=1 every server of this test process requires one random
+ * access token (RT_TOKEN), and the clients below carry it. It is exported in
+ * RT_TOKEN too, so the rt-tui processes a test starts send it as well.
+ */
+export const token = process.env.RT_TEST_TOKEN ? randomBytes(16).toString('hex') : undefined;
+if (token) process.env.RT_TOKEN = token;
+else delete process.env.RT_TOKEN;
+
+/** Headers for fetch/ws/EventSource requests: `Authorization: Bearer`. */
+export function authHeaders() {
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+/** `url` with `token=` added to its query (what browsers' EventSource and WebSocket use). */
+export function withToken(url) {
+  if (!token) return url;
+  const u = new URL(url);
+  u.searchParams.set('token', token);
+  return u.toString();
+}
+
+/**
+ * socket.io-client options carrying the token: `query` (sent on every
+ * polling request and the WebSocket upgrade) or, in Node, `extraHeaders`.
+ */
+export function ioAuth(how = 'query') {
+  if (!token) return {};
+  return how === 'headers' ? { extraHeaders: authHeaders() } : { query: { token } };
+}
 
 /** The rt-server binary under test: $RT_SERVER_BIN, else target/debug. */
 export function serverBin() {
@@ -49,7 +81,7 @@ export async function startServer(args = []) {
     const lines = createInterface({ input: proc.stdout });
     lines.once('line', (line) => {
       clearTimeout(timer);
-      const m = /(http:\/\/\S+?)\/?$/.exec(line);
+      const m = /(https?:\/\/\S+?)\/?$/.exec(line);
       if (m) resolve(m[1]);
       else reject(new Error(`unexpected first line from rt-server: ${line}`));
     });
@@ -63,5 +95,5 @@ export async function startServer(args = []) {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
     await exited;
   };
-  return { url, port: Number(new URL(url).port), proc, stop: () => kill('SIGTERM'), kill };
+  return { url, port: Number(new URL(url).port), token, proc, stop: () => kill('SIGTERM'), kill };
 }

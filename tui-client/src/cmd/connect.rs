@@ -14,9 +14,10 @@ use futures_util::StreamExt;
 use rt_tui::app::{App, Cmd, Msg, ServerInfo};
 use rt_tui::net::doc::{DocClient, DocClientConfig};
 use rt_tui::net::draw::DrawClient;
+use rt_tui::net::http::HttpClient;
 use rt_tui::net::qa::QaClient;
 use rt_tui::net::ticker::{TickerClient, TickerClientConfig, TickerTransport};
-use rt_tui::net::{EVENT_CHANNEL_CAPACITY, NetEvent, Transport};
+use rt_tui::net::{EVENT_CHANNEL_CAPACITY, Endpoint, NetEvent, Transport};
 use rt_tui::panes::Pane;
 use rt_tui::panes::canvas::CanvasPane;
 use rt_tui::panes::qa::QaPane;
@@ -46,8 +47,10 @@ const SERVER_SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
 const ABOUT: &str = "\
 Without URL: uses the server at http://127.0.0.1:8080 if one answers, otherwise
 starts one inside this process on that address (default data file) and shows
-the address to open in a browser. With URL: connects there and never starts a
-server; while it cannot be reached the status bar says so and retries.
+the address to open in a browser. The embedded server requires an access token
+(--token / RT_TOKEN, or a random one), so other local users cannot use it; the
+browser address carries it (?token=). With URL: connects there and never starts
+a server; while it cannot be reached the status bar says so and retries.
 
 Several URLs (URL1,URL2 and/or --url given more than once, positional ones
 first): each is asked GET /healthz in turn (1 s each) and the first that
@@ -69,15 +72,18 @@ Examples:
 #[derive(Debug, clap::Args)]
 #[command(after_help = ABOUT)]
 pub struct Args {
-    /// Server URL (http only), e.g. http://127.0.0.1:8080, or several
-    /// separated by commas (the first that answers is used).
+    /// Server URL (http:// or https://), e.g. http://127.0.0.1:8080, or
+    /// several separated by commas (the first that answers is used).
     #[arg(value_name = "URL[,URL…]")]
     pub url: Option<String>,
 
-    /// Server URL (http only), as every other subcommand takes it; may be
-    /// given more than once (the first that answers is used).
+    /// Server URL, as every other subcommand takes it; may be given more
+    /// than once (the first that answers is used).
     #[arg(long = "url", value_name = "URL")]
     pub urls: Vec<String>,
+
+    #[command(flatten)]
+    pub server: super::server::ServerArgs,
 
     /// How the ticker pane gets quotes.
     #[arg(long, value_enum, default_value_t = TickerTransport::Poll)]
@@ -135,11 +141,12 @@ fn init_logging(path: Option<&std::path::Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks and normalises a server URL: `http://host[:port]`, no trailing `/`.
+/// Checks and normalises a server URL: `http(s)://host[:port]`, no
+/// trailing `/`.
 pub fn normalize_url(raw: &str) -> anyhow::Result<String> {
     let url = reqwest::Url::parse(raw.trim()).with_context(|| format!("{raw:?} is not a URL"))?;
-    if url.scheme() != "http" {
-        bail!("{raw:?}: only http:// URLs are supported");
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("{raw:?}: only http:// and https:// URLs are supported");
     }
     if url.host_str().is_none() {
         bail!("{raw:?} has no host");
@@ -170,19 +177,31 @@ pub fn server_urls(positional: Option<&str>, flags: &[String]) -> anyhow::Result
 
 /// Does an rt server answer `GET /healthz` at `base`?
 pub async fn server_answers(base: &str) -> bool {
-    let Ok(client) = reqwest::Client::builder().timeout(PROBE_TIMEOUT).build() else {
-        return false;
-    };
-    match client.get(format!("{base}/healthz")).send().await {
-        Ok(r) => r.status().is_success(),
+    endpoint_answers(&Endpoint::new(base)).await
+}
+
+/// Does an rt server answer `GET /healthz` at `endpoint` (with its
+/// certificates)? `/healthz` needs no token.
+async fn endpoint_answers(endpoint: &Endpoint) -> bool {
+    let client = HttpClient::new(endpoint, PROBE_TIMEOUT, PROBE_TIMEOUT);
+    match client.get(&format!("{}/healthz", endpoint.base())).await {
+        Ok(r) => r.status.is_success(),
         Err(_) => false,
     }
 }
 
-/// What [`discover`] found: the server to use, the embedded one if this
-/// process started it, and a word for the status bar about the choice.
+/// A random access token for an embedded server.
+fn random_token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What [`discover`] found: the server to use, how to reach it, the
+/// embedded one if this process started it, and a word for the status bar
+/// about the choice.
 struct Found {
     server: ServerInfo,
+    endpoint: Endpoint,
     embedded: Option<rt_server::Server>,
     notice: Option<String>,
 }
@@ -193,42 +212,62 @@ struct Found {
 /// first that answers `/healthz` (else the first). Without, the server at
 /// `embedded_config`'s address if it answers, else a new one started from
 /// `embedded_config`.
-async fn discover(urls: Vec<String>, embedded_config: rt_server::Config) -> anyhow::Result<Found> {
-    let remote = |url: String, notice: Option<String>| Found {
-        server: ServerInfo {
-            url,
-            embedded: false,
-        },
-        embedded: None,
-        notice,
+///
+/// The endpoint carries `access`'s token and certificates; an embedded
+/// server requires that token, or a random one when none is given.
+async fn discover(
+    urls: Vec<String>,
+    mut embedded_config: rt_server::Config,
+    access: &super::server::ServerArgs,
+) -> anyhow::Result<Found> {
+    let remote = |url: &str, notice: Option<String>| -> anyhow::Result<Found> {
+        let endpoint = access.endpoint(url)?;
+        Ok(Found {
+            server: ServerInfo {
+                url: endpoint.base().to_string(),
+                embedded: false,
+            },
+            endpoint,
+            embedded: None,
+            notice,
+        })
     };
     match urls.as_slice() {
         [] => {}
-        [one] => return Ok(remote(one.clone(), None)),
+        [one] => return remote(one, None),
         [first, ..] => {
             for url in &urls {
-                if server_answers(url).await {
+                if endpoint_answers(&access.endpoint(url)?).await {
                     let notice =
                         format!("using {url}, the first of {} URLs that answers", urls.len());
-                    return Ok(remote(url.clone(), Some(notice)));
+                    return remote(url, Some(notice));
                 }
             }
             let notice = format!("none of the {} URLs answers; retrying {first}", urls.len());
-            return Ok(remote(first.clone(), Some(notice)));
+            return remote(first, Some(notice));
         }
     }
     let default = format!("http://{}", embedded_config.bind);
     if server_answers(&default).await {
-        return Ok(remote(default, None));
+        return remote(&default, None);
     }
+    let token = access
+        .token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(random_token);
+    embedded_config.guard.token = Some(token.clone());
+    embedded_config.guard.token_file = None;
     let server = rt_server::spawn(embedded_config).await.with_context(|| {
         format!("no rt server answers at {default} and an embedded server could not start")
     })?;
+    let endpoint = Endpoint::new(server.url()).with_token(Some(token));
     Ok(Found {
         server: ServerInfo {
             url: server.url(),
             embedded: true,
         },
+        endpoint,
         embedded: Some(server),
         notice: None,
     })
@@ -260,21 +299,32 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // rt_server's default bind address is DEFAULT_URL's.
     let Found {
         server,
+        endpoint,
         embedded,
         notice: found,
-    } = discover(urls, rt_server::Config::default()).await?;
+    } = discover(urls, rt_server::Config::default(), &args.server).await?;
+    let browser_notice = embedded.as_ref().map(|_| {
+        format!(
+            "embedded server: open {} in a browser",
+            endpoint.browser_url()
+        )
+    });
+    if let Some(n) = &browser_notice {
+        // Also left on the screen after the UI exits.
+        eprintln!("rt-tui: {n}");
+    }
 
     let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
     let ticker = TickerClient::spawn(
         TickerClientConfig {
-            base_url: server.url.clone(),
+            base_url: endpoint.clone(),
             transport: args.ticker_transport,
         },
         settings.watchlist.clone(),
         tx.clone(),
     );
-    let draw = DrawClient::spawn(server.url.clone(), Default::default(), tx.clone());
-    let qa = QaClient::spawn(server.url.clone(), tx.clone());
+    let draw = DrawClient::spawn(&endpoint, Default::default(), tx.clone());
+    let qa = QaClient::spawn(&endpoint, tx.clone());
     let panes: Vec<Box<dyn Pane>> = vec![
         Box::new(TickerPane::new(
             settings.watchlist.clone(),
@@ -286,7 +336,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     ];
     let doc = DocClient::spawn(
         DocClientConfig {
-            base_url: server.url.clone(),
+            base_url: endpoint.clone(),
         },
         tx,
     );
@@ -303,7 +353,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Instant::now(),
     );
     // A settings problem outweighs which URL was taken.
-    if let Some(n) = notice.or(found) {
+    if let Some(n) = notice.or(found).or(browser_notice) {
         app.update(Msg::Notice(n));
     }
 
@@ -439,7 +489,11 @@ mod tests {
             normalize_url(" http://localhost:8080 ").unwrap(),
             "http://localhost:8080"
         );
-        assert!(normalize_url("https://example.invalid").is_err());
+        assert_eq!(
+            normalize_url("https://example.invalid/").unwrap(),
+            "https://example.invalid"
+        );
+        assert!(normalize_url("ftp://example.invalid").is_err());
         assert!(normalize_url("127.0.0.1:8080").is_err());
         assert!(normalize_url("not a url").is_err());
     }
@@ -464,9 +518,13 @@ mod tests {
         let running = rt_server::spawn(rt_server::Config::for_tests())
             .await
             .unwrap();
-        let found = discover(Vec::new(), test_config(running.addr.port()))
-            .await
-            .unwrap();
+        let found = discover(
+            Vec::new(),
+            test_config(running.addr.port()),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(found.server.url, running.url());
         assert!(!found.server.embedded && found.embedded.is_none());
         running.shutdown().await.unwrap();
@@ -477,15 +535,35 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let found = discover(Vec::new(), test_config(port)).await.unwrap();
+        let found = discover(Vec::new(), test_config(port), &Default::default())
+            .await
+            .unwrap();
         assert!(found.server.embedded);
         assert_eq!(found.server.url, format!("http://127.0.0.1:{port}"));
         assert!(server_answers(&found.server.url).await);
+        // It wants a random token, which the endpoint and browser URL carry.
+        let token = found.endpoint.token().expect("a random token").to_string();
+        assert_eq!(token.len(), 32);
+        assert_eq!(
+            found.endpoint.browser_url(),
+            format!("http://127.0.0.1:{port}/?token={token}")
+        );
+        let poll = format!("{}/?symbol=IBM", found.server.url);
+        let anonymous = HttpClient::new(
+            &Endpoint::new(&found.server.url),
+            PROBE_TIMEOUT,
+            PROBE_TIMEOUT,
+        );
+        assert_eq!(anonymous.get(&poll).await.unwrap().status, 401);
+        let with_token = HttpClient::new(&found.endpoint, PROBE_TIMEOUT, PROBE_TIMEOUT);
+        assert_eq!(with_token.get(&poll).await.unwrap().status, 200);
         found.embedded.unwrap().shutdown().await.unwrap();
 
         // An explicit URL is taken as is, even when nothing answers there.
         let urls = server_urls(Some(&format!("http://127.0.0.1:{port}/")), &[]).unwrap();
-        let found = discover(urls, test_config(port)).await.unwrap();
+        let found = discover(urls, test_config(port), &Default::default())
+            .await
+            .unwrap();
         assert_eq!(found.server.url, format!("http://127.0.0.1:{port}"));
         assert!(!found.server.embedded && found.embedded.is_none());
         assert!(found.notice.is_none());
@@ -497,7 +575,7 @@ mod tests {
         // Something holds the port but is not an rt server.
         let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = other.local_addr().unwrap().port();
-        let Err(err) = discover(Vec::new(), test_config(port)).await else {
+        let Err(err) = discover(Vec::new(), test_config(port), &Default::default()).await else {
             panic!("started a server on a taken port");
         };
         let text = format!("{err:#}");
@@ -578,9 +656,13 @@ mod tests {
             .await
             .unwrap();
         let unused = test_config(0);
-        let found = discover(vec![closed.clone(), running.url()], unused.clone())
-            .await
-            .unwrap();
+        let found = discover(
+            vec![closed.clone(), running.url()],
+            unused.clone(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(found.server.url, running.url());
         assert!(found.embedded.is_none());
         let notice = found.notice.unwrap();
@@ -588,7 +670,9 @@ mod tests {
         running.shutdown().await.unwrap();
         // None answers: the first is used (and retried by the clients).
         let other = "http://127.0.0.1:9".to_string();
-        let found = discover(vec![closed.clone(), other], unused).await.unwrap();
+        let found = discover(vec![closed.clone(), other], unused, &Default::default())
+            .await
+            .unwrap();
         assert_eq!(found.server.url, closed);
         assert!(found.notice.unwrap().contains("none of the 2 URLs answers"));
     }

@@ -14,7 +14,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::connect::{DEFAULT_URL, normalize_url};
+use super::connect::DEFAULT_URL;
+use rt_tui::net::Endpoint;
 
 /// How long connecting and loading the document may take.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,9 +49,12 @@ pub struct Args {
     #[command(subcommand)]
     pub action: Action,
 
-    /// Server URL (http only).
+    /// Server URL (http:// or https://).
     #[arg(long, global = true, default_value = DEFAULT_URL)]
     pub url: String,
+
+    #[command(flatten)]
+    pub server: super::server::ServerArgs,
 }
 
 /// What to do with the document.
@@ -106,10 +110,11 @@ fn split_doc(doc: &str) -> anyhow::Result<(&str, &str)> {
 }
 
 impl Live {
-    async fn open(base: &str, doc: &str) -> anyhow::Result<Live> {
+    async fn open(endpoint: &Endpoint, doc: &str) -> anyhow::Result<Live> {
         let (c, d) = split_doc(doc)?;
+        let base = endpoint.base();
         let url = ws_url(base);
-        let (ws, _) = tokio::time::timeout(LOAD_TIMEOUT, tokio_tungstenite::connect_async(&url))
+        let ws = tokio::time::timeout(LOAD_TIMEOUT, endpoint.ws_connect(&url, None))
             .await
             .with_context(|| format!("cannot reach {base} in time"))?
             .with_context(|| format!("cannot reach {base}"))?;
@@ -206,7 +211,7 @@ fn print(line: &Value) -> anyhow::Result<bool> {
 
 /// Runs one `doc` action.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let base = normalize_url(&args.url)?;
+    let base = args.server.endpoint(&args.url)?;
     match args.action {
         Action::Get { doc } => {
             let live = Live::open(&base, &doc).await?;

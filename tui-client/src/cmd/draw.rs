@@ -10,7 +10,8 @@ use rt_tui::board_png::{self, MAX_WIDTH, MIN_WIDTH};
 use rt_tui::net::draw::{MOVE_INTERVAL, Session};
 use serde_json::{Value, json};
 
-use super::connect::{DEFAULT_URL, normalize_url};
+use super::connect::DEFAULT_URL;
+use rt_tui::net::Endpoint;
 
 /// How long `clear` waits for the server to confirm.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,9 +46,12 @@ pub struct Args {
     #[command(subcommand)]
     pub action: DrawAction,
 
-    /// Server URL (http only).
+    /// Server URL (http:// or https://).
     #[arg(long, global = true, default_value = DEFAULT_URL)]
     pub url: String,
+
+    #[command(flatten)]
+    pub server: super::server::ServerArgs,
 }
 
 /// What to do on the board.
@@ -90,7 +94,7 @@ pub enum DrawAction {
 
 /// Runs one `draw` subcommand.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let base = normalize_url(&args.url)?;
+    let base = args.server.endpoint(&args.url)?;
     match args.action {
         DrawAction::Listen { count } => listen(&base, count).await,
         DrawAction::Line {
@@ -105,7 +109,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn listen(base: &str, count: Option<u64>) -> anyhow::Result<ExitCode> {
+async fn listen(base: &Endpoint, count: Option<u64>) -> anyhow::Result<ExitCode> {
     let mut session = Session::connect(base).await?;
     let stdout = std::io::stdout();
     let mut printed = 0u64;
@@ -163,7 +167,7 @@ pub fn points_along(a: (f64, f64), b: (f64, f64), step: f64) -> Vec<(f64, f64)> 
         .collect()
 }
 
-async fn line(base: &str, c: [f64; 4], step: f64) -> anyhow::Result<ExitCode> {
+async fn line(base: &Endpoint, c: [f64; 4], step: f64) -> anyhow::Result<ExitCode> {
     if c.iter().any(|v| !v.is_finite()) || !step.is_finite() || step < 0.0 {
         eprintln!("rt-tui: coordinates and --step must be finite numbers (step ≥ 0)");
         return Ok(ExitCode::from(2));
@@ -200,7 +204,7 @@ async fn line(base: &str, c: [f64; 4], step: f64) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn clear(base: &str) -> anyhow::Result<ExitCode> {
+async fn clear(base: &Endpoint) -> anyhow::Result<ExitCode> {
     let mut session = match Session::connect(base).await {
         Ok(s) => s,
         Err(e) => {
@@ -263,7 +267,11 @@ async fn whole_canvas(session: &mut Session) -> anyhow::Result<(Board, Bounds)> 
     }
 }
 
-async fn save(base: &str, file: &std::path::Path, width: Option<u32>) -> anyhow::Result<ExitCode> {
+async fn save(
+    base: &Endpoint,
+    file: &std::path::Path,
+    width: Option<u32>,
+) -> anyhow::Result<ExitCode> {
     let mut session = match Session::connect(base).await {
         Ok(s) => s,
         Err(e) => {

@@ -4,4 +4,5 @@ pub mod connect;
 pub mod doc;
 pub mod draw;
 pub mod qa;
+pub mod server;
 pub mod ticker;

@@ -11,7 +11,9 @@ use rt_tui::net::ConnState;
 use rt_tui::net::qa::{ActionOutcome, Position, QaCommand, StreamItem, act, follow};
 use tokio::sync::{mpsc, watch};
 
-use super::connect::{DEFAULT_URL, normalize_url};
+use super::connect::DEFAULT_URL;
+use rt_tui::net::Endpoint;
+use rt_tui::net::http::HttpClient;
 
 /// How long logging in for a one-off action may take.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,9 +50,12 @@ pub struct Args {
     #[command(subcommand)]
     pub action: Action,
 
-    /// Server URL (http only).
+    /// Server URL (http:// or https://).
     #[arg(long, global = true, default_value = DEFAULT_URL)]
     pub url: String,
+
+    #[command(flatten)]
+    pub server: super::server::ServerArgs,
 
     /// Act as this user (the id from a login event).
     #[arg(long, global = true, env = "RT_QA_USER", value_name = "ID")]
@@ -79,7 +84,7 @@ pub enum Action {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let base = normalize_url(&args.url)?;
+    let base = args.server.endpoint(&args.url)?;
     match args.action {
         Action::Listen { count } => listen(&base, args.user, count).await,
         Action::Ask { text } => one_off(&base, args.user, &[QaCommand::Ask(text)]).await,
@@ -95,15 +100,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn listen(base: &str, user: Option<String>, count: Option<u64>) -> anyhow::Result<ExitCode> {
+async fn listen(
+    base: &Endpoint,
+    user: Option<String>,
+    count: Option<u64>,
+) -> anyhow::Result<ExitCode> {
     let (tx, mut rx) = mpsc::channel(256);
     let (id_tx, _id_rx) = watch::channel(None);
     let position = Position {
         user,
         ..Position::default()
     };
-    let base_owned = base.to_string();
-    let task = tokio::spawn(async move { follow(&base_owned, position, tx, id_tx).await });
+    let endpoint = base.clone();
+    let task = tokio::spawn(async move { follow(endpoint, position, tx, id_tx).await });
     let stdout = std::io::stdout();
     let mut printed = 0u64;
     let mut connected_once = false;
@@ -157,18 +166,22 @@ fn event_line(ev: &rt_tui::net::qa::RawEvent) -> String {
 }
 
 /// A new identity: opens the stream just long enough to read the login.
-async fn login(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+async fn login(client: &HttpClient, base: &str) -> anyhow::Result<String> {
+    use http_body_util::BodyExt;
     let fut = async {
-        let mut res = client
-            .get(format!("{base}/login"))
-            .send()
+        let (status, mut body) = client
+            .open(&format!("{base}/login"))
             .await
             .with_context(|| format!("cannot reach {base}"))?;
-        if res.status() != 200 {
-            bail!("{base} answered HTTP {} to /login", res.status());
+        if status != 200 {
+            bail!("{base} answered HTTP {status} to /login");
         }
         let mut parser = Parser::new();
-        while let Some(chunk) = res.chunk().await.context("the login stream failed")? {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.context("the login stream failed")?;
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
             for ev in parser.feed(&chunk) {
                 if ev.event == qa::LOGIN_EVENT {
                     return serde_json::from_str::<String>(&ev.data)
@@ -183,11 +196,17 @@ async fn login(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
         .with_context(|| format!("{base} sent no login event in time"))?
 }
 
-async fn one_off(base: &str, user: Option<String>, cmds: &[QaCommand]) -> anyhow::Result<ExitCode> {
-    let client = reqwest::Client::builder()
-        .timeout(rt_tui::net::qa::ACTION_TIMEOUT)
-        .build()
-        .context("cannot start the HTTP client")?;
+async fn one_off(
+    endpoint: &Endpoint,
+    user: Option<String>,
+    cmds: &[QaCommand],
+) -> anyhow::Result<ExitCode> {
+    let base = endpoint.base();
+    let client = HttpClient::new(
+        endpoint,
+        rt_tui::net::qa::ACTION_TIMEOUT,
+        rt_tui::net::qa::CONNECT_TIMEOUT,
+    );
     let user = match user {
         Some(u) => u,
         None => login(&client, base).await?,

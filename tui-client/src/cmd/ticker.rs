@@ -11,7 +11,7 @@ use rt_tui::net::ticker::{
 use rt_tui::net::{ConnState, EVENT_CHANNEL_CAPACITY, NetEvent};
 use tokio::sync::mpsc;
 
-use super::connect::{DEFAULT_URL, normalize_url};
+use super::connect::DEFAULT_URL;
 
 const OUTPUT: &str = "\
 Output: one JSON object per received quote on stdout, one per line: the
@@ -51,9 +51,12 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = TickerTransport::Poll)]
     pub transport: TickerTransport,
 
-    /// Server URL (http only).
+    /// Server URL (http:// or https://).
     #[arg(long, default_value = DEFAULT_URL)]
     pub url: String,
+
+    #[command(flatten)]
+    pub server: super::server::ServerArgs,
 }
 
 fn parse_symbol(raw: &str) -> Result<Symbol, String> {
@@ -69,7 +72,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let base = normalize_url(&args.url)?;
+    let base = args.server.endpoint(&args.url)?;
     let mut symbols = args.symbols;
     let mut seen = std::collections::HashSet::new();
     symbols.retain(|s| seen.insert(s.clone()));

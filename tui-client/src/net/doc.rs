@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::backoff::Backoff;
-use super::{ConnState, NetEvent, Transport};
+use super::{ConnState, Endpoint, NetEvent, Transport};
 
 /// Messages the UI may queue for the socket at most.
 const SEND_QUEUE: usize = 256;
@@ -506,14 +506,20 @@ fn describe(e: &Value) -> String {
 /// Where the document client connects.
 #[derive(Debug, Clone)]
 pub struct DocClientConfig {
-    /// Server base URL, `http://host:port`.
-    pub base_url: String,
+    /// The server (`http://host:port`, with its token if it has one).
+    pub base_url: Endpoint,
 }
 
-/// The WebSocket URL of the editor's endpoint for an `http://` base URL.
+/// The WebSocket URL of the editor's endpoint for an `http://` (`ws://`)
+/// or `https://` (`wss://`) base URL.
 pub fn ws_url(base: &str) -> String {
-    let rest = base.strip_prefix("http://").unwrap_or(base);
-    format!("ws://{}/", rest.trim_end_matches('/'))
+    match base.strip_prefix("https://") {
+        Some(rest) => format!("wss://{}/", rest.trim_end_matches('/')),
+        None => {
+            let rest = base.strip_prefix("http://").unwrap_or(base);
+            format!("ws://{}/", rest.trim_end_matches('/'))
+        }
+    }
 }
 
 /// Handle to the document's network task; dropping it stops the task.
@@ -552,14 +558,14 @@ async fn run(
     mut rx: mpsc::Receiver<Value>,
     events: mpsc::Sender<NetEvent>,
 ) {
-    let url = ws_url(&config.base_url);
+    let url = ws_url(config.base_url.base());
     let mut backoff = Backoff::default();
     loop {
         let _ = events
             .send(NetEvent::State(Transport::Doc, ConnState::Connecting))
             .await;
-        match tokio_tungstenite::connect_async(url.as_str()).await {
-            Ok((ws, _)) => {
+        match config.base_url.ws_connect(&url, None).await {
+            Ok(ws) => {
                 backoff.reset();
                 // Anything queued for the previous socket is stale.
                 while rx.try_recv().is_ok() {}
@@ -769,5 +775,6 @@ mod tests {
     fn ws_urls() {
         assert_eq!(ws_url("http://127.0.0.1:8080"), "ws://127.0.0.1:8080/");
         assert_eq!(ws_url("http://h:1/"), "ws://h:1/");
+        assert_eq!(ws_url("https://h:1"), "wss://h:1/");
     }
 }

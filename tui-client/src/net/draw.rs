@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::backoff::Backoff;
-use super::{ConnState, NetEvent, Transport};
+use super::{ConnState, Endpoint, NetEvent, Transport};
 
 /// At most one `mousemove` per this interval.
 pub const MOVE_INTERVAL: Duration = Duration::from_millis(50);
@@ -250,18 +250,21 @@ pub struct Session {
 
 impl Session {
     /// Connects, completes the Engine.IO handshake and the Socket.IO CONNECT.
-    pub async fn connect(base: &str) -> Result<Session, SessionError> {
-        tokio::time::timeout(CONNECT_TIMEOUT, Session::connect_inner(base))
+    pub async fn connect(endpoint: impl Into<Endpoint>) -> Result<Session, SessionError> {
+        let endpoint: Endpoint = endpoint.into();
+        tokio::time::timeout(CONNECT_TIMEOUT, Session::connect_inner(&endpoint))
             .await
             .map_err(|_| SessionError::Timeout("connecting"))?
     }
 
-    async fn connect_inner(base: &str) -> Result<Session, SessionError> {
+    async fn connect_inner(endpoint: &Endpoint) -> Result<Session, SessionError> {
+        let base = endpoint.base();
         let url = socket_url(base);
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
-        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
+        let mut ws = endpoint
+            .ws_connect(&url, Some(config))
             .await
             .map_err(|source| SessionError::Connect {
                 url: base.to_string(),
@@ -464,7 +467,12 @@ impl DrawClient {
     /// Starts the task; events go to `events`. Without a key in `hello`,
     /// one is made up for this client, so its strokes stay its own across
     /// reconnects.
-    pub fn spawn(base_url: String, mut hello: Hello, events: mpsc::Sender<NetEvent>) -> DrawClient {
+    pub fn spawn(
+        base_url: impl Into<Endpoint>,
+        mut hello: Hello,
+        events: mpsc::Sender<NetEvent>,
+    ) -> DrawClient {
+        let base_url: Endpoint = base_url.into();
         if hello.key.is_none() {
             hello.key = Some(new_key());
         }
@@ -498,7 +506,7 @@ impl Drop for DrawClient {
 }
 
 async fn run(
-    base: String,
+    base: Endpoint,
     mut hello: Hello,
     mut commands: mpsc::Receiver<DrawCommand>,
     events: mpsc::Sender<NetEvent>,

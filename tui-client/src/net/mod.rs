@@ -5,10 +5,14 @@
 pub mod backoff;
 pub mod doc;
 pub mod draw;
+pub mod endpoint;
+pub mod http;
 pub mod qa;
 pub mod ticker;
 
 use std::time::Instant;
+
+pub use endpoint::Endpoint;
 
 /// Capacity of the channel from the network tasks to the UI loop. The loop
 /// drains it every iteration; a full channel makes the tasks wait, it never

@@ -1,5 +1,5 @@
 //! Q&A client: follows `GET /login` (Server-Sent Events, with the
-//! `eventsource-client` crate) and posts the actions with reqwest.
+//! `eventsource-client` crate) and posts the actions over HTTP.
 //!
 //! The stream task remembers the id from the `login` event and presents it
 //! on every reconnect (`_sse_user_id_` header) together with `Last-Event-ID`,
@@ -8,9 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use eventsource_client::{Client as _, ClientBuilder, ReconnectOptions, SSE};
+use eventsource_client::{Client as _, ReconnectOptions, SSE};
 use futures_util::StreamExt;
-use launchdarkly_sdk_transport::HyperTransport;
 use rt_protocol::qa::{
     self, AnswerMeta, ErrorBody, Message, MetaUpdate, QuestionMeta, VoteReply, encode_segment,
 };
@@ -19,7 +18,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::backoff::Backoff;
-use super::{ConnState, NetEvent, Transport, describe_sse};
+use super::http::HttpClient;
+use super::{ConnState, Endpoint, NetEvent, Transport, describe_sse};
 
 /// How long connecting to the stream may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -195,15 +195,14 @@ impl Position {
 /// states and every new event, reconnecting with backoff, identity and
 /// `Last-Event-ID`. `identity` is published whenever the login changes it.
 pub async fn follow(
-    base: &str,
+    endpoint: impl Into<Endpoint>,
     mut position: Position,
     sink: mpsc::Sender<StreamItem>,
     identity: watch::Sender<Option<String>>,
 ) {
-    let transport = match HyperTransport::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .build_http()
-    {
+    let endpoint: Endpoint = endpoint.into();
+    let base = endpoint.base();
+    let transport = match endpoint.sse_transport(CONNECT_TIMEOUT, None) {
         Ok(t) => t,
         Err(e) => {
             let error = format!("cannot start the HTTP client: {e}");
@@ -227,7 +226,7 @@ pub async fn follow(
             return;
         }
         first = false;
-        let mut builder = match ClientBuilder::for_url(&url) {
+        let mut builder = match endpoint.sse_builder(&url) {
             Ok(b) => b,
             Err(e) => {
                 let error = format!("bad URL {url}: {e}");
@@ -243,7 +242,7 @@ pub async fn follow(
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot present the Q&A identity");
-                    ClientBuilder::for_url(&url).expect("the URL parsed above")
+                    endpoint.sse_builder(&url).expect("the URL parsed above")
                 }
             };
         }
@@ -326,19 +325,14 @@ pub enum ActionOutcome {
 }
 
 /// Sends one action as `user`.
-pub async fn act(
-    client: &reqwest::Client,
-    base: &str,
-    user: &str,
-    cmd: &QaCommand,
-) -> ActionOutcome {
+pub async fn act(client: &HttpClient, base: &str, user: &str, cmd: &QaCommand) -> ActionOutcome {
     let url = format!("{}{}", base.trim_end_matches('/'), cmd.path());
-    let res = match client.post(&url).header(qa::USER_HEADER, user).send().await {
+    let res = match client.post(&url, &[(qa::USER_HEADER, user)]).await {
         Ok(r) => r,
         Err(e) => return ActionOutcome::Failed(format!("cannot reach {base}: {e}")),
     };
-    let status = res.status().as_u16();
-    let body = res.text().await.unwrap_or_default();
+    let status = res.status.as_u16();
+    let body = String::from_utf8_lossy(&res.body).into_owned();
     match status {
         200 if matches!(cmd, QaCommand::Vote(_)) => match serde_json::from_str(&body) {
             Ok(v) => ActionOutcome::Voted(v),
@@ -369,14 +363,17 @@ pub struct QaClient {
 
 impl QaClient {
     /// Starts following the board at `base`; events go to `events`.
-    pub fn spawn(base: String, events: mpsc::Sender<NetEvent>) -> QaClient {
-        let base = base.trim_end_matches('/').to_string();
+    pub fn spawn(endpoint: impl Into<Endpoint>, events: mpsc::Sender<NetEvent>) -> QaClient {
+        let endpoint: Endpoint = endpoint.into();
+        let base = endpoint.base().to_string();
         let (items_tx, mut items_rx) = mpsc::channel::<StreamItem>(super::EVENT_CHANNEL_CAPACITY);
         let (id_tx, id_rx) = watch::channel(None);
         let (cmd_tx, mut cmd_rx) = mpsc::channel::<QaCommand>(ACTION_QUEUE);
         let follow_task = {
-            let base = base.clone();
-            tokio::spawn(async move { follow(&base, Position::default(), items_tx, id_tx).await })
+            let endpoint = endpoint.clone();
+            tokio::spawn(
+                async move { follow(endpoint, Position::default(), items_tx, id_tx).await },
+            )
         };
         let forward_task = {
             let events = events.clone();
@@ -396,11 +393,7 @@ impl QaClient {
             })
         };
         let action_task = tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .timeout(ACTION_TIMEOUT)
-                .connect_timeout(CONNECT_TIMEOUT)
-                .build()
-                .unwrap_or_default();
+            let client = HttpClient::new(&endpoint, ACTION_TIMEOUT, CONNECT_TIMEOUT);
             while let Some(cmd) = cmd_rx.recv().await {
                 let user = id_rx.borrow().clone();
                 let outcome = match user {

@@ -8,15 +8,15 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use eventsource_client::{Client as _, ClientBuilder, ReconnectOptions, SSE};
+use eventsource_client::{Client as _, ReconnectOptions, SSE};
 use futures_util::StreamExt;
-use launchdarkly_sdk_transport::HyperTransport;
 use rt_protocol::ticker::{PollResponse, Quote, Symbol};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::backoff::Backoff;
-use super::{ConnState, NetEvent, Transport, describe_sse};
+use super::http::{HttpClient, HttpError};
+use super::{ConnState, Endpoint, NetEvent, Transport, describe_sse};
 
 /// How long one poll request may take before it counts as a failure.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,8 +78,8 @@ pub enum TickerEvent {
 /// Where and how to fetch quotes.
 #[derive(Debug, Clone)]
 pub struct TickerClientConfig {
-    /// Server base URL, e.g. `http://127.0.0.1:8080`.
-    pub base_url: String,
+    /// The server (`http://127.0.0.1:8080`, with its token if it has one).
+    pub base_url: Endpoint,
     pub transport: TickerTransport,
 }
 
@@ -97,7 +97,7 @@ impl TickerClient {
         events: mpsc::Sender<NetEvent>,
     ) -> TickerClient {
         let (tx, rx) = watch::channel(watchlist);
-        let base = config.base_url.trim_end_matches('/').to_string();
+        let base = config.base_url;
         let task = match config.transport {
             TickerTransport::Poll => tokio::spawn(run_poll(base, rx, events)),
             TickerTransport::Sse => tokio::spawn(run_sse(base, rx, events)),
@@ -146,47 +146,31 @@ pub fn next_from_call_in(call_in: Option<u64>, now: Instant) -> NextUpdate {
 }
 
 /// A transport failure, phrased for the user.
-fn describe(base: &str, e: &reqwest::Error) -> String {
-    let mut inner: &dyn std::error::Error = e;
-    while let Some(s) = inner.source() {
-        inner = s;
-    }
-    if e.is_timeout() {
-        format!("cannot reach {base}: timed out")
-    } else if let Some(status) = e.status() {
-        format!("{base} answered HTTP {status}")
-    } else if e.is_decode() {
-        format!("malformed answer from {base}: {inner}")
-    } else {
-        format!("cannot reach {base}: {inner}")
-    }
+fn describe(base: &str, e: &HttpError) -> String {
+    format!("cannot reach {base}: {e}")
 }
 
 /// One poll. `Err` is a transport failure (the server is not answering
 /// usefully); an error *answer* is `Ok(PollResponse::Error)`.
 pub async fn poll_once(
-    client: &reqwest::Client,
+    client: &HttpClient,
     base: &str,
     symbol: &Symbol,
 ) -> Result<PollResponse, String> {
-    let resp = client
-        .get(poll_url(base, symbol))
-        .send()
+    let reply = client
+        .get(&poll_url(base, symbol))
         .await
-        .and_then(|r| r.error_for_status())
         .map_err(|e| describe(base, &e))?;
-    let bytes = resp.bytes().await.map_err(|e| describe(base, &e))?;
-    serde_json::from_slice::<PollResponse>(&bytes)
+    if !reply.status.is_success() {
+        return Err(format!("{base} answered HTTP {}", reply.status));
+    }
+    serde_json::from_slice::<PollResponse>(&reply.body)
         .map_err(|e| format!("malformed answer from {base}: {e}"))
 }
 
 /// The HTTP client used for polls.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .build()
-        .unwrap_or_default()
+pub fn http_client(endpoint: &Endpoint) -> HttpClient {
+    HttpClient::new(endpoint, REQUEST_TIMEOUT, CONNECT_TIMEOUT)
 }
 
 /// Reports state changes only, so the UI is not woken for nothing.
@@ -222,19 +206,20 @@ fn sync_schedule(due: &mut HashMap<Symbol, Option<Instant>>, list: &[Symbol], no
 }
 
 async fn run_poll(
-    base: String,
+    endpoint: Endpoint,
     mut watchlist: watch::Receiver<Vec<Symbol>>,
     events: mpsc::Sender<NetEvent>,
 ) {
-    let _ = poll_loop(&base, &mut watchlist, &events).await;
+    let _ = poll_loop(&endpoint, &mut watchlist, &events).await;
 }
 
 async fn poll_loop(
-    base: &str,
+    endpoint: &Endpoint,
     watchlist: &mut watch::Receiver<Vec<Symbol>>,
     events: &mpsc::Sender<NetEvent>,
 ) -> Result<(), Closed> {
-    let client = http_client();
+    let base = endpoint.base();
+    let client = http_client(endpoint);
     let mut state = StateReporter {
         last: None,
         events: events.clone(),
@@ -309,11 +294,11 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 async fn run_sse(
-    base: String,
+    endpoint: Endpoint,
     mut watchlist: watch::Receiver<Vec<Symbol>>,
     events: mpsc::Sender<NetEvent>,
 ) {
-    let _ = sse_loop(&base, &mut watchlist, &events).await;
+    let _ = sse_loop(&endpoint, &mut watchlist, &events).await;
 }
 
 /// How one stream connection ended.
@@ -323,15 +308,12 @@ enum StreamEnd {
 }
 
 async fn sse_loop(
-    base: &str,
+    endpoint: &Endpoint,
     watchlist: &mut watch::Receiver<Vec<Symbol>>,
     events: &mpsc::Sender<NetEvent>,
 ) -> Result<(), Closed> {
-    let transport = match HyperTransport::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(STREAM_READ_TIMEOUT)
-        .build_http()
-    {
+    let base = endpoint.base();
+    let transport = match endpoint.sse_transport(CONNECT_TIMEOUT, Some(STREAM_READ_TIMEOUT)) {
         Ok(t) => t,
         Err(e) => {
             let error = format!("cannot start the HTTP client: {e}");
@@ -360,7 +342,7 @@ async fn sse_loop(
             state.set(ConnState::Connecting).await?;
         }
         let url = stream_url(base, &symbols);
-        let end = match ClientBuilder::for_url(&url) {
+        let end = match endpoint.sse_builder(&url) {
             Err(e) => StreamEnd::Failed(format!("bad stream URL {url}: {e}")),
             Ok(builder) => {
                 let client = builder
