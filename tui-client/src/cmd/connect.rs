@@ -611,7 +611,11 @@ mod tests {
             |p: Option<&str>, f: &[&str]| format!("{:#}", server_urls(p, &flags(f)).unwrap_err());
         assert!(err(Some("http://a:1,,http://b:2"), &[]).contains("empty server URL"));
         assert!(err(Some("http://a:1,"), &[]).contains("empty server URL"));
-        assert!(err(None, &["https://a:1"]).contains("only http://"));
+        assert!(err(None, &["ftp://a:1"]).contains("only http:// and https://"));
+        assert_eq!(
+            server_urls(None, &flags(&["https://a:1/"])).unwrap(),
+            ["https://a:1"]
+        );
         assert!(err(Some("http://a:1,b:2"), &[]).contains("\"b:2\""));
     }
 
