@@ -76,6 +76,10 @@ pub const LIMITS: &[&str] = &[
     "max_symbols",
     "ticker_stream_max_symbols",
     "stream_stall_ms",
+    "max_connections",
+    "max_connections_per_ip",
+    "qa_login_rate",
+    "qa_action_rate",
 ];
 
 /// How often buffered histogram samples are folded into their buckets.

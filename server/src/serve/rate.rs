@@ -151,14 +151,17 @@ pub async fn qa(req: Request, next: Next) -> Response {
     if ip_key(peer.ip()).is_loopback() && !rates.0.limit_loopback {
         return next.run(req).await;
     }
-    let (limiter, what) = if req.uri().path() == "/login" {
-        (&rates.0.login, "logins")
+    let (limiter, what, limit) = if req.uri().path() == "/login" {
+        (&rates.0.login, "logins", "qa_login_rate")
     } else {
-        (&rates.0.action, "actions")
+        (&rates.0.action, "actions", "qa_action_rate")
     };
     match limiter.check(peer.ip(), Instant::now()) {
         Ok(()) => next.run(req).await,
-        Err(wait) => too_many(what, wait),
+        Err(wait) => {
+            crate::metrics::refused(limit);
+            too_many(what, wait)
+        }
     }
 }
 

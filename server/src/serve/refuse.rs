@@ -44,6 +44,10 @@ pub fn response(why: Refusal) -> String {
 
 /// Writes the refusal on `tcp` (inside TLS when `tls`) and closes it.
 pub async fn refuse(tcp: TcpStream, tls: Option<Tls>, why: Refusal) {
+    crate::metrics::refused(match why {
+        Refusal::Total => "max_connections",
+        Refusal::PerIp => "max_connections_per_ip",
+    });
     let done = tokio::time::timeout(REFUSAL_TIME, async move {
         match tls {
             None => answer(tcp, why).await,
