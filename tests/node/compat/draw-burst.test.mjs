@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import vm from 'node:vm';
 import { io } from 'socket.io-client';
-import { startServer } from '../lib/server.mjs';
+import { ioAuth, startServer } from '../lib/server.mjs';
 
 const JOINERS = 200;
 const MOVES = 40;
@@ -45,7 +45,7 @@ async function until(check, ms, what) {
 
 /** A client that mirrors the board as the classic page does. */
 function joiner() {
-  const socket = io(server.url, { reconnection: false, forceNew: true });
+  const socket = io(server.url, { ...ioAuth(), reconnection: false, forceNew: true });
   const state = {
     socket,
     board: new Board(),
@@ -81,7 +81,7 @@ function drawn(strokes) {
 }
 
 test(`${JOINERS} clients joining at once all get every move and the full canvas`, { timeout: 120_000 }, async () => {
-  const drawer = io(server.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+  const drawer = io(server.url, { transports: ['websocket'], ...ioAuth(), reconnection: false, forceNew: true });
   const clients = [];
   try {
     // Something on the board before the burst, so each canvas has strokes.
@@ -93,7 +93,7 @@ test(`${JOINERS} clients joining at once all get every move and the full canvas`
     await until(() => clients.every((c) => c.connected), 60_000, 'every client to connect');
     // Everyone is on the board before its canvas: moves from now on reach all.
     const listed = await new Promise((resolve) => {
-      const probe = io(server.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+      const probe = io(server.url, { transports: ['websocket'], ...ioAuth(), reconnection: false, forceNew: true });
       probe.once('peers', (list) => {
         probe.disconnect();
         resolve(new Set(list.map((p) => p.id)));
