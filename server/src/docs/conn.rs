@@ -194,7 +194,10 @@ impl Conn {
                     self.out
                         .frame(serde_json::json!({"error": err.to_value()}).to_string());
                 }
-                Ok(Message::Close(_)) => return None,
+                // The reply to the client's close frame goes out on the
+                // next read, which then ends the stream: returning now would
+                // drop it unsent (and the client sees 1006, not a clean close).
+                Ok(Message::Close(_)) => continue,
                 Err(e) => return Some(read_failure(&e.to_string())),
                 Ok(Message::Ping(_) | Message::Pong(_)) => {}
             }
