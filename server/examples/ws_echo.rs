@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
 use clap::Parser;
@@ -26,6 +26,9 @@ use rt_server::serve::{Limits, accept_loop};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// How long a close frame may take to go out to a peer that does not read.
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -67,14 +70,24 @@ async fn upgrade(State(config): State<Arc<Config>>, ws: WebSocketUpgrade) -> Res
 }
 
 /// Sends every data message back until the stream ends: after the peer's
-/// close frame the next read sends the reply and ends it; after a protocol
-/// error the WebSocket layer has sent its close frame (e.g. 1002 or 1007).
+/// close frame the next read sends the reply and ends it. A failed read
+/// (a protocol error, invalid UTF-8, a message over the limit) is closed
+/// with the editor's code for it (1002, 1007, 1009).
 async fn echo(mut socket: WebSocket) {
     while let Some(msg) = socket.recv().await {
         let reply = match msg {
             Ok(msg @ (Message::Text(_) | Message::Binary(_))) => msg,
             Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_)) => continue,
-            Err(_) => return,
+            Err(e) => {
+                let (code, reason) = rt_server::docs::conn::read_failure(&e.to_string());
+                let close = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let _ = tokio::time::timeout(CLOSE_FLUSH, socket.send(Message::Close(Some(close))))
+                    .await;
+                return;
+            }
         };
         if socket.send(reply).await.is_err() {
             return;

@@ -156,8 +156,9 @@ async fn write_loop(
 }
 
 /// The close code for a failed read. The WebSocket layer's errors are only
-/// visible as text here, so they are told apart by their messages.
-fn read_failure(error: &str) -> (u16, &'static str) {
+/// visible as text here, so they are told apart by their messages. Public
+/// for the conformance echo endpoint (`server/examples/ws_echo.rs`).
+pub fn read_failure(error: &str) -> (u16, &'static str) {
     tracing::debug!(error, "editor websocket read failed");
     if error.contains("too long") || error.contains("Space limit") {
         (CLOSE_TOO_BIG, "message too big (--doc-max-frame-bytes)")
