@@ -5,7 +5,7 @@
 mod lean;
 mod rewind;
 mod sink;
-mod sniff;
+pub(crate) mod sniff;
 
 use std::io;
 use std::sync::Arc;
