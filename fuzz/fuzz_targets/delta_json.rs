@@ -13,7 +13,10 @@ fuzz_target!(|input: &[u8]| {
     let Ok(Value::Array(values)) = serde_json::from_slice::<Value>(input) else {
         return;
     };
-    let deltas: Vec<Delta> = values.iter().filter_map(|v| Delta::from_value(v).ok()).collect();
+    let deltas: Vec<Delta> = values
+        .iter()
+        .filter_map(|v| Delta::from_value(v).ok())
+        .collect();
     for delta in &deltas {
         // The wire form parses back to the same delta.
         assert_eq!(Delta::from_value(&delta.to_value()).as_ref(), Ok(delta));
@@ -38,7 +41,11 @@ fuzz_target!(|input: &[u8]| {
     };
     let before = document.to_delta();
     match document.apply(op) {
-        Err(_) => assert_eq!(document.to_delta(), before, "a refused op changed the document"),
+        Err(_) => assert_eq!(
+            document.to_delta(),
+            before,
+            "a refused op changed the document"
+        ),
         Ok(()) => {
             // Document::apply is compose, in normal form.
             let expected = Document::from_delta(&before.compose(op)).map(|d| d.to_delta());

@@ -158,7 +158,10 @@ fuzz_target!(|input: Input| {
     assert_eq!(left, right, "a={a:?} b={b:?}");
     assert_eq!(apply(&apply(&doc, &a), &b_prime), left);
     assert_eq!(apply(&apply(&doc, &b), &a_prime), left);
-    assert_eq!(doc.compose(&a.compose(&b_prime)), doc.compose(&b.compose(&a_prime)));
+    assert_eq!(
+        doc.compose(&a.compose(&b_prime)),
+        doc.compose(&b.compose(&a_prime))
+    );
 
     // Compose agrees with sequential apply.
     let c = build(&doc_a, &input.c);

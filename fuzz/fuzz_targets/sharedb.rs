@@ -27,7 +27,8 @@ fuzz_target!(|input: &[u8]| {
         }
         Ok(Request::Op(submit)) => {
             let v = submit.v.unwrap_or(0);
-            let wire = sharedb::op_message(&submit.c, &submit.d, v, "src", submit.seq, &submit.body);
+            let wire =
+                sharedb::op_message(&submit.c, &submit.d, v, "src", submit.seq, &submit.body);
             let again = sharedb::parse_frame(&wire).expect("an op message is a JSON object");
             match sharedb::parse_request(&again) {
                 Ok(Request::Op(back)) => {

@@ -13,7 +13,10 @@ fuzz_target!(|input: &[u8]| {
     let whole = sniff(input);
     if let Sniffed::Stream { path, head_len } = &whole {
         assert!(*head_len <= input.len());
-        assert!(["/login", "/ticker/stream", "/stats"].contains(&path.as_str()), "{path}");
+        assert!(
+            ["/login", "/ticker/stream", "/stats"].contains(&path.as_str()),
+            "{path}"
+        );
         assert!(input.starts_with(b"GET "));
         // Bytes after the head (a pipelined request) do not change the verdict.
         assert_eq!(sniff(&input[..*head_len]), whole);

@@ -63,7 +63,11 @@ fuzz_target!(|input: &[u8]| {
         .filter(|id| !id.is_empty() && !id.contains('\0'));
     let data = encoded.data.replace("\r\n", "\n").replace('\r', "\n");
     let expected = ParsedEvent {
-        event: if event.is_empty() { "message".into() } else { event },
+        event: if event.is_empty() {
+            "message".into()
+        } else {
+            event
+        },
         data,
         id: id.clone(),
     };

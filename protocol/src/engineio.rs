@@ -226,7 +226,9 @@ impl SocketPacket {
                     SocketKind::Disconnect => "a DISCONNECT has no payload",
                     SocketKind::Event => "an event must be an array starting with its name",
                     SocketKind::Ack => "an ACK payload must be an array",
-                    SocketKind::ConnectError => "a CONNECT_ERROR payload must be an object or a string",
+                    SocketKind::ConnectError => {
+                        "a CONNECT_ERROR payload must be an object or a string"
+                    }
                 }
                 .into(),
             ));
@@ -345,7 +347,14 @@ mod tests {
         assert!(SocketPacket::decode("1{}").is_err());
         assert!(SocketPacket::decode("3{}").is_err());
         assert!(SocketPacket::decode("4 7").is_err());
-        for ok in ["0", r#"0{"token":"t"}"#, "1", "31[]", r#"3/a,2["x",1]"#, r#"4"no""#] {
+        for ok in [
+            "0",
+            r#"0{"token":"t"}"#,
+            "1",
+            "31[]",
+            r#"3/a,2["x",1]"#,
+            r#"4"no""#,
+        ] {
             let p = SocketPacket::decode(ok).unwrap();
             assert_eq!(SocketPacket::decode(&p.encode()), Ok(p), "{ok}");
         }
