@@ -4,7 +4,6 @@
 
 use libfuzzer_sys::fuzz_target;
 use rt_protocol::engineio::{EnginePacket, SocketPacket};
-use serde_json::Value;
 
 fuzz_target!(|input: &[u8]| {
     // Frames are WebSocket text or long-polling payload text: UTF-8.
@@ -36,43 +35,10 @@ fn socket_round_trip(text: &str) {
             "socket packet {text:?} re-encoded as {frame:?}"
         );
         assert!(
-            same_json(back.data.as_ref(), packet.data.as_ref()),
+            rt_fuzz::same_json(back.data.as_ref(), packet.data.as_ref()),
             "socket packet {text:?} re-encoded as {frame:?}"
         );
         // The helpers callers use on a decoded packet.
         let _ = packet.as_event();
-    }
-}
-
-/// JSON equality, except that floats may differ in their last bit: serde_json's
-/// default parser (without `float_roundtrip`, as rt builds it) can round a long
-/// literal such as `2500055555555555555540` one unit off, and its own output
-/// of that float then parses to the neighbour. A number stays a number, an
-/// integer an integer.
-fn same_json(a: Option<&Value>, b: Option<&Value>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => same_value(a, b),
-        _ => false,
-    }
-}
-
-fn same_value(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
-            match (x.as_f64(), y.as_f64()) {
-                (Some(x), Some(y)) => (x - y).abs() <= 4.0 * f64::EPSILON * x.abs().max(y.abs()),
-                _ => false,
-            }
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_value(x, y))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
-        }
-        _ => a == b,
     }
 }
