@@ -208,11 +208,29 @@ impl SocketPacket {
         } else {
             Some(serde_json::from_str(rest).map_err(|e| CodecError::BadPayload(e.to_string()))?)
         };
-        if kind == SocketKind::Event
-            && !matches!(&data, Some(Value::Array(a)) if a.first().is_some_and(Value::is_string))
-        {
+        // The payload shapes Socket.IO v5 allows. Checking them also keeps
+        // decoding unambiguous: a bare number after the type (`0 1000`)
+        // would re-encode as an ack id (`01000`).
+        let shape_ok = match (kind, &data) {
+            (SocketKind::Connect, None | Some(Value::Object(_))) => true,
+            (SocketKind::Disconnect, None) => true,
+            (SocketKind::Event, Some(Value::Array(a))) => a.first().is_some_and(Value::is_string),
+            (SocketKind::Ack, Some(Value::Array(_))) => true,
+            (SocketKind::ConnectError, Some(Value::Object(_) | Value::String(_))) => true,
+            _ => false,
+        };
+        if !shape_ok {
             return Err(CodecError::BadPayload(
-                "an event must be an array starting with its name".into(),
+                match kind {
+                    SocketKind::Connect => "a CONNECT payload must be an object",
+                    SocketKind::Disconnect => "a DISCONNECT has no payload",
+                    SocketKind::Event => "an event must be an array starting with its name",
+                    SocketKind::Ack => "an ACK payload must be an array",
+                    SocketKind::ConnectError => {
+                        "a CONNECT_ERROR payload must be an object or a string"
+                    }
+                }
+                .into(),
             ));
         }
         Ok(SocketPacket {
@@ -316,5 +334,29 @@ mod tests {
             SocketPacket::decode("7"),
             Err(CodecError::UnknownSocketType('7'))
         );
+    }
+
+    #[test]
+    fn payload_shapes_are_checked_so_decoding_is_unambiguous() {
+        // Found by the `engineio` fuzz target (fuzz/corpus/engineio/
+        // regression-connect-number): `0 1000` decoded as a CONNECT with data
+        // 1000, which encodes as `01000`, a CONNECT with ack id 1000.
+        assert!(SocketPacket::decode("0 1000").is_err());
+        assert!(SocketPacket::decode("3 5").is_err());
+        assert!(SocketPacket::decode("0[1]").is_err());
+        assert!(SocketPacket::decode("1{}").is_err());
+        assert!(SocketPacket::decode("3{}").is_err());
+        assert!(SocketPacket::decode("4 7").is_err());
+        for ok in [
+            "0",
+            r#"0{"token":"t"}"#,
+            "1",
+            "31[]",
+            r#"3/a,2["x",1]"#,
+            r#"4"no""#,
+        ] {
+            let p = SocketPacket::decode(ok).unwrap();
+            assert_eq!(SocketPacket::decode(&p.encode()), Ok(p), "{ok}");
+        }
     }
 }

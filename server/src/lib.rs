@@ -182,3 +182,35 @@ pub async fn spawn(mut config: Config) -> anyhow::Result<Server> {
         handle,
     })
 }
+
+/// Entry points for the fuzz targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::serve::{LEAN_HEAD_LIMIT, STREAM_PATHS, sniff};
+
+    /// What the request sniffer decides about a connection's first bytes.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Sniffed {
+        /// A stream request to `path` whose head is `head_len` bytes.
+        Stream { path: String, head_len: usize },
+        /// For hyper.
+        Other,
+        /// Undecided: the server reads more.
+        NeedMore,
+    }
+
+    /// Runs the sniffer's classifier on `bytes` with the server's stream paths.
+    pub fn sniff(bytes: &[u8]) -> Sniffed {
+        match sniff::classify(bytes, STREAM_PATHS) {
+            sniff::Verdict::Stream(req, head_len) => Sniffed::Stream {
+                path: req.uri().path().to_string(),
+                head_len,
+            },
+            sniff::Verdict::Other => Sniffed::Other,
+            sniff::Verdict::NeedMore => Sniffed::NeedMore,
+        }
+    }
+
+    /// The most the server reads before it stops sniffing.
+    pub const HEAD_LIMIT: usize = LEAN_HEAD_LIMIT;
+}

@@ -7,6 +7,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{Uri, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::config::Config;
 use crate::state::AppState;
 use crate::stats::{App, Transport};
 
@@ -40,14 +41,20 @@ const EDITOR_READ_BUFFER: usize = 8 * 1024;
 /// limit are read so that an oversized request still gets an error echo;
 /// beyond that the WebSocket layer closes the connection (1009).
 fn editor_socket(ws: WebSocketUpgrade, state: AppState) -> Response {
-    let max = state.config.docs.max_frame_bytes.saturating_mul(2);
+    editor_websocket(ws, &state.config).on_upgrade(move |socket| {
+        let tasks = state.tasks.clone();
+        tasks.track_future(crate::docs::serve_socket(socket, state))
+    })
+}
+
+/// The editor socket's WebSocket settings. The conformance echo endpoint
+/// (`server/examples/ws_echo.rs`) applies the same ones, so Autobahn tests
+/// what the editor runs.
+pub fn editor_websocket(ws: WebSocketUpgrade, config: &Config) -> WebSocketUpgrade {
+    let max = config.docs.max_frame_bytes.saturating_mul(2);
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(EDITOR_READ_BUFFER)
-        .on_upgrade(move |socket| {
-            let tasks = state.tasks.clone();
-            tasks.track_future(crate::docs::serve_socket(socket, state))
-        })
 }
 
 /// The first `symbol` parameter, decoded leniently: a malformed query must

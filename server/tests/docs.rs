@@ -11,6 +11,8 @@ use rt_server::{Config, Server};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 const RICH_TEXT: &str = "http://sharejs.org/types/rich-text/v1";
@@ -528,6 +530,21 @@ async fn limits_on_frames_ops_and_documents() {
     a.send_text(format!("{{\"a\":\"pp\",\"pad\":\"{}\"}}", "p".repeat(9000)))
         .await;
     assert_eq!(a.close_code().await, Some(1009));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_close_gets_the_closing_handshake_reply() {
+    // Found by the Autobahn cases (SECURITY.md): the reply was never sent.
+    let server = server_with(|_| {}).await;
+    let mut a = Client::connect(&server).await;
+    a.ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await
+    .expect("send close");
+    assert_eq!(a.close_code().await, Some(1000));
     server.shutdown().await.unwrap();
 }
 

@@ -156,8 +156,9 @@ async fn write_loop(
 }
 
 /// The close code for a failed read. The WebSocket layer's errors are only
-/// visible as text here, so they are told apart by their messages.
-fn read_failure(error: &str) -> (u16, &'static str) {
+/// visible as text here, so they are told apart by their messages. Public
+/// for the conformance echo endpoint (`server/examples/ws_echo.rs`).
+pub fn read_failure(error: &str) -> (u16, &'static str) {
     tracing::debug!(error, "editor websocket read failed");
     if error.contains("too long") || error.contains("Space limit") {
         crate::metrics::refused("doc_max_frame_bytes");
@@ -195,7 +196,10 @@ impl Conn {
                     self.out
                         .frame(serde_json::json!({"error": err.to_value()}).to_string());
                 }
-                Ok(Message::Close(_)) => return None,
+                // The reply to the client's close frame goes out on the
+                // next read, which then ends the stream: returning now would
+                // drop it unsent (and the client sees 1006, not a clean close).
+                Ok(Message::Close(_)) => continue,
                 Err(e) => return Some(read_failure(&e.to_string())),
                 Ok(Message::Ping(_) | Message::Pong(_)) => {}
             }

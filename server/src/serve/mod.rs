@@ -21,7 +21,7 @@ pub mod rate;
 mod refuse;
 mod rewind;
 mod sink;
-mod sniff;
+pub(crate) mod sniff;
 pub mod tls;
 
 use std::convert::Infallible;
