@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rt_protocol::qa;
-use rt_protocol::sse::Parser;
+use rt_protocol::sse::{ParsedEvent, Parser};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
@@ -332,8 +332,9 @@ impl Drawer {
     }
 }
 
-/// A Q&A identity: the id from a `/login` stream (closed again).
-pub async fn qa_user(url: &str) -> String {
+/// Opens a `/login` stream and reads it until `pick` takes an event; the
+/// stream is closed again.
+async fn first_login_event<T>(url: &str, mut pick: impl FnMut(&ParsedEvent) -> Option<T>) -> T {
     let mut res = reqwest::Client::new()
         .get(format!("{url}/login"))
         .send()
@@ -343,40 +344,32 @@ pub async fn qa_user(url: &str) -> String {
     loop {
         let chunk = tokio::time::timeout(WAIT, res.chunk())
             .await
-            .expect("a login event in time")
+            .expect("the event in time")
             .expect("the stream reads")
             .expect("the stream is open");
-        for e in parser.feed(&chunk) {
-            if e.event == qa::LOGIN_EVENT {
-                return serde_json::from_str(&e.data).expect("a JSON string");
-            }
+        if let Some(found) = parser.feed(&chunk).iter().find_map(&mut pick) {
+            return found;
         }
     }
 }
 
+/// A Q&A identity: the id from a `/login` stream.
+pub async fn qa_user(url: &str) -> String {
+    first_login_event(url, |e| {
+        (e.event == qa::LOGIN_EVENT).then(|| serde_json::from_str(&e.data).expect("a JSON string"))
+    })
+    .await
+}
+
 /// The questions on the board, from a fresh `/login` stream's snapshot.
 pub async fn qa_questions(url: &str) -> Vec<String> {
-    let mut res = reqwest::Client::new()
-        .get(format!("{url}/login"))
-        .send()
-        .await
-        .expect("login answers");
-    let mut parser = Parser::new();
-    loop {
-        let chunk = tokio::time::timeout(WAIT, res.chunk())
-            .await
-            .expect("the snapshot in time")
-            .expect("the stream reads")
-            .expect("the stream is open");
-        for e in parser.feed(&chunk) {
-            if e.event != "message" {
-                continue;
-            }
-            if let Ok(qa::Message::Questions { questions, .. }) = serde_json::from_str(&e.data) {
-                return questions.0.into_iter().map(|(q, _)| q).collect();
-            }
+    first_login_event(url, |e| match serde_json::from_str(&e.data) {
+        Ok(qa::Message::Questions { questions, .. }) if e.event == "message" => {
+            Some(questions.0.into_iter().map(|(q, _)| q).collect())
         }
-    }
+        _ => None,
+    })
+    .await
 }
 
 /// `POST /askquestion/Q` as `user`: the status and body.
