@@ -90,6 +90,9 @@ pub struct Config {
     pub stream_stall_ms: u64,
 
     #[command(flatten)]
+    pub cluster: crate::cluster::ClusterConfig,
+
+    #[command(flatten)]
     pub ticker: TickerConfig,
 
     #[command(flatten)]
@@ -127,11 +130,26 @@ impl Default for Config {
 impl Config {
     /// Defaults for a test server: ephemeral port on loopback, in-memory store.
     pub fn for_tests() -> Self {
-        Config {
+        let mut config = Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             data: Some(PathBuf::from(":memory:")),
             ..Config::default()
-        }
+        };
+        // A developer's RT_DATABASE must not send every test to PostgreSQL;
+        // cluster tests set these themselves.
+        config.cluster.database = None;
+        config.cluster.redis = None;
+        config
+    }
+
+    /// [`Config::for_tests`] on a shared PostgreSQL database and Redis, as
+    /// one node of a cluster named `node_id`.
+    pub fn for_cluster_tests(database: &str, redis: Option<&str>, node_id: &str) -> Self {
+        let mut config = Config::for_tests();
+        config.cluster.database = Some(database.to_string());
+        config.cluster.redis = redis.map(str::to_string);
+        config.cluster.node_id = Some(node_id.to_string());
+        config
     }
 
     /// The data file to open.

@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod config;
 pub mod config_file;
 pub mod docs;

@@ -57,7 +57,15 @@ async fn serve() -> anyhow::Result<()> {
     let state = AppState::new(config)
         .await
         .context("cannot open the data store")?;
-    tracing::info!(data = %data.display(), "store ready");
+    match &state.cluster.pg {
+        Some(pg) => tracing::info!(
+            node = %state.cluster.node_id,
+            database = %pg.shown_url(),
+            backend = state.cluster.backend(),
+            "store ready"
+        ),
+        None => tracing::info!(data = %data.display(), "store ready"),
+    }
     // Scripts and tests read the URL from the first line of stdout.
     println!("rt-server serving {scheme}://{addr}/");
     rt_server::run_with(listener, state, tls, shutdown_signal()).await?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::{Cluster, ClusterError};
 use crate::config::Config;
 use crate::docs::Docs;
 use crate::draw::Draw;
@@ -19,7 +20,11 @@ use crate::web::Pages;
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    /// The embedded store. With `--database` the apps keep their state in
+    /// PostgreSQL (`cluster.pg`) instead.
     pub store: Store,
+    /// This node, and the shared database and bus when configured.
+    pub cluster: Cluster,
     pub stats: Arc<Stats>,
     pub pages: Pages,
     /// Cancelled when the server shuts down: long-lived streams end on it.
@@ -32,9 +37,19 @@ pub struct AppState {
     pub draw: Draw,
 }
 
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
 impl AppState {
-    /// Opens the store and starts each app's owner task.
-    pub async fn new(config: Config) -> Result<AppState, StoreError> {
+    /// Opens the store (or connects to the cluster's database and bus) and
+    /// starts each app's owner task.
+    pub async fn new(config: Config) -> Result<AppState, StartError> {
         let durability = if config.fsync {
             Durability::PowerLoss
         } else {
@@ -42,8 +57,15 @@ impl AppState {
         };
         // Before any owner starts, so nothing it records is lost.
         crate::metrics::install();
-        let store = Store::open(&config.data_path(), durability)?;
         let shutdown = CancellationToken::new();
+        let cluster = Cluster::start(&config.cluster, shutdown.clone()).await?;
+        // With PostgreSQL nothing is kept in the SQLite file, so none is
+        // created.
+        let store = if cluster.pg.is_some() {
+            Store::memory()
+        } else {
+            Store::open(&config.data_path(), durability)?
+        };
         let pages = match &config.static_dir {
             Some(dir) => Pages::Dir(dir.clone()),
             None => Pages::Embedded,
@@ -64,6 +86,7 @@ impl AppState {
         Ok(AppState {
             config: Arc::new(config),
             store,
+            cluster,
             stats,
             pages,
             shutdown,

@@ -15,6 +15,8 @@
 pub mod conn;
 pub mod doc;
 pub mod outbox;
+/// The tables in PostgreSQL (`--database`).
+pub mod pg;
 pub mod presence;
 pub mod registry;
 pub mod store;

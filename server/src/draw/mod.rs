@@ -20,6 +20,8 @@
 
 mod canvas;
 mod handlers;
+/// The tables in PostgreSQL (`--database`).
+pub mod pg;
 /// The drawing's tables and its ordered writer.
 pub mod store;
 

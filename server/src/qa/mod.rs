@@ -34,6 +34,8 @@
 
 pub mod board;
 mod db;
+/// The tables in PostgreSQL (`--database`).
+pub mod pg;
 pub mod routes;
 
 pub use board::{Action, Board};
