@@ -140,3 +140,72 @@ async fn buses_of_one_cluster_hear_each_other_and_no_one_else() {
     assert_eq!(next_message(&mut on_b).await.2, b"after".to_vec());
     stop.cancel();
 }
+
+#[tokio::test]
+async fn a_cut_database_refuses_and_recovers_and_a_restarted_redis_resyncs() {
+    use rt_server::cluster::testing::{PrivateRedis, TcpCut, postgres_addr, via};
+    let db = TestDb::create().await;
+    let cut = TcpCut::start(postgres_addr()).await;
+    let mut s = settings(&db);
+    s.database = Some(via(&db.url, cut.addr));
+    s.timeout_ms = 1000;
+    let pg = Pg::connect(s.database.as_deref().unwrap(), &s, "a".into())
+        .await
+        .unwrap();
+    cut.cut();
+    let failed = async {
+        let c = pg.get().await?;
+        pg.with_timeout(c.query_one("SELECT 1", &[])).await??;
+        Ok::<_, PgError>(())
+    };
+    assert!(
+        failed.await.is_err(),
+        "a query went through a cut connection"
+    );
+    cut.restore();
+    let mut back = false;
+    for _ in 0..50 {
+        if let Ok(c) = pg.get().await
+            && c.query_one("SELECT 1", &[]).await.is_ok()
+        {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "the pool did not recover");
+
+    let mut redis = PrivateRedis::start();
+    let stop = CancellationToken::new();
+    let a = Bus::connect(&redis.url(), "c", "a".into(), stop.clone())
+        .await
+        .unwrap();
+    let mut sub = a.subscribe("t").await.unwrap();
+    redis.restart();
+    // The subscriber hears of the reconnect, and hears messages again.
+    let mut resynced = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(200), sub.recv()).await {
+            Ok(Some(BusEvent::Resync)) => {
+                resynced = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(resynced, "no Resync after Redis restarted");
+    let mut heard = false;
+    for _ in 0..50 {
+        let _ = a.publish("t", b"again").await;
+        if let Ok(Some(BusEvent::Message { payload, .. })) =
+            tokio::time::timeout(Duration::from_millis(200), sub.recv()).await
+        {
+            assert_eq!(&payload[..], b"again");
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "no message after the reconnect");
+    stop.cancel();
+}

@@ -1,6 +1,6 @@
 // Starts a real rt-server process on an ephemeral loopback port for one test
 // file, and stops it afterwards.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -66,7 +66,7 @@ export function tuiBin() {
 export async function startServer(args = []) {
   const full = [...args];
   if (!full.includes('--bind')) full.push('--bind', '127.0.0.1:0');
-  if (!full.includes('--data')) full.push('--data', ':memory:');
+  if (!full.includes('--data') && !full.includes('--database')) full.push('--data', ':memory:');
   const proc = spawn(serverBin(), full, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
@@ -96,4 +96,51 @@ export async function startServer(args = []) {
     await exited;
   };
   return { url, port: Number(new URL(url).port), token, proc, stop: () => kill('SIGTERM'), kill };
+}
+
+/** The PostgreSQL server tests use (a role that may create databases). */
+export const postgresAdmin = process.env.RT_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+/** The Redis tests use. */
+export const redisUrl = process.env.RT_TEST_REDIS ?? 'redis://127.0.0.1:6379';
+
+let nextDb = 0;
+
+/**
+ * Creates a database of this test's own with psql (`rt_test_<pid>_js<n>`).
+ * @returns {{url: string, name: string, drop: () => void}}
+ */
+export function createDatabase() {
+  const name = `rt_test_${process.pid}_js${nextDb++}`;
+  const psql = (sql) => {
+    const r = spawnSync('psql', [postgresAdmin, '-v', 'ON_ERROR_STOP=1', '-qc', sql], { encoding: 'utf8' });
+    if (r.error) throw new Error(`tests need psql (Debian package postgresql-client): ${r.error.message}`);
+    if (r.status !== 0) throw new Error(`psql ${sql}: ${r.stderr}`);
+  };
+  psql(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  psql(`CREATE DATABASE "${name}"`);
+  const url = postgresAdmin.replace(/\/[^/]*$/, `/${name}`);
+  return { url, name, drop: () => psql(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+}
+
+/**
+ * Starts `count` rt-server nodes on one fresh database and the test Redis
+ * (node ids `n0`, `n1`, …), each with `args` too.
+ * @returns {Promise<{db: {url: string, name: string}, nodes: Awaited<ReturnType<typeof startServer>>[], startNode: (i: number) => Promise<Awaited<ReturnType<typeof startServer>>>, stop: () => Promise<void>}>}
+ */
+export async function startCluster(count = 2, args = []) {
+  const db = createDatabase();
+  const startNode = (i) =>
+    startServer(['--database', db.url, '--redis', redisUrl, '--node-id', `n${i}`, ...args]);
+  const nodes = [];
+  // One after the other: the first applies the migrations.
+  for (let i = 0; i < count; i++) nodes.push(await startNode(i));
+  return {
+    db,
+    nodes,
+    startNode,
+    stop: async () => {
+      await Promise.all(nodes.map((n) => n.stop()));
+      db.drop();
+    },
+  };
 }
