@@ -70,7 +70,7 @@ impl AppState {
             Some(dir) => Pages::Dir(dir.clone()),
             None => Pages::Embedded,
         };
-        let ticker = Ticker::start(&config.ticker, shutdown.clone());
+        let ticker = Ticker::start(&config.ticker, &cluster, shutdown.clone());
         let stats = Arc::new(Stats::default());
         let qa = Board::start(&config.qa, store.clone(), stats.clone(), shutdown.clone()).await?;
         let docs = Docs::start(&config.docs, store.clone(), shutdown.clone()).await?;

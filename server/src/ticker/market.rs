@@ -229,6 +229,33 @@ impl Series {
         self.volume += (self.minute_volume * activity).round() as u64;
     }
 
+    /// Carries on from `quote` (a new cluster driver taking over): the
+    /// company and the volatility as [`Series::new`] draws them, today's
+    /// prices and volume from the quote. `None` for an unusable quote.
+    pub fn resume(seed: u64, quote: &Quote, now_ms: u64) -> Option<Series> {
+        let symbol = Symbol::parse(&quote.symbol).ok()?;
+        let prices = [
+            quote.latest_price,
+            quote.previous_close,
+            quote.open,
+            quote.high,
+            quote.low,
+        ];
+        if !prices.iter().all(|p| p.is_finite() && *p > 0.0) {
+            return None;
+        }
+        let mut series = Series::new(seed, symbol, now_ms);
+        series.company_name = quote.company_name.clone();
+        series.price = quote.latest_price;
+        series.previous_close = quote.previous_close;
+        series.open = quote.open;
+        series.high = quote.high;
+        series.low = quote.low;
+        series.volume = quote.volume;
+        series.latest_update = quote.latest_update;
+        Some(series)
+    }
+
     pub fn symbol(&self) -> &Symbol {
         &self.symbol
     }

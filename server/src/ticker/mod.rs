@@ -7,6 +7,7 @@
 //! encoded events through a per-stream [`mailbox`] that keeps only the latest
 //! unsent quote per symbol.
 
+mod cluster;
 pub mod mailbox;
 pub mod market;
 mod owner;
@@ -14,6 +15,7 @@ mod stream;
 pub mod upstream;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -27,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
 use mailbox::Mailbox;
-use owner::{Command, Owner, Settings, UpstreamSettings};
+use owner::{Command, Owner, Role, Settings, UpstreamSettings};
 
 pub use owner::Full;
 
@@ -106,42 +108,49 @@ pub struct Ticker {
     commands: mpsc::Sender<Command>,
     heartbeat: Duration,
     stream_max_symbols: usize,
+    driving: Arc<AtomicBool>,
 }
 
 impl Ticker {
     /// Spawns the owner task; it stops on `shutdown`. Must be called inside
-    /// a tokio runtime.
-    pub fn start(config: &TickerConfig, shutdown: CancellationToken) -> Ticker {
-        let upstream = config.quotes_url.as_ref().and_then(|url| {
-            let timeout = Duration::from_millis(config.upstream_timeout_ms);
-            match upstream::Upstream::new(url.clone(), timeout) {
-                Ok(u) => Some(UpstreamSettings {
-                    upstream: u,
-                    interval: Duration::from_millis(config.upstream_interval_ms),
-                    backoff_max: Duration::from_millis(config.upstream_backoff_max_ms),
-                    max_in_flight: config.upstream_max_in_flight as usize,
-                }),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot build the upstream client; simulating");
-                    None
-                }
-            }
-        });
-        let settings = Settings {
-            poll_ms: config.poll_ms,
-            tick: Duration::from_millis(config.tick_ms),
-            seed: config.seed.unwrap_or_else(rand::random),
-            max_symbols: config.max_symbols as usize,
-            upstream,
-        };
+    /// a tokio runtime. In a cluster (PostgreSQL and Redis) the owner is a
+    /// face of the cluster's one market (see `cluster`).
+    pub fn start(
+        config: &TickerConfig,
+        cluster: &crate::cluster::Cluster,
+        shutdown: CancellationToken,
+    ) -> Ticker {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-        let owner = Owner::new(settings, tx.downgrade());
+        let driving = Arc::new(AtomicBool::new(false));
+        let role = match (&cluster.bus, &cluster.pg) {
+            (Some(bus), Some(pg)) => {
+                let driver_config = config.clone();
+                let wants = cluster::start(
+                    bus.clone(),
+                    pg.clone(),
+                    tx.clone(),
+                    Box::new(move |role| settings(&driver_config, role)),
+                    driving.clone(),
+                    shutdown.clone(),
+                );
+                Role::Face { wants }
+            }
+            _ => Role::Local,
+        };
+        let owner = Owner::new(settings(config, role), tx.downgrade());
         tokio::spawn(owner.run(rx, shutdown));
         Ticker {
             commands: tx,
             heartbeat: Duration::from_millis(config.ticker_heartbeat_ms),
             stream_max_symbols: config.ticker_stream_max_symbols as usize,
+            driving,
         }
+    }
+
+    /// In a cluster: whether this node drives the market now. A single
+    /// node always holds its own market and answers false.
+    pub fn is_driver(&self) -> bool {
+        self.driving.load(Ordering::Relaxed)
     }
 
     /// The JSON body answering `GET /?symbol=<raw_symbol>`: a quote with
@@ -206,6 +215,33 @@ impl Ticker {
             Ok(Err(full)) => Err(SubscribeError::Full(full)),
             Err(_) => Err(SubscribeError::Stopped),
         }
+    }
+}
+
+/// The owner's settings for `role`, from the node's flags.
+fn settings(config: &TickerConfig, role: Role) -> Settings {
+    let upstream = config.quotes_url.as_ref().and_then(|url| {
+        let timeout = Duration::from_millis(config.upstream_timeout_ms);
+        match upstream::Upstream::new(url.clone(), timeout) {
+            Ok(u) => Some(UpstreamSettings {
+                upstream: u,
+                interval: Duration::from_millis(config.upstream_interval_ms),
+                backoff_max: Duration::from_millis(config.upstream_backoff_max_ms),
+                max_in_flight: config.upstream_max_in_flight as usize,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the upstream client; simulating");
+                None
+            }
+        }
+    });
+    Settings {
+        poll_ms: config.poll_ms,
+        tick: Duration::from_millis(config.tick_ms),
+        seed: config.seed.unwrap_or_else(rand::random),
+        max_symbols: config.max_symbols as usize,
+        upstream,
+        role,
     }
 }
 

@@ -43,7 +43,58 @@ pub(crate) enum Command {
         symbol: Symbol,
         result: Result<Quote, String>,
     },
+    /// Face: quotes (or errors) the cluster's market published.
+    Update(Vec<Update>),
+    /// Face: the quotes it holds, to seed a new driver.
+    Snapshot { reply: oneshot::Sender<Vec<Quote>> },
+    /// Driver: what nodes' clients want.
+    Want(Wants),
 }
+
+/// What a face asks of the driver.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Wants {
+    /// Still wanted (polled or streamed since the last tick): keep them
+    /// tracked, and refresh upstream ones that are due.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep: Vec<Symbol>,
+    /// Newly wanted: the face has no quote, so publish the current one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub need: Vec<Symbol>,
+}
+
+/// A symbol's new quote, or why it has none, as the driver publishes it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Update {
+    pub symbol: Symbol,
+    #[serde(flatten)]
+    pub result: UpdateResult,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum UpdateResult {
+    Quote(Quote),
+    Error(String),
+}
+
+/// What the owner is in the cluster.
+pub(crate) enum Role {
+    /// A single node: the owner holds the market itself.
+    Local,
+    /// Answers this node's clients from the quotes the cluster's driver
+    /// publishes, and asks for the symbols its clients want.
+    Face { wants: mpsc::Sender<Wants> },
+    /// Holds the market for the whole cluster (on the node that leads) and
+    /// hands every change to `updates` for publishing; it has no clients.
+    Driver {
+        updates: mpsc::Sender<Vec<Update>>,
+        seed_quotes: Vec<Quote>,
+    },
+}
+
+/// A face answers a poll without a quote yet with an error after this long.
+const FACE_WAIT: Duration = Duration::from_secs(2);
 
 /// Every tracked symbol is in use by a stream or a fetch; nothing can be evicted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +108,7 @@ pub(crate) struct Settings {
     pub seed: u64,
     pub max_symbols: usize,
     pub upstream: Option<UpstreamSettings>,
+    pub role: Role,
 }
 
 pub(crate) struct UpstreamSettings {
@@ -70,6 +122,20 @@ pub(crate) struct UpstreamSettings {
 enum Source {
     Simulated(Box<Series>),
     Upstream(Box<Cached>),
+    /// Face: the cluster's driver.
+    Remote(Box<Remote>),
+}
+
+/// A face's view of one symbol.
+#[derive(Default)]
+struct Remote {
+    quote: Option<Quote>,
+    error: Option<String>,
+    /// Pollers waiting for the first quote, since when.
+    waiters: Vec<oneshot::Sender<Bytes>>,
+    waiting_since: Option<Instant>,
+    /// Polled since the last tick: asked for again then.
+    wanted: bool,
 }
 
 /// A symbol's upstream state.
@@ -117,6 +183,7 @@ impl Entry {
         match &self.source {
             Source::Simulated(s) => Some(s.quote()),
             Source::Upstream(c) => c.quote.clone(),
+            Source::Remote(r) => r.quote.clone(),
         }
     }
 
@@ -141,24 +208,31 @@ impl Entry {
                 quote: s.quote(),
                 call_in: Some(poll_ms),
             },
-            Source::Upstream(c) => match (&c.error, &c.quote) {
-                (None, Some(q)) => PollResponse::Quote {
-                    quote: q.clone(),
-                    call_in: Some(poll_ms),
-                },
-                (Some(e), _) => PollResponse::Error {
-                    error: e.clone(),
-                    call_in: Some(ERROR_CALL_IN_MS),
-                },
-                (None, None) => PollResponse::Error {
-                    error: "no quote yet".into(),
-                    call_in: Some(ERROR_CALL_IN_MS),
-                },
-            },
+            Source::Upstream(c) => cached_response(&c.error, &c.quote, poll_ms),
+            Source::Remote(r) => cached_response(&r.error, &r.quote, poll_ms),
         };
         let body = to_bytes(&response);
         self.body = Some(body.clone());
         body
+    }
+}
+
+/// The poll answer for a quote held from elsewhere (upstream, or the
+/// cluster's driver): the quote, the current failure, or "no quote yet".
+fn cached_response(error: &Option<String>, quote: &Option<Quote>, poll_ms: u64) -> PollResponse {
+    match (error, quote) {
+        (None, Some(q)) => PollResponse::Quote {
+            quote: q.clone(),
+            call_in: Some(poll_ms),
+        },
+        (Some(e), _) => PollResponse::Error {
+            error: e.clone(),
+            call_in: Some(ERROR_CALL_IN_MS),
+        },
+        (None, None) => PollResponse::Error {
+            error: "no quote yet".into(),
+            call_in: Some(ERROR_CALL_IN_MS),
+        },
     }
 }
 
@@ -192,21 +266,27 @@ pub(crate) struct Owner {
 }
 
 impl Owner {
-    pub(crate) fn new(settings: Settings, commands: mpsc::WeakSender<Command>) -> Owner {
+    pub(crate) fn new(mut settings: Settings, commands: mpsc::WeakSender<Command>) -> Owner {
         let mut entries = HashMap::new();
-        if settings.upstream.is_none() {
+        let face = matches!(settings.role, Role::Face { .. });
+        if face || settings.upstream.is_none() {
             let now = now_ms();
             for l in LISTINGS {
                 if let Ok(symbol) = Symbol::parse(l.symbol) {
-                    let series = Series::new(settings.seed, symbol.clone(), now);
-                    entries.insert(
-                        symbol,
-                        Entry::new(Source::Simulated(Box::new(series)), None),
-                    );
+                    let source = if face {
+                        Source::Remote(Box::default())
+                    } else {
+                        Source::Simulated(Box::new(Series::new(settings.seed, symbol.clone(), now)))
+                    };
+                    entries.insert(symbol, Entry::new(source, None));
                 }
             }
         }
-        Owner {
+        let seed_quotes = match &mut settings.role {
+            Role::Driver { seed_quotes, .. } => std::mem::take(seed_quotes),
+            _ => Vec::new(),
+        };
+        let mut owner = Owner {
             settings,
             entries,
             lru: BTreeMap::new(),
@@ -215,6 +295,36 @@ impl Owner {
             in_flight: 0,
             full: false,
             commands,
+        };
+        owner.resume(seed_quotes);
+        owner
+    }
+
+    /// Driver: carries on the market from the quotes the cluster last saw,
+    /// so a change of driver does not make prices jump.
+    fn resume(&mut self, quotes: Vec<Quote>) {
+        let now = now_ms();
+        for quote in quotes {
+            let Ok(symbol) = Symbol::parse(&quote.symbol) else {
+                continue;
+            };
+            if self.track(&symbol).is_err() {
+                break;
+            }
+            let seed = self.settings.seed;
+            let Some(entry) = self.entries.get_mut(&symbol) else {
+                continue;
+            };
+            match &mut entry.source {
+                Source::Simulated(series) => {
+                    if let Some(resumed) = Series::resume(seed, &quote, now) {
+                        **series = resumed;
+                    }
+                }
+                Source::Upstream(cached) => cached.quote = Some(quote),
+                Source::Remote(_) => {}
+            }
+            entry.body = None;
         }
     }
 
@@ -264,6 +374,97 @@ impl Owner {
                 let _ = reply.send(self.entries.len());
             }
             Command::Fetched { symbol, result } => self.fetched(symbol, result),
+            Command::Update(updates) => self.apply(updates),
+            Command::Snapshot { reply } => {
+                let quotes = self.entries.values().filter_map(Entry::quote).collect();
+                let _ = reply.send(quotes);
+            }
+            Command::Want(wants) => self.want(wants),
+        }
+    }
+
+    /// Face: takes the driver's quotes for the symbols it tracks.
+    fn apply(&mut self, updates: Vec<Update>) {
+        let poll_ms = self.settings.poll_ms;
+        for update in updates {
+            let Some(entry) = self.entries.get_mut(&update.symbol) else {
+                continue;
+            };
+            let Source::Remote(remote) = &mut entry.source else {
+                continue;
+            };
+            match update.result {
+                UpdateResult::Quote(q) => {
+                    remote.quote = Some(q);
+                    remote.error = None;
+                }
+                UpdateResult::Error(e) => remote.error = Some(e),
+            }
+            remote.waiting_since = None;
+            let waiters = std::mem::take(&mut remote.waiters);
+            entry.body = None;
+            let body = entry.body(poll_ms);
+            for w in waiters {
+                let _ = w.send(body.clone());
+            }
+            Self::fan_out(&mut self.next_event_id, entry);
+        }
+    }
+
+    /// Driver: tracks what faces want, refreshes due upstream symbols and
+    /// publishes the current quotes of newly wanted ones.
+    fn want(&mut self, wants: Wants) {
+        let mut now_known = Vec::new();
+        for (symbol, needed) in wants
+            .keep
+            .into_iter()
+            .map(|s| (s, false))
+            .chain(wants.need.into_iter().map(|s| (s, true)))
+        {
+            if self.track(&symbol).is_err() {
+                continue;
+            }
+            let can_fetch = self.can_fetch();
+            let Some(entry) = self.entries.get_mut(&symbol) else {
+                continue;
+            };
+            let due = match &entry.source {
+                Source::Upstream(c) => !c.in_flight && Instant::now() >= c.next_fetch,
+                _ => false,
+            };
+            if due && can_fetch {
+                self.start_fetch(&symbol);
+            } else if needed && let Some(update) = Self::update_of(&symbol, entry) {
+                now_known.push(update);
+            }
+        }
+        self.publish(now_known);
+    }
+
+    /// What a face needs to know of `entry`, if anything is known.
+    fn update_of(symbol: &Symbol, entry: &Entry) -> Option<Update> {
+        let result = match &entry.source {
+            Source::Simulated(s) => UpdateResult::Quote(s.quote()),
+            Source::Upstream(c) => match (&c.error, &c.quote) {
+                (Some(e), _) => UpdateResult::Error(e.clone()),
+                (None, Some(q)) => UpdateResult::Quote(q.clone()),
+                (None, None) => return None,
+            },
+            Source::Remote(_) => return None,
+        };
+        Some(Update {
+            symbol: symbol.clone(),
+            result,
+        })
+    }
+
+    /// Driver: hands `updates` over for publishing.
+    fn publish(&self, updates: Vec<Update>) {
+        if let Role::Driver { updates: tx, .. } = &self.settings.role
+            && !updates.is_empty()
+            && tx.try_send(updates).is_err()
+        {
+            tracing::warn!("ticker updates are not being published fast enough; dropping a batch");
         }
     }
 
@@ -278,6 +479,16 @@ impl Owner {
         let Some(entry) = self.entries.get_mut(&symbol) else {
             return;
         };
+        if let Source::Remote(remote) = &mut entry.source {
+            remote.wanted = true;
+            if remote.quote.is_none() && remote.error.is_none() {
+                remote.waiters.push(reply);
+                remote.waiting_since.get_or_insert_with(Instant::now);
+            } else {
+                let _ = reply.send(entry.body(poll_ms));
+            }
+            return;
+        }
         let Source::Upstream(cached) = &mut entry.source else {
             let _ = reply.send(entry.body(poll_ms));
             return;
@@ -326,6 +537,13 @@ impl Owner {
         let stamp = self.next_stamp;
         self.next_stamp += 1;
         let source = match &self.settings.upstream {
+            _ if matches!(self.settings.role, Role::Face { .. }) => {
+                self.ask(Wants {
+                    keep: Vec::new(),
+                    need: vec![symbol.clone()],
+                });
+                Source::Remote(Box::default())
+            }
             None => Source::Simulated(Box::new(Series::new(
                 self.settings.seed,
                 symbol.clone(),
@@ -477,6 +695,16 @@ impl Owner {
             let _ = w.send(body.clone());
         }
         Self::fan_out(&mut self.next_event_id, entry);
+        let update = Self::update_of(&symbol, entry);
+        self.publish(update.into_iter().collect());
+    }
+
+    /// Face: asks the driver (dropped if the queue is full: the next tick
+    /// asks again).
+    fn ask(&self, wants: Wants) {
+        if let Role::Face { wants: tx } = &self.settings.role {
+            let _ = tx.try_send(wants);
+        }
     }
 
     /// Sends the entry's quote to its subscribers if the price changed since
@@ -510,12 +738,40 @@ impl Owner {
         self.full = false;
         let now = now_ms();
         let mut due = Vec::new();
+        let mut keep = Vec::new();
+        let mut stepped = Vec::new();
+        let driver = matches!(self.settings.role, Role::Driver { .. });
         for (symbol, entry) in &mut self.entries {
             match &mut entry.source {
                 Source::Simulated(series) => {
                     series.step(now);
+                    if driver {
+                        stepped.push(Update {
+                            symbol: symbol.clone(),
+                            result: UpdateResult::Quote(series.quote()),
+                        });
+                    }
                     entry.body = None;
                     Self::fan_out(&mut self.next_event_id, entry);
+                }
+                Source::Remote(remote) => {
+                    let streamed = entry
+                        .subscribers
+                        .iter()
+                        .any(|s| s.mailbox.strong_count() > 0);
+                    if std::mem::take(&mut remote.wanted) || streamed {
+                        keep.push(symbol.clone());
+                    }
+                    if remote
+                        .waiting_since
+                        .is_some_and(|since| since.elapsed() >= FACE_WAIT)
+                    {
+                        remote.waiting_since = None;
+                        let body = error_body("no quote yet", Some(ERROR_CALL_IN_MS));
+                        for w in remote.waiters.drain(..) {
+                            let _ = w.send(body.clone());
+                        }
+                    }
                 }
                 Source::Upstream(cached) => {
                     if !cached.in_flight
@@ -537,6 +793,13 @@ impl Owner {
             if !self.start_fetch(&symbol) {
                 break;
             }
+        }
+        self.publish(stepped);
+        if !keep.is_empty() {
+            self.ask(Wants {
+                keep,
+                need: Vec::new(),
+            });
         }
     }
 }
@@ -564,6 +827,7 @@ mod tests {
                 seed: 1,
                 max_symbols,
                 upstream: None,
+                role: Role::Local,
             },
             tx.downgrade(),
         )
