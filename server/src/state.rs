@@ -32,6 +32,8 @@ pub struct AppState {
     /// Connection tasks that must finish (close frames flushed) before exit.
     pub tasks: TaskTracker,
     pub ticker: Ticker,
+    /// In a cluster: the other nodes' figures for `/stats`.
+    pub peers: Option<crate::stats_stream::Peers>,
     pub qa: Board,
     pub docs: Docs,
     pub draw: Draw,
@@ -72,6 +74,15 @@ impl AppState {
         };
         let ticker = Ticker::start(&config.ticker, &cluster, shutdown.clone());
         let stats = Arc::new(Stats::default());
+        let peers = cluster.bus.as_ref().map(|bus| {
+            crate::stats_stream::Peers::start(
+                bus.clone(),
+                stats.clone(),
+                ticker.clone(),
+                std::time::Duration::from_millis(config.stats_stream.interval_ms),
+                shutdown.clone(),
+            )
+        });
         let qa = Board::start(&config.qa, store.clone(), stats.clone(), shutdown.clone()).await?;
         let docs = Docs::start(&config.docs, store.clone(), shutdown.clone()).await?;
         let tasks = TaskTracker::new();
@@ -92,6 +103,7 @@ impl AppState {
             shutdown,
             tasks,
             ticker,
+            peers,
             qa,
             docs,
             draw,

@@ -1,7 +1,7 @@
 //! One market across nodes: two in-process nodes on one PostgreSQL database
 //! and the test Redis. Quotes agree between nodes, a node's new symbol is
 //! quoted, the market survives its driver, and upstream requests are
-//! coalesced cluster-wide.
+//! coalesced cluster-wide; `/stats` shows every node and the totals.
 
 mod common;
 
@@ -181,4 +181,79 @@ async fn upstream_requests_are_coalesced_across_nodes() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
     upstream.abort();
+}
+
+#[tokio::test]
+async fn stats_show_every_node_and_the_cluster_totals() {
+    let db = TestDb::create().await;
+    let fast = |c: &mut Config| c.stats_stream.interval_ms = 100;
+    let a = node(&db, "a", fast).await;
+    let b = node(&db, "b", fast).await;
+    wait_for_driver(&[&a, &b]).await;
+    // A stream open on each node, read on a.
+    let _on_b = common::http()
+        .get(format!("{}/stats", b.url()))
+        .send()
+        .await
+        .unwrap();
+    let mut res = common::http()
+        .get(format!("{}/stats", a.url()))
+        .send()
+        .await
+        .unwrap();
+    let mut parser = rt_protocol::sse::Parser::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let v = 'found: loop {
+        assert!(Instant::now() < deadline, "no figures with both nodes");
+        let chunk = tokio::time::timeout(Duration::from_secs(5), res.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        for e in parser.feed(&chunk) {
+            let v: Value = serde_json::from_str(&e.data).unwrap();
+            if v["cluster"]["nodes"] == 2 && v["cluster"]["open"]["stats"] == 2 {
+                break 'found v;
+            }
+        }
+    };
+    assert_eq!(v["node"], "a");
+    assert_eq!(v["backend"], "postgres+redis");
+    assert_eq!(
+        v["open"]["stats"], 1,
+        "this node's own figures stay at the top"
+    );
+    let drivers = ["a", "b"]
+        .iter()
+        .filter(|n| v["nodes"][**n]["ticker_driver"] == true)
+        .count();
+    assert_eq!(drivers, 1, "{v}");
+    let rss: u64 = ["a", "b"]
+        .iter()
+        .map(|n| v["nodes"][*n]["rss_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(v["cluster"]["rss_bytes"].as_u64().unwrap(), rss);
+
+    // A node that goes away drops out of the totals.
+    drop(_on_b);
+    b.shutdown().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    'gone: loop {
+        assert!(
+            Instant::now() < deadline,
+            "the stopped node never dropped out"
+        );
+        let chunk = tokio::time::timeout(Duration::from_secs(5), res.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        for e in parser.feed(&chunk) {
+            let v: Value = serde_json::from_str(&e.data).unwrap();
+            if v["cluster"]["nodes"] == 1 {
+                break 'gone;
+            }
+        }
+    }
+    a.shutdown().await.unwrap();
 }
