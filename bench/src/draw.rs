@@ -110,7 +110,7 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
         counters: counters.clone(),
         stop: CancellationToken::new(),
     });
-    let connector = Arc::new(Connector::new(target.addr, args.common.sources));
+    let connector = Arc::new(Connector::to_nodes(&target.addrs, args.common.sources));
     let gate = Arc::new(Semaphore::new(args.connect_concurrency as usize));
     let progress = Progress::start("draw", counters.clone(), !args.common.quiet);
     let mut summary = Summary::new("draw", "delivery");
@@ -164,7 +164,7 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
         );
         shared.go.cancel();
         tokio::time::sleep(Duration::from_secs(args.warmup)).await;
-        let server_mark = target.pid.and_then(CpuMark::take);
+        let server_mark = target.cpu_mark();
         let own_mark = CpuMark::take(std::process::id());
         let before = counters.messages.load(Ordering::Relaxed);
         let start = Instant::now();

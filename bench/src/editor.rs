@@ -1,5 +1,6 @@
-//! `bench editor`: M ShareDB editors on one rich-text document, each in a
-//! closed loop (one op in flight: type a keystroke, wait for the ack, type
+//! `bench editor`: M ShareDB editors on one rich-text document (or spread
+//! over `--docs` documents, editor i on document i mod D), each in a closed
+//! loop (one op in flight: type a keystroke, wait for the ack, type
 //! the next). Reports acknowledged ops/s, ack latency, server CPU per op, and
 //! checks at the end that every editor and the server hold the same text.
 
@@ -40,6 +41,11 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
+    /// Documents the editors are spread over (at most one per editor).
+    #[arg(long, default_value_t = 1, value_name = "D",
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub docs: u64,
+
     #[command(flatten)]
     pub common: Common,
 }
@@ -50,8 +56,8 @@ struct Shared {
     /// Stop typing (the in-flight op still completes).
     stop: CancellationToken,
     measuring: AtomicBool,
-    /// The server's final version, once known (0: not yet).
-    final_v: AtomicU64,
+    /// Each document's final version on the server, once known.
+    final_v: Vec<AtomicU64>,
     final_known: CancellationToken,
     /// Editors whose last op is acknowledged.
     quiet: AtomicUsize,
@@ -60,6 +66,8 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct Tally {
+    /// Index of the editor's document.
+    doc: usize,
     acked: u64,
     latencies: Latencies,
     text: Option<String>,
@@ -68,17 +76,22 @@ struct Tally {
 
 /// Runs the scenario.
 pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
-    let doc_id = format!(
-        "editor-{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_micros()
-    );
-    let connector = Arc::new(Connector::new(target.addr, args.common.sources));
-    let mut creator = DocClient::connect(&connector, &doc_id)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    creator.create(SEED).await.map_err(anyhow::Error::msg)?;
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_micros();
+    let docs = args.docs.min(args.editors) as usize;
+    let doc_ids: Vec<String> = (0..docs)
+        .map(|d| format!("editor-{run_id:x}-{d}"))
+        .collect();
+    let connector = Arc::new(Connector::to_nodes(&target.addrs, args.common.sources));
+    let mut creators = Vec::with_capacity(docs);
+    for doc_id in &doc_ids {
+        let mut creator = DocClient::connect(&connector, doc_id)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        creator.create(SEED).await.map_err(anyhow::Error::msg)?;
+        creators.push(creator);
+    }
 
     let counters = Arc::new(Counters::default());
     let shared = Arc::new(Shared {
@@ -86,7 +99,7 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
         go: CancellationToken::new(),
         stop: CancellationToken::new(),
         measuring: AtomicBool::new(false),
-        final_v: AtomicU64::new(0),
+        final_v: (0..docs).map(|_| AtomicU64::new(0)).collect(),
         final_known: CancellationToken::new(),
         quiet: AtomicUsize::new(0),
         counters: counters.clone(),
@@ -94,6 +107,8 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
     let progress = Progress::start("editor", counters.clone(), !args.common.quiet);
     let mut summary = Summary::new("editor", "acknowledged op");
     summary.param("editors", args.editors);
+    summary.param("docs", docs as u64);
+    summary.param("nodes", target.addrs.len() as u64);
     summary.param("duration_s", args.duration);
     summary.param("threads", args.common.threads);
     summary.param("server_args", args.common.target.server_args.join(" "));
@@ -105,9 +120,10 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
     let m = args.editors as usize;
     let mut tasks = JoinSet::new();
     for i in 0..args.editors {
+        let doc = i as usize % docs;
         tasks.spawn(editor(
             connector.clone(),
-            doc_id.clone(),
+            (doc, doc_ids[doc].clone()),
             Rng::new(args.seed.wrapping_mul(1000).wrapping_add(i)),
             shared.clone(),
         ));
@@ -127,7 +143,7 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
     } else {
         shared.go.cancel();
         tokio::time::sleep(Duration::from_secs(args.warmup)).await;
-        let server_mark = target.pid.and_then(CpuMark::take);
+        let server_mark = target.cpu_mark();
         let own_mark = CpuMark::take(std::process::id());
         let before = counters.messages.load(Ordering::Relaxed);
         let start = Instant::now();
@@ -146,20 +162,25 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
         while shared.quiet.load(Ordering::Relaxed) < m && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        match creator.load("f").await {
-            Ok(()) => {
-                shared.final_v.store(creator.v, Ordering::Relaxed);
-                summary.figure("final_version", creator.v);
-                summary.figure("final_length", creator.doc.len_utf16() as u64);
+        let (mut versions, mut length) = (0, 0);
+        for (creator, final_v) in creators.iter_mut().zip(&shared.final_v) {
+            match creator.load("f").await {
+                Ok(()) => {
+                    final_v.store(creator.v, Ordering::Relaxed);
+                    versions += creator.v;
+                    length += creator.doc.len_utf16() as u64;
+                }
+                Err(e) => summary.errors.push(format!("final fetch: {e}")),
             }
-            Err(e) => summary.errors.push(format!("final fetch: {e}")),
         }
+        summary.figure("final_version", versions);
+        summary.figure("final_length", length);
         shared.final_known.cancel();
     }
 
     let mut total = Tally::default();
     let (mut converged, mut finished) = (0u64, 0u64);
-    let server_text = creator.doc.text();
+    let server_texts: Vec<String> = creators.iter().map(|c| c.doc.text()).collect();
     let drain = async {
         while let Some(r) = tasks.join_next().await {
             let Ok(t) = r else { continue };
@@ -169,7 +190,7 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
             if let Some(e) = t.error {
                 summary.errors.push(e);
             }
-            if t.text.as_deref() == Some(server_text.as_str()) {
+            if t.text.as_ref() == Some(&server_texts[t.doc]) {
                 converged += 1;
             }
         }
@@ -199,11 +220,12 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
 
 async fn editor(
     connector: Arc<Connector>,
-    doc_id: String,
+    (doc, doc_id): (usize, String),
     mut rng: Rng,
     shared: Arc<Shared>,
 ) -> Tally {
     let mut tally = Tally {
+        doc,
         latencies: Latencies::with_capacity(64 * 1024),
         ..Tally::default()
     };
@@ -253,7 +275,7 @@ async fn edit(
             r = c.next_event() => { r?; }
         }
     }
-    let final_v = shared.final_v.load(Ordering::Relaxed);
+    let final_v = shared.final_v[tally.doc].load(Ordering::Relaxed);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while c.v < final_v {
         tokio::time::timeout_at(deadline, c.next_event())

@@ -41,15 +41,25 @@ pub fn raise_nofile(connections: u64) -> io::Result<u64> {
 /// connections do not run out of ephemeral ports.
 #[derive(Debug)]
 pub struct Connector {
-    server: SocketAddr,
+    /// The nodes; connection n goes to node n modulo their number.
+    servers: Vec<SocketAddr>,
     sources: Vec<IpAddr>,
     next: AtomicUsize,
+    next_server: AtomicUsize,
 }
 
 impl Connector {
     /// `sources` loopback addresses (at least one). For an IPv6 server only
     /// `::1` exists, so one source is used.
     pub fn new(server: SocketAddr, sources: u8) -> Connector {
+        Connector::to_nodes(&[server], sources)
+    }
+
+    /// Connections spread over `servers` in turn (several nodes of one
+    /// cluster).
+    pub fn to_nodes(servers: &[SocketAddr], sources: u8) -> Connector {
+        assert!(!servers.is_empty(), "at least one server");
+        let server = servers[0];
         let sources = match server {
             SocketAddr::V4(_) => (1..=sources.max(1))
                 .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
@@ -57,28 +67,31 @@ impl Connector {
             SocketAddr::V6(_) => vec![server.ip()],
         };
         Connector {
-            server,
+            servers: servers.to_vec(),
             sources,
             next: AtomicUsize::new(0),
+            next_server: AtomicUsize::new(0),
         }
     }
 
-    /// The server address.
+    /// The (first) server's address.
     pub fn server(&self) -> SocketAddr {
-        self.server
+        self.servers[0]
     }
 
     /// Connects from the next source address, with Nagle off.
     pub async fn connect(&self) -> io::Result<TcpStream> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.sources.len();
-        let socket = match self.server {
+        let n = self.next_server.fetch_add(1, Ordering::Relaxed) % self.servers.len();
+        let server = self.servers[n];
+        let socket = match server {
             SocketAddr::V4(_) => TcpSocket::new_v4()?,
             SocketAddr::V6(_) => TcpSocket::new_v6()?,
         };
         if self.sources.len() > 1 {
             socket.bind(SocketAddr::new(self.sources[i], 0))?;
         }
-        let stream = socket.connect(self.server).await?;
+        let stream = socket.connect(server).await?;
         stream.set_nodelay(true)?;
         Ok(stream)
     }

@@ -122,7 +122,7 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
         args.common.target.server_data.display().to_string(),
     );
 
-    let server_mark = target.pid.and_then(CpuMark::take);
+    let server_mark = target.cpu_mark();
     let own_mark = CpuMark::take(std::process::id());
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.duration);

@@ -75,7 +75,10 @@ pub struct LatencySummary {
 /// CPU and memory of one process over the measured phase.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ProcessFigures {
+    /// The (first) process measured.
     pub pid: u32,
+    /// Processes summed (the nodes of a cluster; 1 otherwise).
+    pub processes: usize,
     pub cpu_user_s: f64,
     pub cpu_system_s: f64,
     /// Share of one core over the phase.
@@ -86,35 +89,53 @@ pub struct ProcessFigures {
 }
 
 /// A CPU reading of one process, taken at the start of the measured phase.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CpuMark {
-    pid: u32,
-    cpu: CpuTimes,
+    /// Each process measured (several nodes are summed) and its CPU then.
+    marks: Vec<(u32, CpuTimes)>,
     at: Instant,
 }
 
 impl CpuMark {
     /// Reads `pid`'s CPU now; `None` when unreadable.
     pub fn take(pid: u32) -> Option<CpuMark> {
-        Some(CpuMark {
-            pid,
-            cpu: procstat::cpu(pid).ok()?,
+        CpuMark::take_all(&[pid])
+    }
+
+    /// Reads the CPU of every process in `pids` now (the nodes of a
+    /// cluster); `None` when one is unreadable or there are none.
+    pub fn take_all(pids: &[u32]) -> Option<CpuMark> {
+        let marks = pids
+            .iter()
+            .map(|&pid| procstat::cpu(pid).ok().map(|c| (pid, c)))
+            .collect::<Option<Vec<_>>>()?;
+        (!marks.is_empty()).then(|| CpuMark {
+            marks,
             at: Instant::now(),
         })
     }
 
-    /// Figures since the mark, with `messages` as the per-message divisor.
+    /// Figures since the mark, summed over its processes, with `messages`
+    /// as the per-message divisor.
     pub fn figures(&self, messages: u64) -> Option<ProcessFigures> {
-        let used = procstat::cpu(self.pid).ok()?.since(self.cpu);
+        let mut used = CpuTimes::default();
+        let mut rss = 0;
+        for &(pid, then) in &self.marks {
+            let now = procstat::cpu(pid).ok()?.since(then);
+            used.user += now.user;
+            used.system += now.system;
+            rss += procstat::rss_kib(pid).ok()?;
+        }
         let wall = self.at.elapsed().as_secs_f64().max(1e-9);
         Some(ProcessFigures {
-            pid: self.pid,
+            pid: self.marks[0].0,
+            processes: self.marks.len(),
             cpu_user_s: used.user.as_secs_f64(),
             cpu_system_s: used.system.as_secs_f64(),
             cpu_percent: used.total().as_secs_f64() / wall * 100.0,
             cpu_per_message_us: (messages > 0)
                 .then(|| used.total().as_secs_f64() * 1e6 / messages as f64),
-            rss_kib: procstat::rss_kib(self.pid).ok(),
+            rss_kib: Some(rss),
         })
     }
 }

@@ -108,8 +108,8 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
         measuring: AtomicBool::new(false),
         counters: counters.clone(),
     });
-    let connector = Arc::new(Connector::new(target.addr, args.common.sources));
-    let rss_before = target.pid.and_then(|p| procstat::rss_kib(p).ok());
+    let connector = Arc::new(Connector::to_nodes(&target.addrs, args.common.sources));
+    let rss_before = target.rss_kib();
     let own_rss_before = procstat::rss_kib(std::process::id()).ok();
     let progress = Progress::start("sse", counters.clone(), !args.common.quiet);
     let stop = CancellationToken::new();
@@ -165,9 +165,7 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
     let user = tokio::time::timeout(Duration::from_secs(5), user_rx).await??;
 
     tokio::time::sleep(Duration::from_secs(args.settle)).await;
-    if let (Some(pid), Some(before)) = (target.pid, rss_before)
-        && let Ok(after) = procstat::rss_kib(pid)
-    {
+    if let (Some(before), Some(after)) = (rss_before, target.rss_kib()) {
         summary.figure("server_rss_kib", after);
         summary.figure(
             "server_rss_per_stream_kib",
@@ -183,7 +181,7 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
 
     // The asker's own connection.
     let mut asker = HttpConn::new(connector.connect().await?, 4096);
-    let server_mark = target.pid.and_then(CpuMark::take);
+    let server_mark = target.cpu_mark();
     let own_mark = CpuMark::take(std::process::id());
     let messages_before = counters.messages.load(Ordering::Relaxed);
     shared.measuring.store(true, Ordering::Relaxed);

@@ -44,15 +44,36 @@ pub struct TargetArgs {
     /// on the URL's port, found through /proc.
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+
+    /// Spawn this many nodes of one cluster (with `--server-database` and
+    /// `--server-redis`); clients are spread over them in turn and the
+    /// server figures are their sums.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub spawn_nodes: u8,
+
+    /// PostgreSQL URL for the spawned server(s) (`--database`), instead of
+    /// `--server-data`.
+    #[arg(long, value_name = "URL")]
+    pub server_database: Option<String>,
+
+    /// Redis URL for the spawned servers (`--redis`).
+    #[arg(long, value_name = "URL")]
+    pub server_redis: Option<String>,
 }
 
 /// A resolved server.
 #[derive(Debug)]
 pub struct Target {
+    /// The (first) node.
     pub addr: SocketAddr,
-    /// The process to measure, when known.
+    /// Every node; clients are spread over them.
+    pub addrs: Vec<SocketAddr>,
+    /// The (first) process to measure, when known.
     pub pid: Option<u32>,
-    child: Option<Child>,
+    /// Every process to measure.
+    pub pids: Vec<u32>,
+    children: Vec<Child>,
 }
 
 impl Target {
@@ -60,7 +81,43 @@ impl Target {
     /// looks for the pid.
     pub async fn resolve(args: &TargetArgs) -> anyhow::Result<Target> {
         if let Some(path) = &args.spawn_server {
-            return spawn(path, &args.server_data, &args.server_args).await;
+            if args.spawn_nodes > 1
+                && (args.server_database.is_none() || args.server_redis.is_none())
+            {
+                bail!("--spawn-nodes above 1 needs --server-database and --server-redis");
+            }
+            let mut target = Target {
+                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                addrs: Vec::new(),
+                pid: None,
+                pids: Vec::new(),
+                children: Vec::new(),
+            };
+            for node in 0..args.spawn_nodes {
+                let mut extra = Vec::new();
+                match &args.server_database {
+                    Some(db) => extra.extend(["--database".to_string(), db.clone()]),
+                    None => {
+                        extra.extend(["--data".to_string(), args.server_data.display().to_string()])
+                    }
+                }
+                if let Some(redis) = &args.server_redis {
+                    extra.extend(["--redis".to_string(), redis.clone()]);
+                }
+                if args.spawn_nodes > 1 {
+                    extra.extend(["--node-id".to_string(), format!("bench{node}")]);
+                }
+                extra.extend(args.server_args.iter().cloned());
+                let (addr, child) = spawn(path, &extra).await?;
+                target.addrs.push(addr);
+                if let Some(pid) = child.id() {
+                    target.pids.push(pid);
+                }
+                target.children.push(child);
+            }
+            target.addr = target.addrs[0];
+            target.pid = target.pids.first().copied();
+            return Ok(target);
         }
         let addr = parse_url(&args.url)?;
         let pid = match args.server_pid {
@@ -72,17 +129,34 @@ impl Target {
         };
         Ok(Target {
             addr,
+            addrs: vec![addr],
             pid,
-            child: None,
+            pids: pid.into_iter().collect(),
+            children: Vec::new(),
         })
+    }
+
+    /// A CPU mark over every node's process.
+    pub fn cpu_mark(&self) -> Option<super::report::CpuMark> {
+        super::report::CpuMark::take_all(&self.pids)
+    }
+
+    /// The nodes' resident memory, summed.
+    pub fn rss_kib(&self) -> Option<u64> {
+        if self.pids.is_empty() {
+            return None;
+        }
+        self.pids.iter().map(|&p| procstat::rss_kib(p).ok()).sum()
     }
 
     /// A target in this very process (tests of the generator).
     pub fn in_process(addr: SocketAddr) -> Target {
         Target {
             addr,
+            addrs: vec![addr],
             pid: Some(std::process::id()),
-            child: None,
+            pids: vec![std::process::id()],
+            children: Vec::new(),
         }
     }
 
@@ -93,7 +167,7 @@ impl Target {
 
     /// Stops a spawned server.
     pub async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        for mut child in self.children.drain(..) {
             let _ = child.start_kill();
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
         }
@@ -126,11 +200,11 @@ pub fn parse_url(url: &str) -> anyhow::Result<SocketAddr> {
     Ok(SocketAddr::new(ip, port))
 }
 
-async fn spawn(path: &PathBuf, data: &PathBuf, extra: &[String]) -> anyhow::Result<Target> {
+/// Starts one server with `args`; its address and process.
+async fn spawn(path: &PathBuf, args: &[String]) -> anyhow::Result<(SocketAddr, Child)> {
     let mut cmd = Command::new(path);
-    cmd.args(["--bind", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .args(extra)
+    cmd.args(["--bind", "127.0.0.1:0"])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -153,11 +227,7 @@ async fn spawn(path: &PathBuf, data: &PathBuf, extra: &[String]) -> anyhow::Resu
     let addr = parse_url(url)?;
     // Keep draining stdout so the server never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(Target {
-        addr,
-        pid: child.id(),
-        child: Some(child),
-    })
+    Ok((addr, child))
 }
 
 /// The pid of the process listening on TCP `port`, from `/proc/net/tcp{,6}`

@@ -66,7 +66,7 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
         .map(|s| Symbol::parse(s).map_err(|e| anyhow::anyhow!("symbol {s:?}: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     anyhow::ensure!(!symbols.is_empty(), "no symbols to poll");
-    let connector = Arc::new(Connector::new(target.addr, args.common.sources));
+    let connector = Arc::new(Connector::to_nodes(&target.addrs, args.common.sources));
     let counters = Arc::new(Counters::default());
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let progress = Progress::start("ticker", counters.clone(), !args.common.quiet);
@@ -94,7 +94,7 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
     }
 
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
-    let server_mark = target.pid.and_then(CpuMark::take);
+    let server_mark = target.cpu_mark();
     let own_mark = CpuMark::take(std::process::id());
     let start = Instant::now();
     phase.store(MEASURE, Ordering::Relaxed);
