@@ -262,7 +262,7 @@ async fn client(
 }
 
 /// Why a join did not succeed.
-enum JoinError {
+pub(crate) enum JoinError {
     /// The board has no canvas for us for now (`busy`: too many joiners
     /// wait for theirs); try again later.
     Busy,
@@ -279,7 +279,7 @@ impl From<String> for JoinError {
 /// board's answer: the whole canvas (joined: the board sends it after the
 /// participant list, paced by its join rate) or an error (`busy` when too
 /// many joiners wait for their canvas).
-async fn join(connector: &Connector) -> Result<WsConn, JoinError> {
+pub(crate) async fn join(connector: &Connector) -> Result<WsConn, JoinError> {
     let mut conn = WsConn::connect(connector, PATH)
         .await
         .map_err(|e| e.to_string())?;

@@ -41,6 +41,12 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
+    /// Paced instead of closed-loop: each editor types one keystroke every
+    /// this many milliseconds (phases spread evenly), still never more than
+    /// one op in flight.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub interval_ms: Option<u64>,
+
     /// Documents the editors are spread over (at most one per editor).
     #[arg(long, default_value_t = 1, value_name = "D",
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
@@ -108,6 +114,7 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
     let mut summary = Summary::new("editor", "acknowledged op");
     summary.param("editors", args.editors);
     summary.param("docs", docs as u64);
+    summary.param("interval_ms", args.interval_ms.unwrap_or(0));
     summary.param("nodes", target.addrs.len() as u64);
     summary.param("duration_s", args.duration);
     summary.param("threads", args.common.threads);
@@ -121,9 +128,14 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
     let mut tasks = JoinSet::new();
     for i in 0..args.editors {
         let doc = i as usize % docs;
+        let pace = args.interval_ms.map(|ms| {
+            let every = Duration::from_millis(ms);
+            (every, every.mul_f64(i as f64 / args.editors as f64))
+        });
         tasks.spawn(editor(
             connector.clone(),
             (doc, doc_ids[doc].clone()),
+            pace,
             Rng::new(args.seed.wrapping_mul(1000).wrapping_add(i)),
             shared.clone(),
         ));
@@ -221,6 +233,7 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
 async fn editor(
     connector: Arc<Connector>,
     (doc, doc_id): (usize, String),
+    pace: Option<(Duration, Duration)>,
     mut rng: Rng,
     shared: Arc<Shared>,
 ) -> Tally {
@@ -229,7 +242,7 @@ async fn editor(
         latencies: Latencies::with_capacity(64 * 1024),
         ..Tally::default()
     };
-    if let Err(e) = edit(&connector, &doc_id, &mut rng, &shared, &mut tally).await {
+    if let Err(e) = edit(&connector, &doc_id, pace, &mut rng, &shared, &mut tally).await {
         shared.counters.errors.fetch_add(1, Ordering::Relaxed);
         tally.error = Some(e);
         // Never leave the coordinator waiting for this one.
@@ -241,6 +254,7 @@ async fn editor(
 async fn edit(
     connector: &Connector,
     doc_id: &str,
+    pace: Option<(Duration, Duration)>,
     rng: &mut Rng,
     shared: &Shared,
     tally: &mut Tally,
@@ -250,7 +264,29 @@ async fn edit(
     shared.counters.open.fetch_add(1, Ordering::Relaxed);
     shared.ready.fetch_add(1, Ordering::Relaxed);
     shared.go.cancelled().await;
+    let mut next = pace.map(|(_, phase)| tokio::time::Instant::now() + phase);
     loop {
+        if let (Some(at), Some((every, _))) = (next.as_mut(), pace)
+            && !c.in_flight()
+        {
+            tokio::select! {
+                _ = tokio::time::sleep_until(*at) => {}
+                _ = shared.stop.cancelled() => {}
+                // Keep applying the others' ops while waiting (`fill` is
+                // cancel-safe; what it read is handled outside the select).
+                r = c.conn.fill() => {
+                    r.map_err(|e| e.to_string())?;
+                    while let Some(m) = c.conn.next_buffered().map_err(|e| e.to_string())? {
+                        if let super::ws::Message::Text(t) = m {
+                            c.handle(&t)?;
+                        }
+                    }
+                    c.conn.flush().await.map_err(|e| e.to_string())?;
+                    continue;
+                }
+            }
+            *at += every;
+        }
         if !c.in_flight() && !shared.stop.is_cancelled() {
             let op = keystroke(rng, c.doc.len_utf16());
             c.queue_submit(op)?;

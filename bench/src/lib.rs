@@ -10,6 +10,7 @@
 pub mod docclient;
 pub mod draw;
 pub mod editor;
+pub mod idle;
 pub mod net;
 pub mod procstat;
 pub mod replay;
@@ -38,6 +39,7 @@ Examples (build the server with `cargo build --release -p rt-server` first):
   rt-bench draw --spawn-server target/release/rt-server --clients 500 --drawers 10
   rt-bench editor --spawn-server target/release/rt-server --editors 10 --duration 10
   rt-bench replay --spawn-server target/release/rt-server --trace automerge-paper.json.gz
+  rt-bench idle --spawn-server target/release/rt-server --app draw --clients 2000
   rt-bench ticker --url http://127.0.0.1:8080 --json      (a running server, found by port)";
 
 /// `rt-bench` flags.
@@ -66,6 +68,8 @@ pub enum Scenario {
     Editor(editor::Args),
     /// An editing trace submitted through the ShareDB protocol by one client.
     Replay(replay::Args),
+    /// Idle drawing clients or editors: the server's memory per client.
+    Idle(idle::Args),
 }
 
 /// Flags every scenario takes.
@@ -103,6 +107,7 @@ impl Scenario {
             Scenario::Draw(a) => &a.common,
             Scenario::Editor(a) => &a.common,
             Scenario::Replay(a) => &a.common,
+            Scenario::Idle(a) => &a.common,
         }
     }
 
@@ -114,6 +119,7 @@ impl Scenario {
             Scenario::Draw(a) => a.clients,
             Scenario::Editor(a) => a.editors + 1,
             Scenario::Replay(_) => 2,
+            Scenario::Idle(a) => a.clients + 2,
         }
     }
 }
@@ -126,6 +132,7 @@ pub async fn measure(scenario: &Scenario, target: &Target) -> anyhow::Result<Sum
         Scenario::Draw(a) => draw::run(a, target).await,
         Scenario::Editor(a) => editor::run(a, target).await,
         Scenario::Replay(a) => replay::run(a, target).await,
+        Scenario::Idle(a) => idle::run(a, target).await,
     }
 }
 
