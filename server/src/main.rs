@@ -75,9 +75,19 @@ async fn serve() -> anyhow::Result<()> {
 
 fn init_logs(config: &Config) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Nodes of a cluster log their id on every line, so merged logs tell
+    // them apart; a single node's lines stay as they were.
+    let node = (config.cluster.database.is_some() || config.cluster.node_id.is_some()).then(|| {
+        config
+            .cluster
+            .node_id
+            .clone()
+            .unwrap_or_else(rt_server::cluster::default_node_id)
+    });
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_timer(NodeTime(node.clone()));
     match config.log_format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         // One JSON object per line, fields at the top level, for shippers
@@ -86,7 +96,62 @@ fn init_logs(config: &Config) {
             .json()
             .flatten_event(true)
             .with_current_span(false)
+            .event_format(WithNode {
+                node,
+                inner: tracing_subscriber::fmt::format()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false),
+            })
             .init(),
+    }
+}
+
+/// The time of a text log line, followed by the node id in a cluster.
+struct NodeTime(Option<String>);
+
+impl tracing_subscriber::fmt::time::FormatTime for NodeTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        tracing_subscriber::fmt::time::SystemTime.format_time(w)?;
+        match &self.0 {
+            Some(node) => write!(w, " {node}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A JSON log line with a `node` field in a cluster.
+struct WithNode<F> {
+    node: Option<String>,
+    inner: F,
+}
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for WithNode<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let Some(node) = &self.node else {
+            return self.inner.format_event(ctx, writer, event);
+        };
+        let mut line = String::new();
+        self.inner.format_event(
+            ctx,
+            tracing_subscriber::fmt::format::Writer::new(&mut line),
+            event,
+        )?;
+        match line.strip_prefix('{') {
+            // Node ids are letters, digits, '.', '_' and '-': no escaping.
+            Some(rest) => write!(writer, "{{\"node\":\"{node}\",{rest}"),
+            None => writer.write_str(&line),
+        }
     }
 }
 

@@ -148,6 +148,14 @@ fn a_value_of_the_wrong_type_names_its_key() {
 
 #[test]
 fn json_logs_are_one_object_per_line() {
+    json_logs(&[]);
+    // A node of a cluster names itself on every line.
+    let v = json_logs(&["--node-id", "node-7"]);
+    assert_eq!(v["node"], "node-7");
+}
+
+/// Runs the server with JSON logs and `extra` flags; the "store ready" line.
+fn json_logs(extra: &[&str]) -> serde_json::Value {
     let mut child = Command::new(BIN)
         .args([
             "--bind",
@@ -157,6 +165,7 @@ fn json_logs_are_one_object_per_line() {
             "--log-format",
             "json",
         ])
+        .args(extra)
         .env_remove("RT_CONFIG")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -173,6 +182,7 @@ fn json_logs_are_one_object_per_line() {
             v["level"].is_string() && v["timestamp"].is_string(),
             "{line}"
         );
+        assert_eq!(v["node"].is_string(), !extra.is_empty(), "{line}");
         if v["message"] == "store ready" {
             ready = Some(v);
             break;
@@ -183,4 +193,5 @@ fn json_logs_are_one_object_per_line() {
     let v = ready.expect("the server logs that its store is ready");
     assert_eq!(v["level"], "INFO");
     assert_eq!(v["data"], ":memory:", "fields sit beside the message");
+    v
 }
