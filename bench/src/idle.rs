@@ -77,7 +77,10 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
         .as_micros();
     let doc_id = |d: u64| format!("idle-{run_id:x}-{d}");
 
-    // Documents first, and one warm-up client, so that neither counts.
+    // Documents first, and one warm-up client, so that neither counts in
+    // the per-client figure; the growth from here includes both (compare
+    // runs with 1 and D documents for the cost of a document).
+    let start = target.rss_kib();
     if args.app == App::Editor {
         for d in 0..args.docs {
             let mut creator = DocClient::connect(&connector, &doc_id(d))
@@ -134,6 +137,9 @@ pub async fn run(args: &Args, target: &Target) -> anyhow::Result<Summary> {
     }
     summary.figure("joined", joined);
     tokio::time::sleep(Duration::from_secs(args.settle)).await;
+    if let (Some(start), Some(after)) = (start, target.rss_kib()) {
+        summary.figure("server_rss_growth_kib", after.saturating_sub(start));
+    }
     if let (Some(before), Some(after)) = (before, target.rss_kib()) {
         summary.figure("server_rss_kib", after);
         summary.figure(
