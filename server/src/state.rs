@@ -72,7 +72,15 @@ impl AppState {
         };
         let ticker = Ticker::start(&config.ticker, shutdown.clone());
         let stats = Arc::new(Stats::default());
-        let qa = Board::start(&config.qa, store.clone(), stats.clone(), shutdown.clone()).await?;
+        let qa = Board::start(
+            &config.qa,
+            store.clone(),
+            cluster.pg.clone(),
+            cluster.bus.clone(),
+            stats.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         let docs = Docs::start(&config.docs, store.clone(), shutdown.clone()).await?;
         let tasks = TaskTracker::new();
         let draw = Draw::start(
