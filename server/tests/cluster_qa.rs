@@ -413,6 +413,7 @@ async fn one_node_on_postgres_without_redis_works_like_sqlite() {
     assert_eq!(other.meta().await.meta.answers, 1);
     assert_eq!(vote(&solo, &v, "q").await.0, 200);
     assert_eq!(s.meta().await.meta.votes, 1);
+    assert_eq!(other.meta().await.meta.votes, 1);
     // Refusals as before.
     let (status, _) = answer(&solo, &v, "no selection").await;
     assert_eq!(status, 409);
