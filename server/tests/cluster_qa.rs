@@ -65,9 +65,7 @@ impl Stream {
 
     /// The next event that is not a ping.
     async fn next(&mut self) -> ParsedEvent {
-        self.next_within(WAIT)
-            .await
-            .expect("an event within 5 s")
+        self.next_within(WAIT).await.expect("an event within 5 s")
     }
 
     async fn login(&mut self) -> String {
@@ -141,7 +139,9 @@ async fn joined(server: &Server) -> (Stream, String) {
 
 fn questions_of(m: &Message) -> Vec<String> {
     match m {
-        Message::Questions { questions, .. } => questions.0.iter().map(|(q, _)| q.clone()).collect(),
+        Message::Questions { questions, .. } => {
+            questions.0.iter().map(|(q, _)| q.clone()).collect()
+        }
         other => panic!("expected questions, got {other:?}"),
     }
 }
@@ -247,9 +247,9 @@ async fn a_resume_on_the_other_node_misses_and_duplicates_nothing() {
         let last = s.last_id();
         drop(s);
         // Missed while away, asked on both nodes.
-        for n in 0..2 {
+        for (n, server) in servers.iter().enumerate() {
             let q = format!("missed {round}.{n}");
-            assert_eq!(ask(servers[n], &asker, &q).await.0, 200);
+            assert_eq!(ask(server, &asker, &q).await.0, 200);
             seen.push(q);
         }
         // Reconnect to the other node with the identity created on A.

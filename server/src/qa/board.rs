@@ -25,10 +25,10 @@ use tokio_util::sync::CancellationToken;
 use super::db::{self, Audience, UserRow, Write};
 use super::pg;
 use super::{QaConfig, now_ms};
-use crate::serve::{Event, SinkError, StreamSink};
-use crate::stats::Stats;
 use crate::cluster::{Bus, ClusterError, Pg, PgError};
+use crate::serve::{Event, SinkError, StreamSink};
 use crate::state::StartError;
+use crate::stats::Stats;
 use crate::store::{Store, StoreError};
 
 mod replica;
@@ -148,9 +148,7 @@ impl Board {
                 let replica = Replica::start(pg, bus, shutdown.clone())
                     .await
                     .map_err(ClusterError::from)?;
-                let loaded = pg::load(&replica.pg)
-                    .await
-                    .map_err(ClusterError::from)?;
+                let loaded = pg::load(&replica.pg).await.map_err(ClusterError::from)?;
                 (loaded, Some(replica))
             }
             None => {

@@ -169,11 +169,8 @@ impl Locked {
                     &[&(change.last as i64), &(change.first as i64), &body],
                 )
                 .await?;
-                c.execute(
-                    "UPDATE qa_state SET last_id = $1",
-                    &[&(change.last as i64)],
-                )
-                .await?;
+                c.execute("UPDATE qa_state SET last_id = $1", &[&(change.last as i64)])
+                    .await?;
                 c.batch_execute("COMMIT").await
             })
             .await??;
@@ -207,11 +204,7 @@ impl Drop for Locked {
 
 /// One batch of the changes after `after`, or `Gone` when the log was
 /// pruned past it.
-async fn read_changes(
-    pg: &Pg,
-    c: &tokio_postgres::Client,
-    after: u64,
-) -> Result<Missed, PgError> {
+async fn read_changes(pg: &Pg, c: &tokio_postgres::Client, after: u64) -> Result<Missed, PgError> {
     let (floor, rows) = pg
         .with_timeout(async {
             let floor: i64 = c
@@ -352,8 +345,11 @@ async fn apply(c: &tokio_postgres::Client, writes: &[Write]) -> Result<(), tokio
                 let upto = *upto as i64;
                 c.execute("DELETE FROM qa_events WHERE id <= $1", &[&upto])
                     .await?;
-                c.execute("DELETE FROM qa_event_targets WHERE event_id <= $1", &[&upto])
-                    .await?;
+                c.execute(
+                    "DELETE FROM qa_event_targets WHERE event_id <= $1",
+                    &[&upto],
+                )
+                .await?;
                 c.execute("DELETE FROM qa_changes WHERE id <= $1", &[&upto])
                     .await?;
                 c.execute(
@@ -380,7 +376,10 @@ pub(super) async fn write_unordered(pg: &Pg, writes: &[Write]) -> Result<(), PgE
 pub(super) async fn get_user(pg: &Pg, id: &str) -> Result<Option<UserRow>, PgError> {
     let c = pg.get().await?;
     let row = pg
-        .with_timeout(c.query_opt("SELECT handle, selected FROM qa_users WHERE id = $1", &[&id]))
+        .with_timeout(c.query_opt(
+            "SELECT handle, selected FROM qa_users WHERE id = $1",
+            &[&id],
+        ))
         .await??;
     Ok(row.map(|r| UserRow {
         handle: r.get(0),

@@ -274,7 +274,10 @@ impl Owner {
     /// A message from the bus.
     pub(super) async fn on_bus(&mut self, ev: Option<BusEvent>) {
         match ev {
-            None | Some(BusEvent::Message { from_self: true, .. }) => {}
+            None
+            | Some(BusEvent::Message {
+                from_self: true, ..
+            }) => {}
             Some(BusEvent::Resync) => self.catch_up().await,
             Some(BusEvent::Message { payload, .. }) => {
                 let applied = self.replica().applied;
