@@ -436,3 +436,54 @@ async fn one_node_on_postgres_without_redis_works_like_sqlite() {
     assert_eq!(answer(&solo, &u, "b").await.0, 200);
     assert_eq!(answers_of(&s.message().await).1, ["a", "b"]);
 }
+
+#[tokio::test]
+async fn a_node_that_missed_more_than_the_log_reloads_and_starts_its_streams_over() {
+    let db = TestDb::create().await;
+    let mut redis = PrivateRedis::start();
+    let url = redis.url();
+    let cut = TcpCut::start(postgres_addr()).await;
+    let mut ca = node_config(&db.url, Some(&url), "a");
+    ca.qa.log_events = 3;
+    let mut cb = node_config(&via(&db.url, cut.addr), Some(&url), "b");
+    cb.qa.log_events = 3;
+    let a = common::server_with(ca).await;
+    let b = common::server_with(cb).await;
+    let (mut sb, ub) = joined(&b).await;
+    let (_sa, ua) = joined(&a).await;
+    assert_eq!(ask(&a, &ua, "q0").await.0, 200);
+    assert_eq!(questions_of(&sb.message().await), ["q0"]);
+    assert_eq!(select(&b, &ub, "q0").await.0, 200);
+    sb.message().await;
+
+    // B hears nothing: no bus, no database.
+    redis.stop();
+    cut.cut();
+    for n in 1..=5 {
+        assert_eq!(ask(&a, &ua, &format!("q{n}")).await.0, 200);
+    }
+    assert_eq!(select(&a, &ua, "q0").await.0, 200);
+    assert_eq!(answer(&a, &ua, "meanwhile").await.0, 200);
+    cut.restore();
+    redis.restart();
+
+    // B finds the gap is older than the log: reset, the snapshot, and the
+    // answers of the question its user follows.
+    let e = sb
+        .next_within(Duration::from_secs(10))
+        .await
+        .expect("reset");
+    assert_eq!(e.event, qa::RESET_EVENT, "{e:?}");
+    assert_eq!(
+        questions_of(&sb.message().await),
+        ["q0", "q1", "q2", "q3", "q4", "q5"]
+    );
+    assert_eq!(
+        answers_of(&sb.message().await),
+        ("q0".into(), vec!["meanwhile".into()])
+    );
+    sb.quiet().await;
+    // And follows live changes again.
+    assert_eq!(ask(&a, &ua, "q6").await.0, 200);
+    assert_eq!(questions_of(&sb.message().await).len(), 7);
+}

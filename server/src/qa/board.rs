@@ -111,6 +111,9 @@ pub struct Joined {
 enum Command {
     Join {
         presented: Option<String>,
+        /// A new user the handler already saved (with PostgreSQL): its id
+        /// and handle.
+        created: Option<(String, String)>,
         last_event_id: Option<String>,
         sink: Option<Arc<StreamSink>>,
         reply: oneshot::Sender<Result<Joined, Refusal>>,
@@ -127,6 +130,10 @@ enum Command {
 #[derive(Clone)]
 pub struct Board {
     tx: mpsc::Sender<Command>,
+    /// With PostgreSQL, new users are saved by the handlers, concurrently,
+    /// rather than one after the other by the owner: every anonymous
+    /// login creates one, and they need no order.
+    pg: Option<Pg>,
 }
 
 impl Board {
@@ -159,6 +166,7 @@ impl Board {
             }
         };
         let changes = replica.as_mut().and_then(|r| r.take_subscription());
+        let users_pg = replica.as_ref().map(|r| r.pg.clone());
         if let Some(r) = replica.as_mut() {
             r.applied = loaded.reserved;
         }
@@ -195,7 +203,7 @@ impl Board {
             // Dropping the subscribers ends their streams.
             owner.subs.clear();
         });
-        Ok(Board { tx })
+        Ok(Board { tx, pg: users_pg })
     }
 
     /// Subscribes a client. `presented` is the identity it claims (kept when
@@ -209,10 +217,26 @@ impl Board {
         last_event_id: Option<String>,
         sink: Option<Arc<StreamSink>>,
     ) -> Result<Joined, Refusal> {
+        let created = match (&self.pg, &presented) {
+            (Some(pg), None) => {
+                let (id, handle) = new_identity();
+                let insert = Write::InsertUser {
+                    id: id.clone(),
+                    handle: handle.clone(),
+                    now: now_ms(),
+                };
+                pg::write_unordered(pg, &[insert])
+                    .await
+                    .map_err(Refusal::pg)?;
+                Some((id, handle))
+            }
+            _ => None,
+        };
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Join {
                 presented,
+                created,
                 last_event_id,
                 sink,
                 reply,
@@ -425,11 +449,12 @@ impl Owner {
         match cmd {
             Command::Join {
                 presented,
+                created,
                 last_event_id,
                 sink,
                 reply,
             } => {
-                let r = self.join(presented, last_event_id, sink).await;
+                let r = self.join(presented, created, last_event_id, sink).await;
                 let _ = reply.send(r);
             }
             Command::Act {
@@ -610,6 +635,7 @@ impl Owner {
     async fn join(
         &mut self,
         presented: Option<String>,
+        created: Option<(String, String)>,
         last_event_id: Option<String>,
         sink: Option<Arc<StreamSink>>,
     ) -> Result<Joined, Refusal> {
@@ -629,12 +655,18 @@ impl Owner {
                 (id, row)
             }
             None => {
-                let (id, handle) = new_identity();
-                tx.writes.push(Write::InsertUser {
-                    id: id.clone(),
-                    handle: handle.clone(),
-                    now,
-                });
+                let (id, handle) = match created {
+                    Some(saved) => saved,
+                    None => {
+                        let (id, handle) = new_identity();
+                        tx.writes.push(Write::InsertUser {
+                            id: id.clone(),
+                            handle: handle.clone(),
+                            now,
+                        });
+                        (id, handle)
+                    }
+                };
                 (
                     id,
                     UserRow {
@@ -767,10 +799,26 @@ impl Owner {
         user: &str,
     ) -> Result<Vec<Bytes>, Refusal> {
         if let Some(r) = &self.replica {
-            // Users need no order: no lock, one statement.
-            pg::write_unordered(&r.pg, &tx.writes)
-                .await
-                .map_err(Refusal::pg)?;
+            // Users need no order: no lock. A new one is saved before its
+            // id is handed out (other nodes must know it); marking a known
+            // one as seen only matters to the sweep, so it does not hold
+            // the owner up.
+            if tx
+                .writes
+                .iter()
+                .any(|w| matches!(w, Write::InsertUser { .. }))
+            {
+                pg::write_unordered(&r.pg, &tx.writes)
+                    .await
+                    .map_err(Refusal::pg)?;
+            } else if !tx.writes.is_empty() {
+                let (pg, writes) = (r.pg.clone(), tx.writes);
+                tokio::spawn(async move {
+                    if let Err(e) = pg::write_unordered(&pg, &writes).await {
+                        tracing::debug!(error = %e, "Q&A user not marked as seen");
+                    }
+                });
+            }
             return match replay_from {
                 // Up to what this node has applied: later events reach the
                 // stream live, once applied here.

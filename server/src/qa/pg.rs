@@ -527,3 +527,47 @@ pub(super) async fn load(pg: &Pg) -> Result<Loaded, PgError> {
     .await?
     .map_err(PgError::from)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_survives_its_encoding() {
+        let frame = Bytes::from_static(
+            b"id: 7\ndata: {\"type\":\"questions\",\"q\":\"caf\xc3\xa9 \\n\"}\n\n",
+        );
+        let change = Change {
+            first: 7,
+            last: 8,
+            writes: vec![
+                Write::Question {
+                    text: "café?".into(),
+                    author: "user-1".into(),
+                    now: 1,
+                },
+                Write::Log {
+                    id: 7,
+                    audience: Audience::FollowersOf("café?".into()),
+                    frame: frame.clone(),
+                },
+                Write::Prune(3),
+            ],
+        };
+        let back = Change::decode(&change.encode()).expect("decodes");
+        assert_eq!((back.first, back.last), (7, 8));
+        match &back.writes[1] {
+            Write::Log {
+                id: 7,
+                audience: Audience::FollowersOf(q),
+                frame: f,
+            } => {
+                assert_eq!(q, "café?");
+                assert_eq!(f, &frame);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(back.writes[2], Write::Prune(3)));
+        assert!(Change::decode(b"not json").is_none());
+    }
+}
