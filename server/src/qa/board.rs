@@ -687,6 +687,8 @@ impl Owner {
         {
             self.catch_up().await;
         }
+        // The replayed events, when read from PostgreSQL.
+        let mut preloaded = Vec::new();
         // A new identity has nothing to resume: like the classic server, it
         // starts over with a snapshot.
         let start = match (is_new, last_event_id) {
@@ -696,12 +698,27 @@ impl Owner {
                     let bytes = self.replay_size(n, &user).await?;
                     // The missed events are read into memory for this one
                     // stream; past the bound a snapshot says the same.
-                    if bytes <= self.replay_bytes {
-                        Start::Replay(n)
-                    } else {
+                    if bytes > self.replay_bytes {
                         Start::Reset(format!(
                             "the events after {n} ({bytes} bytes) are more than a snapshot"
                         ))
+                    } else if let Some(r) = &self.replica {
+                        // Read now: another node may have pruned the log
+                        // past `n` since this node last heard of it.
+                        match pg::replay_kept(&r.pg, n, r.applied, &user)
+                            .await
+                            .map_err(Refusal::pg)?
+                        {
+                            Some(frames) => {
+                                preloaded = frames;
+                                Start::Replay(n)
+                            }
+                            None => Start::Reset(format!(
+                                "events after {n} are no longer kept; starting over"
+                            )),
+                        }
+                    } else {
+                        Start::Replay(n)
                     }
                 }
                 Ok(n) if n >= self.next_id => Start::Reset(format!(
@@ -737,7 +754,7 @@ impl Owner {
         // Replayed events keep their old ids, so the login (a fresh id) comes
         // after them and the ids on the stream keep increasing.
         let login_after_replay = replay_from.map(|_| self.login_event(&mut tx, &login_data));
-        let replayed = self.save_join(tx, replay_from, &user).await?;
+        let replayed = self.save_join(tx, replay_from, preloaded, &user).await?;
         if let Some(login) = login_after_replay {
             initial = replayed;
             initial.push(login);
@@ -779,9 +796,8 @@ impl Owner {
     /// The size of the logged events after `n` that `user` would get.
     async fn replay_size(&mut self, n: u64, user: &str) -> Result<u64, Refusal> {
         if let Some(r) = &self.replica {
-            return pg::replay(&r.pg, n, self.next_id - 1, user, true)
+            return pg::replay_size(&r.pg, n, r.applied, user)
                 .await
-                .map(|(size, _)| size)
                 .map_err(Refusal::pg);
         }
         let reader = user.to_string();
@@ -791,11 +807,13 @@ impl Owner {
             .map_err(Refusal::store)
     }
 
-    /// Saves a join's user write and reads the events it replays.
+    /// Saves a join's user write and reads the events it replays (with
+    /// PostgreSQL they were read before: `preloaded`).
     async fn save_join(
         &mut self,
         tx: Tx,
         replay_from: Option<u64>,
+        preloaded: Vec<Bytes>,
         user: &str,
     ) -> Result<Vec<Bytes>, Refusal> {
         if let Some(r) = &self.replica {
@@ -819,15 +837,7 @@ impl Owner {
                     }
                 });
             }
-            return match replay_from {
-                // Up to what this node has applied: later events reach the
-                // stream live, once applied here.
-                Some(n) => pg::replay(&r.pg, n, self.next_id - 1, user, false)
-                    .await
-                    .map(|(_, frames)| frames)
-                    .map_err(Refusal::pg),
-                None => Ok(Vec::new()),
-            };
+            return Ok(preloaded);
         }
         let reader = user.to_string();
         self.commit(tx, move |c| match replay_from {

@@ -403,37 +403,63 @@ pub(super) async fn selections(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// The logged events in `(after, upto]` that `user` received (or would
-/// have), in order, as the bytes sent; or only their size.
-pub(super) async fn replay(
+/// Which logged events `user` received (or would have, had it been
+/// connected) in `(after, upto]`.
+const REPLAY_FILTER: &str = "FROM qa_events e
+     WHERE e.id > $1 AND e.id <= $2 AND (e.everyone OR EXISTS (
+         SELECT 1 FROM qa_event_targets t WHERE t.event_id = e.id AND t.user_id = $3))";
+
+/// The size in bytes of what [`replay_kept`] would return.
+pub(super) async fn replay_size(
     pg: &Pg,
     after: u64,
     upto: u64,
     user: &str,
-    size_only: bool,
-) -> Result<(u64, Vec<Bytes>), PgError> {
+) -> Result<u64, PgError> {
     let c = pg.get().await?;
-    let filter = "FROM qa_events e
-         WHERE e.id > $1 AND e.id <= $2 AND (e.everyone OR EXISTS (
-             SELECT 1 FROM qa_event_targets t WHERE t.event_id = e.id AND t.user_id = $3))";
-    let (after, upto) = (after as i64, upto as i64);
-    if size_only {
-        let sql = format!("SELECT coalesce(sum(length(frame)), 0)::bigint {filter}");
-        let v: i64 = pg
-            .with_timeout(c.query_one(&sql, &[&after, &upto, &user]))
-            .await??
-            .get(0);
-        return Ok((v as u64, Vec::new()));
-    }
-    let sql = format!("SELECT frame {filter} ORDER BY e.id");
-    let rows = pg
-        .with_timeout(c.query(&sql, &[&after, &upto, &user]))
+    let sql = format!("SELECT coalesce(sum(length(frame)), 0)::bigint {REPLAY_FILTER}");
+    let v: i64 = pg
+        .with_timeout(c.query_one(&sql, &[&(after as i64), &(upto as i64), &user]))
+        .await??
+        .get(0);
+    Ok(v as u64)
+}
+
+/// The logged events in `(after, upto]` for `user`, in order, as the bytes
+/// sent; `None` when the log no longer reaches back to `after`. This node's
+/// idea of the log's start may be behind: another node may have pruned
+/// past it.
+pub(super) async fn replay_kept(
+    pg: &Pg,
+    after: u64,
+    upto: u64,
+    user: &str,
+) -> Result<Option<Vec<Bytes>>, PgError> {
+    let c = pg.get().await?;
+    let sql = format!("SELECT frame {REPLAY_FILTER} ORDER BY e.id");
+    let (rows, floor) = pg
+        .with_timeout(async {
+            let rows = c
+                .query(&sql, &[&(after as i64), &(upto as i64), &user])
+                .await?;
+            // Read after the events: the floor only grows, so if it is
+            // still at most `after` now, nothing after `after` had been
+            // pruned when the events were read.
+            let floor: i64 = c
+                .query_one("SELECT log_floor FROM qa_state", &[])
+                .await?
+                .get(0);
+            Ok::<_, tokio_postgres::Error>((rows, floor))
+        })
         .await??;
-    let frames: Vec<Bytes> = rows
-        .iter()
-        .map(|r| Bytes::from(r.get::<_, Vec<u8>>(0)))
-        .collect();
-    Ok((frames.iter().map(|f| f.len() as u64).sum(), frames))
+    if floor as u64 > after {
+        return Ok(None);
+    }
+    Ok(Some(
+        rows.iter()
+            .map(|r| Bytes::from(r.get::<_, Vec<u8>>(0)))
+            .collect(),
+    ))
 }
 
 /// Marks the `live` users as seen, then deletes the forgotten ones.
