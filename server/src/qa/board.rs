@@ -108,12 +108,23 @@ pub struct Joined {
     pub events: Option<mpsc::Receiver<Bytes>>,
 }
 
+/// A user looked up or created by a login handler, concurrently with the
+/// others, so that a storm of logins does not queue its PostgreSQL round
+/// trips one after the other in the owner.
+enum Resolved {
+    /// A new user, already saved: its id and handle.
+    Created(String, String),
+    /// The presented user as stored when PostgreSQL's last change was
+    /// this id.
+    Found(UserRow, u64),
+}
+
 enum Command {
     Join {
         presented: Option<String>,
-        /// A new user the handler already saved (with PostgreSQL): its id
-        /// and handle.
-        created: Option<(String, String)>,
+        /// What the handler already found out about the user (with
+        /// PostgreSQL).
+        resolved: Option<Resolved>,
         last_event_id: Option<String>,
         sink: Option<Arc<StreamSink>>,
         reply: oneshot::Sender<Result<Joined, Refusal>>,
@@ -217,8 +228,12 @@ impl Board {
         last_event_id: Option<String>,
         sink: Option<Arc<StreamSink>>,
     ) -> Result<Joined, Refusal> {
-        let created = match (&self.pg, &presented) {
-            (Some(pg), None) => {
+        let resolved = match (&self.pg, &presented) {
+            (Some(pg), Some(id)) if qa::is_user_id(id) => pg::get_user_at(pg, id)
+                .await
+                .map_err(Refusal::pg)?
+                .map(|(row, at)| Resolved::Found(row, at)),
+            (Some(pg), _) => {
                 let (id, handle) = new_identity();
                 let insert = Write::InsertUser {
                     id: id.clone(),
@@ -228,7 +243,7 @@ impl Board {
                 pg::write_unordered(pg, &[insert])
                     .await
                     .map_err(Refusal::pg)?;
-                Some((id, handle))
+                Some(Resolved::Created(id, handle))
             }
             _ => None,
         };
@@ -236,7 +251,7 @@ impl Board {
         self.tx
             .send(Command::Join {
                 presented,
-                created,
+                resolved,
                 last_event_id,
                 sink,
                 reply,
@@ -449,12 +464,12 @@ impl Owner {
         match cmd {
             Command::Join {
                 presented,
-                created,
+                resolved,
                 last_event_id,
                 sink,
                 reply,
             } => {
-                let r = self.join(presented, created, last_event_id, sink).await;
+                let r = self.join(presented, resolved, last_event_id, sink).await;
                 let _ = reply.send(r);
             }
             Command::Act {
@@ -635,15 +650,25 @@ impl Owner {
     async fn join(
         &mut self,
         presented: Option<String>,
-        created: Option<(String, String)>,
+        resolved: Option<Resolved>,
         last_event_id: Option<String>,
         sink: Option<Arc<StreamSink>>,
     ) -> Result<Joined, Refusal> {
         let now = now_ms();
         let mut tx = Tx::default();
-        let known = match presented {
-            Some(id) => self.user(&id).await?.map(|row| (id, row)),
-            None => None,
+        let applied = self.replica.as_ref().map_or(0, |r| r.applied);
+        let (known, created) = match (presented, resolved) {
+            (_, Some(Resolved::Created(id, handle))) => (None, Some((id, handle))),
+            // The handler's row is current unless this node has applied a
+            // change since (one could be this user's selection); a user
+            // connected here is known better by this node.
+            (Some(id), Some(Resolved::Found(row, at)))
+                if at >= applied && !self.users.contains_key(&id) =>
+            {
+                (Some((id, row)), None)
+            }
+            (Some(id), _) => (self.user(&id).await?.map(|row| (id, row)), None),
+            (None, _) => (None, None),
         };
         let is_new = known.is_none();
         let (user, row) = match known {

@@ -387,6 +387,25 @@ pub(super) async fn get_user(pg: &Pg, id: &str) -> Result<Option<UserRow>, PgErr
     }))
 }
 
+/// The user as stored, and the last change id of the same snapshot (one
+/// statement), so the owner can tell whether it has applied changes since.
+pub(super) async fn get_user_at(pg: &Pg, id: &str) -> Result<Option<(UserRow, u64)>, PgError> {
+    let c = pg.get().await?;
+    let row = pg
+        .with_timeout(c.query_opt(
+            "SELECT u.handle, u.selected, s.last_id FROM qa_users u, qa_state s WHERE u.id = $1",
+            &[&id],
+        ))
+        .await??;
+    Ok(row.map(|r| {
+        let user = UserRow {
+            handle: r.get(0),
+            selected: r.get(1),
+        };
+        (user, r.get::<_, i64>(2) as u64)
+    }))
+}
+
 /// The selections of `users` (the ones connected to this node), for a
 /// reload.
 pub(super) async fn selections(
