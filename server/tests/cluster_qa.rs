@@ -333,6 +333,13 @@ async fn postgres_unreachable_is_refused_with_503_and_service_comes_back() {
     let (status, body) = ask(&a, &ua, "while cut").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("database"), "{body}");
+    // A new login cannot be saved either: refused, not half made.
+    let login = common::http()
+        .get(format!("{}/login", a.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 503);
     // No false success: nobody saw it.
     sa.quiet().await;
     sb.quiet().await;
