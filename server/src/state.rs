@@ -83,7 +83,15 @@ impl AppState {
                 shutdown.clone(),
             )
         });
-        let qa = Board::start(&config.qa, store.clone(), stats.clone(), shutdown.clone()).await?;
+        let qa = Board::start(
+            &config.qa,
+            store.clone(),
+            cluster.pg.clone(),
+            cluster.bus.clone(),
+            stats.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         let docs = Docs::start(&config.docs, store.clone(), shutdown.clone()).await?;
         let tasks = TaskTracker::new();
         let draw = Draw::start(

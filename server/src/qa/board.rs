@@ -23,10 +23,16 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::db::{self, Audience, UserRow, Write};
+use super::pg;
 use super::{QaConfig, now_ms};
+use crate::cluster::{Bus, ClusterError, Pg, PgError};
 use crate::serve::{Event, SinkError, StreamSink};
+use crate::state::StartError;
 use crate::stats::Stats;
 use crate::store::{Store, StoreError};
+
+mod replica;
+use replica::Replica;
 
 /// Commands waiting for the owner at most; senders wait beyond that.
 const COMMAND_QUEUE: usize = 1024;
@@ -66,6 +72,15 @@ impl Refusal {
         )
     }
 
+    fn pg(e: PgError) -> Refusal {
+        tracing::error!(error = %e, "Q&A database unavailable");
+        crate::metrics::refused("qa_database");
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the board's database is unreachable, so nothing was changed; try again shortly",
+        )
+    }
+
     fn gone() -> Refusal {
         Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -93,9 +108,23 @@ pub struct Joined {
     pub events: Option<mpsc::Receiver<Bytes>>,
 }
 
+/// A user looked up or created by a login handler, concurrently with the
+/// others, so that a storm of logins does not queue its PostgreSQL round
+/// trips one after the other in the owner.
+enum Resolved {
+    /// A new user, already saved: its id and handle.
+    Created(String, String),
+    /// The presented user as stored when PostgreSQL's last change was
+    /// this id.
+    Found(UserRow, u64),
+}
+
 enum Command {
     Join {
         presented: Option<String>,
+        /// What the handler already found out about the user (with
+        /// PostgreSQL).
+        resolved: Option<Resolved>,
         last_event_id: Option<String>,
         sink: Option<Arc<StreamSink>>,
         reply: oneshot::Sender<Result<Joined, Refusal>>,
@@ -112,23 +141,48 @@ enum Command {
 #[derive(Clone)]
 pub struct Board {
     tx: mpsc::Sender<Command>,
+    /// With PostgreSQL, new users are saved by the handlers, concurrently,
+    /// rather than one after the other by the owner: every anonymous
+    /// login creates one, and they need no order.
+    pg: Option<Pg>,
 }
 
 impl Board {
-    /// Loads the board from the store and starts its owner, which runs until
-    /// `shutdown`.
+    /// Loads the board from the store (or from PostgreSQL when `pg` is
+    /// given, following the other nodes over `bus`) and starts its owner,
+    /// which runs until `shutdown`.
     pub async fn start(
         config: &QaConfig,
         store: Store,
+        pg: Option<Pg>,
+        bus: Option<Bus>,
         stats: Arc<Stats>,
         shutdown: CancellationToken,
-    ) -> Result<Board, StoreError> {
+    ) -> Result<Board, StartError> {
         let (max_events, max_bytes) = (config.log_events as usize, config.log_bytes);
         let forget = forget_policy(config);
-        let loaded = store
-            .call(move |c| db::load(c, max_events, max_bytes, forget))
-            .await?;
+        let (loaded, mut replica) = match pg {
+            Some(pg) => {
+                let replica = Replica::start(pg, bus, shutdown.clone())
+                    .await
+                    .map_err(ClusterError::from)?;
+                let loaded = pg::load(&replica.pg).await.map_err(ClusterError::from)?;
+                (loaded, Some(replica))
+            }
+            None => {
+                let loaded = store
+                    .call(move |c| db::load(c, max_events, max_bytes, forget))
+                    .await?;
+                (loaded, None)
+            }
+        };
+        let changes = replica.as_mut().and_then(|r| r.take_subscription());
+        let users_pg = replica.as_ref().map(|r| r.pg.clone());
+        if let Some(r) = replica.as_mut() {
+            r.applied = loaded.reserved;
+        }
         let mut owner = Owner::new(config, store, stats, loaded);
+        owner.replica = replica;
         let (tx, mut rx) = mpsc::channel(COMMAND_QUEUE);
         let ping_every = Duration::from_millis(config.ping_ms);
         let sweep_every = Duration::from_millis(config.user_sweep_ms);
@@ -139,9 +193,16 @@ impl Board {
             ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut sweep = tokio::time::interval_at(start + sweep_every, sweep_every);
             sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // With PostgreSQL: a cheap look for changes whose message was
+            // lost (or with no bus at all, the only way to hear of them).
+            let mut poll = tokio::time::interval_at(start + replica::POLL, replica::POLL);
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut changes = changes;
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
+                    ev = replica::next_message(&mut changes) => owner.on_bus(ev).await,
+                    _ = poll.tick(), if owner.replica.is_some() => owner.poll().await,
                     _ = ping.tick() => owner.ping().await,
                     _ = sweep.tick() => owner.forget_users(forget_policy(&config)).await,
                     cmd = rx.recv() => match cmd {
@@ -153,7 +214,7 @@ impl Board {
             // Dropping the subscribers ends their streams.
             owner.subs.clear();
         });
-        Ok(Board { tx })
+        Ok(Board { tx, pg: users_pg })
     }
 
     /// Subscribes a client. `presented` is the identity it claims (kept when
@@ -167,10 +228,30 @@ impl Board {
         last_event_id: Option<String>,
         sink: Option<Arc<StreamSink>>,
     ) -> Result<Joined, Refusal> {
+        let resolved = match (&self.pg, &presented) {
+            (Some(pg), Some(id)) if qa::is_user_id(id) => pg::get_user_at(pg, id)
+                .await
+                .map_err(Refusal::pg)?
+                .map(|(row, at)| Resolved::Found(row, at)),
+            (Some(pg), _) => {
+                let (id, handle) = new_identity();
+                let insert = Write::InsertUser {
+                    id: id.clone(),
+                    handle: handle.clone(),
+                    now: now_ms(),
+                };
+                pg::write_unordered(pg, &[insert])
+                    .await
+                    .map_err(Refusal::pg)?;
+                Some(Resolved::Created(id, handle))
+            }
+            _ => None,
+        };
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Join {
                 presented,
+                resolved,
                 last_event_id,
                 sink,
                 reply,
@@ -313,6 +394,9 @@ enum Start {
 
 struct Owner {
     store: Store,
+    /// PostgreSQL (and the bus) when the board is shared by several nodes;
+    /// `None`: the embedded store.
+    replica: Option<Replica>,
     max_question: usize,
     max_answer: usize,
     retry_ms: u64,
@@ -344,33 +428,13 @@ struct Owner {
 }
 
 impl Owner {
-    fn new(config: &QaConfig, store: Store, stats: Arc<Stats>, loaded: db::Loaded) -> Owner {
-        let mut questions: Vec<Question> = Vec::with_capacity(loaded.questions.len());
-        let mut index = HashMap::with_capacity(loaded.questions.len());
-        for (text, author, time) in loaded.questions {
-            index.insert(text.clone(), questions.len());
-            questions.push(Question {
-                text,
-                author,
-                time,
-                votes: HashSet::new(),
-                answers: Vec::new(),
-            });
-        }
-        for (q, text, author, time) in loaded.answers {
-            if let Some(&i) = index.get(&q) {
-                questions[i]
-                    .answers
-                    .push((text, AnswerMeta { author, time }));
-            }
-        }
-        for (q, user) in loaded.votes {
-            if let Some(&i) = index.get(&q) {
-                questions[i].votes.insert(user);
-            }
-        }
+    fn new(config: &QaConfig, store: Store, stats: Arc<Stats>, mut loaded: db::Loaded) -> Owner {
+        let log = std::mem::take(&mut loaded.log);
+        let (next_id, reserved, floor) = (loaded.reserved + 1, loaded.reserved, loaded.floor);
+        let (questions, index) = board_of(loaded);
         Owner {
             store,
+            replica: None,
             max_question: config.max_question_chars as usize,
             max_answer: config.max_answer_chars as usize,
             retry_ms: config.retry_ms,
@@ -388,11 +452,11 @@ impl Owner {
             users: HashMap::new(),
             subs: HashMap::new(),
             next_conn: 0,
-            next_id: loaded.reserved + 1,
-            reserved: loaded.reserved,
-            log_size: loaded.log.iter().map(|(_, b)| b).sum(),
-            log: loaded.log.into(),
-            floor: loaded.floor,
+            next_id,
+            reserved,
+            log_size: log.iter().map(|(_, b)| b).sum(),
+            log: log.into(),
+            floor,
         }
     }
 
@@ -400,11 +464,12 @@ impl Owner {
         match cmd {
             Command::Join {
                 presented,
+                resolved,
                 last_event_id,
                 sink,
                 reply,
             } => {
-                let r = self.join(presented, last_event_id, sink).await;
+                let r = self.join(presented, resolved, last_event_id, sink).await;
                 let _ = reply.send(r);
             }
             Command::Act {
@@ -420,7 +485,19 @@ impl Owner {
     }
 
     /// A fresh event id; reserves a new block in `tx` when needed.
-    fn id(&mut self, tx: &mut Tx) -> u64 {
+    ///
+    /// With PostgreSQL only logged events take fresh ids (allocated under
+    /// the board's lock); the others reuse the last applied one, so that a
+    /// client resuming on another node never skips a logged event of a
+    /// node it had not heard from yet.
+    fn id(&mut self, tx: &mut Tx, logged: bool) -> u64 {
+        if let Some(r) = &self.replica {
+            if !logged {
+                return r.applied;
+            }
+            self.next_id += 1;
+            return self.next_id - 1;
+        }
         let id = self.next_id;
         self.next_id += 1;
         if id > tx.reserve.unwrap_or(self.reserved) {
@@ -429,9 +506,9 @@ impl Owner {
         id
     }
 
-    /// Encodes an event with a fresh id.
+    /// Encodes an event that is not logged.
     fn event(&mut self, tx: &mut Tx, name: Option<&str>, data: &str) -> (u64, Bytes) {
-        let id = self.id(tx);
+        let id = self.id(tx, false);
         (id, sse::encode_event(name, Some(&id.to_string()), data))
     }
 
@@ -448,7 +525,8 @@ impl Owner {
 
     /// Encodes an event with a fresh id and logs it for `audience`.
     fn logged(&mut self, tx: &mut Tx, name: Option<&str>, data: &str, audience: Audience) -> Bytes {
-        let (id, frame) = self.event(tx, name, data);
+        let id = self.id(tx, true);
+        let frame = sse::encode_event(name, Some(&id.to_string()), data);
         tx.writes.push(Write::Log {
             id,
             audience,
@@ -458,13 +536,17 @@ impl Owner {
         frame
     }
 
-    /// Commits `tx` (plus whatever `read` reads in the same transaction) and
-    /// then updates the in-memory log bookkeeping.
-    async fn commit<T: Send + 'static>(
-        &mut self,
-        mut tx: Tx,
-        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T, StoreError> {
+    /// Saves an action's `tx`: in the embedded store, or as one change in
+    /// PostgreSQL (then published to the other nodes).
+    async fn save(&mut self, tx: Tx) -> Result<(), Refusal> {
+        if self.replica.is_some() {
+            return self.save_change(tx).await;
+        }
+        self.commit(tx, |_| Ok(())).await.map_err(Refusal::store)
+    }
+
+    /// Adds to `tx` the pruning its logged events make necessary.
+    fn plan_prune(&self, tx: &mut Tx) -> Option<u64> {
         let new_bytes: u64 = tx.logged.iter().map(|(_, b)| b).sum();
         let prune = db::prune_point(
             self.log.iter().chain(&tx.logged),
@@ -476,6 +558,30 @@ impl Owner {
         if let Some(upto) = prune {
             tx.writes.push(Write::Prune(upto));
         }
+        prune
+    }
+
+    /// Takes newly logged events into the in-memory log bookkeeping.
+    fn settle_log(&mut self, logged: Vec<(u64, u64)>, prune: Option<u64>) {
+        self.log_size += logged.iter().map(|(_, b)| b).sum::<u64>();
+        self.log.extend(logged);
+        if let Some(upto) = prune {
+            while let Some(&(_, size)) = self.log.front().filter(|(id, _)| *id <= upto) {
+                self.log.pop_front();
+                self.log_size -= size;
+            }
+            self.floor = self.floor.max(upto);
+        }
+    }
+
+    /// Commits `tx` (plus whatever `read` reads in the same transaction) and
+    /// then updates the in-memory log bookkeeping.
+    async fn commit<T: Send + 'static>(
+        &mut self,
+        mut tx: Tx,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let prune = self.plan_prune(&mut tx);
         if let Some(r) = tx.reserve {
             tx.writes.push(Write::Reserve(r));
         }
@@ -490,19 +596,11 @@ impl Owner {
         if let Some(r) = tx.reserve {
             self.reserved = r;
         }
-        self.log.extend(tx.logged);
-        self.log_size += new_bytes;
-        if let Some(upto) = prune {
-            while let Some(&(_, size)) = self.log.front().filter(|(id, _)| *id <= upto) {
-                self.log.pop_front();
-                self.log_size -= size;
-            }
-            self.floor = self.floor.max(upto);
-        }
+        self.settle_log(tx.logged, prune);
         Ok(result)
     }
 
-    async fn user(&mut self, id: &str) -> Result<Option<UserRow>, StoreError> {
+    async fn user(&mut self, id: &str) -> Result<Option<UserRow>, Refusal> {
         if let Some(u) = self.users.get(id) {
             return Ok(Some(UserRow {
                 handle: u.handle.clone(),
@@ -512,8 +610,14 @@ impl Owner {
         if !qa::is_user_id(id) {
             return Ok(None);
         }
+        if let Some(r) = &self.replica {
+            return pg::get_user(&r.pg, id).await.map_err(Refusal::pg);
+        }
         let id = id.to_string();
-        self.store.call(move |c| db::get_user(c, &id)).await
+        self.store
+            .call(move |c| db::get_user(c, &id))
+            .await
+            .map_err(Refusal::store)
     }
 
     fn questions_message(&self) -> String {
@@ -546,18 +650,25 @@ impl Owner {
     async fn join(
         &mut self,
         presented: Option<String>,
+        resolved: Option<Resolved>,
         last_event_id: Option<String>,
         sink: Option<Arc<StreamSink>>,
     ) -> Result<Joined, Refusal> {
         let now = now_ms();
         let mut tx = Tx::default();
-        let known = match presented {
-            Some(id) => self
-                .user(&id)
-                .await
-                .map_err(Refusal::store)?
-                .map(|row| (id, row)),
-            None => None,
+        let applied = self.replica.as_ref().map_or(0, |r| r.applied);
+        let (known, created) = match (presented, resolved) {
+            (_, Some(Resolved::Created(id, handle))) => (None, Some((id, handle))),
+            // The handler's row is current unless this node has applied a
+            // change since (one could be this user's selection); a user
+            // connected here is known better by this node.
+            (Some(id), Some(Resolved::Found(row, at)))
+                if at >= applied && !self.users.contains_key(&id) =>
+            {
+                (Some((id, row)), None)
+            }
+            (Some(id), _) => (self.user(&id).await?.map(|row| (id, row)), None),
+            (None, _) => (None, None),
         };
         let is_new = known.is_none();
         let (user, row) = match known {
@@ -569,12 +680,18 @@ impl Owner {
                 (id, row)
             }
             None => {
-                let (id, handle) = new_identity();
-                tx.writes.push(Write::InsertUser {
-                    id: id.clone(),
-                    handle: handle.clone(),
-                    now,
-                });
+                let (id, handle) = match created {
+                    Some(saved) => saved,
+                    None => {
+                        let (id, handle) = new_identity();
+                        tx.writes.push(Write::InsertUser {
+                            id: id.clone(),
+                            handle: handle.clone(),
+                            now,
+                        });
+                        (id, handle)
+                    }
+                };
                 (
                     id,
                     UserRow {
@@ -584,26 +701,49 @@ impl Owner {
                 )
             }
         };
+        // A client resuming from an event of a node this one has not heard
+        // from yet: read that node's changes first.
+        if self.replica.is_some()
+            && !is_new
+            && last_event_id
+                .as_deref()
+                .and_then(|raw| raw.trim().parse::<u64>().ok())
+                .is_some_and(|n| n >= self.next_id)
+        {
+            self.catch_up().await;
+        }
+        // The replayed events, when read from PostgreSQL.
+        let mut preloaded = Vec::new();
         // A new identity has nothing to resume: like the classic server, it
         // starts over with a snapshot.
         let start = match (is_new, last_event_id) {
             (true, _) | (false, None) => Start::Fresh,
             (false, Some(raw)) => match raw.trim().parse::<u64>() {
                 Ok(n) if n >= self.floor && n < self.next_id => {
-                    let reader = user.clone();
-                    let bytes = self
-                        .store
-                        .call(move |c| db::replay_bytes(c, n, &reader))
-                        .await
-                        .map_err(Refusal::store)?;
+                    let bytes = self.replay_size(n, &user).await?;
                     // The missed events are read into memory for this one
                     // stream; past the bound a snapshot says the same.
-                    if bytes <= self.replay_bytes {
-                        Start::Replay(n)
-                    } else {
+                    if bytes > self.replay_bytes {
                         Start::Reset(format!(
                             "the events after {n} ({bytes} bytes) are more than a snapshot"
                         ))
+                    } else if let Some(r) = &self.replica {
+                        // Read now: another node may have pruned the log
+                        // past `n` since this node last heard of it.
+                        match pg::replay_kept(&r.pg, n, r.applied, &user)
+                            .await
+                            .map_err(Refusal::pg)?
+                        {
+                            Some(frames) => {
+                                preloaded = frames;
+                                Start::Replay(n)
+                            }
+                            None => Start::Reset(format!(
+                                "events after {n} are no longer kept; starting over"
+                            )),
+                        }
+                    } else {
+                        Start::Replay(n)
                     }
                 }
                 Ok(n) if n >= self.next_id => Start::Reset(format!(
@@ -639,14 +779,7 @@ impl Owner {
         // Replayed events keep their old ids, so the login (a fresh id) comes
         // after them and the ids on the stream keep increasing.
         let login_after_replay = replay_from.map(|_| self.login_event(&mut tx, &login_data));
-        let reader = user.clone();
-        let replayed = self
-            .commit(tx, move |c| match replay_from {
-                Some(n) => db::replay(c, n, &reader),
-                None => Ok(Vec::new()),
-            })
-            .await
-            .map_err(Refusal::store)?;
+        let replayed = self.save_join(tx, replay_from, preloaded, &user).await?;
         if let Some(login) = login_after_replay {
             initial = replayed;
             initial.push(login);
@@ -685,6 +818,61 @@ impl Owner {
         })
     }
 
+    /// The size of the logged events after `n` that `user` would get.
+    async fn replay_size(&mut self, n: u64, user: &str) -> Result<u64, Refusal> {
+        if let Some(r) = &self.replica {
+            return pg::replay_size(&r.pg, n, r.applied, user)
+                .await
+                .map_err(Refusal::pg);
+        }
+        let reader = user.to_string();
+        self.store
+            .call(move |c| db::replay_bytes(c, n, &reader))
+            .await
+            .map_err(Refusal::store)
+    }
+
+    /// Saves a join's user write and reads the events it replays (with
+    /// PostgreSQL they were read before: `preloaded`).
+    async fn save_join(
+        &mut self,
+        tx: Tx,
+        replay_from: Option<u64>,
+        preloaded: Vec<Bytes>,
+        user: &str,
+    ) -> Result<Vec<Bytes>, Refusal> {
+        if let Some(r) = &self.replica {
+            // Users need no order: no lock. A new one is saved before its
+            // id is handed out (other nodes must know it); marking a known
+            // one as seen only matters to the sweep, so it does not hold
+            // the owner up.
+            if tx
+                .writes
+                .iter()
+                .any(|w| matches!(w, Write::InsertUser { .. }))
+            {
+                pg::write_unordered(&r.pg, &tx.writes)
+                    .await
+                    .map_err(Refusal::pg)?;
+            } else if !tx.writes.is_empty() {
+                let (pg, writes) = (r.pg.clone(), tx.writes);
+                tokio::spawn(async move {
+                    if let Err(e) = pg::write_unordered(&pg, &writes).await {
+                        tracing::debug!(error = %e, "Q&A user not marked as seen");
+                    }
+                });
+            }
+            return Ok(preloaded);
+        }
+        let reader = user.to_string();
+        self.commit(tx, move |c| match replay_from {
+            Some(n) => db::replay(c, n, &reader),
+            None => Ok(Vec::new()),
+        })
+        .await
+        .map_err(Refusal::store)
+    }
+
     async fn act(
         &mut self,
         user: String,
@@ -692,7 +880,24 @@ impl Owner {
         text: Result<String, SegmentError>,
     ) -> Result<Accepted, Refusal> {
         crate::metrics::events_in(crate::stats::App::Qa, 1);
-        let Some(row) = self.user(&user).await.map_err(Refusal::store)? else {
+        if self.replica.is_none() {
+            return self.act_checked(user, action, text).await;
+        }
+        // Checked against the board as of the latest change of any node,
+        // under the lock that orders changes.
+        self.lock().await?;
+        let result = self.act_checked(user, action, text).await;
+        self.unlock().await;
+        result
+    }
+
+    async fn act_checked(
+        &mut self,
+        user: String,
+        action: Action,
+        text: Result<String, SegmentError>,
+    ) -> Result<Accepted, Refusal> {
+        let Some(row) = self.user(&user).await? else {
             return Err(Refusal::new(
                 StatusCode::UNAUTHORIZED,
                 "unknown user: open GET /login and send its id in the _sse_user_id_ header",
@@ -788,10 +993,10 @@ impl Owner {
         });
         let data = self.questions_message();
         let frame = self.logged(&mut tx, None, &data, Audience::Everyone);
-        if let Err(e) = self.commit(tx, |_| Ok(())).await {
+        if let Err(e) = self.save(tx).await {
             self.questions.pop();
             self.index.remove(&q);
-            return Err(Refusal::store(e));
+            return Err(e);
         }
         self.fan_out(&frame, To::All);
         Ok(Accepted::Done)
@@ -806,7 +1011,7 @@ impl Owner {
         });
         let data = self.questions[i].answers_message().to_json();
         let frame = self.logged(&mut tx, None, &data, Audience::User(user.to_string()));
-        self.commit(tx, |_| Ok(())).await.map_err(Refusal::store)?;
+        self.save(tx).await?;
         if let Some(u) = self.users.get_mut(user) {
             u.selected = Some(q);
         }
@@ -860,9 +1065,9 @@ impl Owner {
         let update = self.meta_update(i);
         let answers_frame = self.logged(&mut tx, None, &answers, Audience::FollowersOf(q.clone()));
         let meta_frame = self.logged(&mut tx, Some(qa::META_EVENT), &update, Audience::Everyone);
-        if let Err(e) = self.commit(tx, |_| Ok(())).await {
+        if let Err(e) = self.save(tx).await {
             self.questions[i].answers.pop();
-            return Err(Refusal::store(e));
+            return Err(e);
         }
         self.fan_out(&answers_frame, To::Followers(&q));
         self.fan_out(&meta_frame, To::All);
@@ -888,14 +1093,14 @@ impl Owner {
         toggle(&mut self.questions[i].votes);
         let update = self.meta_update(i);
         let frame = self.logged(&mut tx, Some(qa::META_EVENT), &update, Audience::Everyone);
-        if let Err(e) = self.commit(tx, |_| Ok(())).await {
+        if let Err(e) = self.save(tx).await {
             // Toggle back: the change was never saved.
             if on {
                 self.questions[i].votes.remove(user);
             } else {
                 self.questions[i].votes.insert(user.to_string());
             }
-            return Err(Refusal::store(e));
+            return Err(e);
         }
         self.fan_out(&frame, To::All);
         Ok(Accepted::Vote(VoteReply {
@@ -909,6 +1114,13 @@ impl Owner {
     async fn forget_users(&mut self, forget: db::Forget) {
         self.sweep();
         let live: Vec<String> = self.users.keys().cloned().collect();
+        if let Some(r) = &self.replica {
+            match pg::forget_users(&r.pg, &live, forget).await {
+                Ok(n) => tracing::debug!(forgotten = n, "Q&A users swept"),
+                Err(e) => tracing::warn!(error = %e, "Q&A user sweep failed"),
+            }
+            return;
+        }
         match self
             .store
             .call(move |c| db::forget_users(c, &live, forget))
@@ -997,6 +1209,36 @@ impl Owner {
             }
         }
     }
+}
+
+/// The questions (with their answers and votes) of a loaded board, and
+/// their index by text.
+fn board_of(loaded: db::Loaded) -> (Vec<Question>, HashMap<String, usize>) {
+    let mut questions: Vec<Question> = Vec::with_capacity(loaded.questions.len());
+    let mut index = HashMap::with_capacity(loaded.questions.len());
+    for (text, author, time) in loaded.questions {
+        index.insert(text.clone(), questions.len());
+        questions.push(Question {
+            text,
+            author,
+            time,
+            votes: HashSet::new(),
+            answers: Vec::new(),
+        });
+    }
+    for (q, text, author, time) in loaded.answers {
+        if let Some(&i) = index.get(&q) {
+            questions[i]
+                .answers
+                .push((text, AnswerMeta { author, time }));
+        }
+    }
+    for (q, user) in loaded.votes {
+        if let Some(&i) = index.get(&q) {
+            questions[i].votes.insert(user);
+        }
+    }
+    (questions, index)
 }
 
 /// Who [`db::forget_users`] removes, as of now.

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Who a logged event is for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) enum Audience {
     Everyone,
     User(String),
@@ -14,8 +14,9 @@ pub(super) enum Audience {
     FollowersOf(String),
 }
 
-/// One write of an action; a batch of them commits as a unit.
-#[derive(Debug, Clone)]
+/// One write of an action; a batch of them commits as a unit. With
+/// PostgreSQL a change's writes are also what other nodes replay.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) enum Write {
     InsertUser {
         id: String,
@@ -49,6 +50,7 @@ pub(super) enum Write {
     Log {
         id: u64,
         audience: Audience,
+        #[serde(with = "frame_text")]
         frame: Bytes,
     },
     /// Drops logged events with ids up to this one; resumes from before it
@@ -56,6 +58,20 @@ pub(super) enum Write {
     Prune(u64),
     /// Event ids up to this one may be handed out.
     Reserve(u64),
+}
+
+/// Frames are SSE text (UTF-8), so they travel as JSON strings.
+mod frame_text {
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(frame: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from_utf8_lossy(frame))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        String::deserialize(d).map(Bytes::from)
+    }
 }
 
 /// A user as stored.

@@ -3,6 +3,10 @@
 //! - `board`: the task that owns the board (questions, answers, votes, who
 //!   follows what, the subscribers) and its durable event log;
 //! - `db`: the board's tables in the embedded store;
+//! - `pg`: the same tables in PostgreSQL (`--database`), plus the changes
+//!   that order the board across nodes; `board::replica` keeps a node's
+//!   board in step with the others' (over the bus with `--redis`, and by
+//!   a check every second);
 //! - `routes`: `GET /login` (the event stream) and the actions
 //!   (`POST /askquestion/…`, `/selectquestion/…`, `/addanswer/…`, `/vote/…`).
 //!
@@ -31,6 +35,16 @@
 //! missed events exceed `--qa-replay-bytes`, it gets `login`, `reset`, the
 //! `questions` snapshot and the answers of the question it follows. Without an identity a reconnect is a new
 //! user with a fresh snapshot, as with the classic server.
+//!
+//! With PostgreSQL the ids are cluster-wide: PostgreSQL orders the changes
+//! (each action commits under one advisory lock, after applying every
+//! change committed before it), every node applies them in id order, and
+//! only logged events take fresh ids. `login`, `ping`, snapshots and
+//! notifications carry the id of the last change the node has applied, so
+//! a client that resumes on another node gets exactly the logged events it
+//! had not seen. A node that missed changes the log no longer holds reloads
+//! the board and gives its streams `reset` and a snapshot. While PostgreSQL
+//! is unreachable, actions and new logins are refused with 503.
 
 pub mod board;
 mod db;
