@@ -19,6 +19,7 @@
 //! fits every part of a full canvas plus live traffic.
 
 mod canvas;
+mod cluster;
 mod handlers;
 /// The tables in PostgreSQL (`--database`).
 pub mod pg;
@@ -38,6 +39,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::{BusError, Cluster, PgError};
 use crate::state::AppState;
 use crate::stats::Stats;
 use crate::store::{Store, StoreError};
@@ -155,6 +157,17 @@ impl DrawConfig {
     }
 }
 
+/// Why the board could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DrawStartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("drawing board: {0}")]
+    Pg(#[from] PgError),
+    #[error("drawing board: {0}")]
+    Bus(#[from] BusError),
+}
+
 /// Handle to the drawing board: the Socket.IO layer and server, and the
 /// canvas task's queue.
 #[derive(Clone)]
@@ -165,16 +178,43 @@ pub struct Draw {
 }
 
 impl Draw {
-    /// Loads the canvas from the store, starts its task and builds the
-    /// Socket.IO server.
+    /// Loads the canvas from the store (PostgreSQL with `--database`),
+    /// starts its task and builds the Socket.IO server; with `--redis` the
+    /// task also talks to the other nodes.
     pub async fn start(
         config: &DrawConfig,
         store: Store,
+        cluster: &Cluster,
         stats: Arc<Stats>,
         shutdown: CancellationToken,
         tasks: &TaskTracker,
-    ) -> Result<Draw, StoreError> {
-        let board = store::load(&store).await?;
+    ) -> Result<Draw, DrawStartError> {
+        let (board, backend, ids) = match &cluster.pg {
+            None => (
+                store::load(&store).await?,
+                store::Backend::Sqlite(store),
+                canvas::Ids::Local,
+            ),
+            Some(pg) => {
+                let board = pg::load(pg).await?;
+                let first = pg::reserve_ids(pg).await?;
+                (
+                    board,
+                    store::Backend::Pg(pg.clone()),
+                    canvas::Ids::blocks(pg.clone(), first),
+                )
+            }
+        };
+        // Subscribed before anything is drawn here, so no message of
+        // another node is missed between the load and the first event.
+        let nodes = match &cluster.bus {
+            Some(bus) => Some(canvas::Nodes {
+                bus: bus.subscribe(cluster::TOPIC).await?,
+                link: cluster::Link::start(bus.clone(), tasks, shutdown.clone()),
+                backend: backend.clone(),
+            }),
+            None => None,
+        };
         let (layer, io) = SocketIo::builder()
             .max_payload(MAX_PAYLOAD)
             .max_buffer_size(SOCKET_BUFFER)
@@ -183,9 +223,9 @@ impl Draw {
             .connect_timeout(Duration::from_secs(45))
             .build_layer();
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
-        let persist = store::Persister::start(store, tasks, shutdown.clone());
-        let canvas = canvas::Canvas::new(config.clone(), board, stats, persist);
-        tasks.spawn(canvas.run(rx, shutdown));
+        let persist = store::Persister::start_on(backend, tasks, shutdown.clone());
+        let canvas = canvas::Canvas::new(config.clone(), board, stats, persist, ids);
+        tasks.spawn(canvas.run(rx, nodes, shutdown));
         handlers::register(&io, config, commands.clone());
         Ok(Draw {
             io,
