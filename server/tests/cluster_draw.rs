@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use draw_support::*;
 use rt_protocol::draw::{Board, Peer, Point};
-use rt_server::cluster::testing::{
-    PrivateRedis, TcpCut, TestDb, postgres_addr, redis_url, via,
-};
+use rt_server::cluster::testing::{PrivateRedis, TcpCut, TestDb, postgres_addr, redis_url, via};
 use rt_server::{Config, Server};
 use serde_json::{Value, json};
 
@@ -53,8 +51,12 @@ async fn stroke(c: &mut Client, points: &[(f64, f64)]) {
     for &(x, y) in &points[1..] {
         c.mv(x, y, true).await;
     }
-    c.mv(points[points.len() - 1].0, points[points.len() - 1].1, false)
-        .await;
+    c.mv(
+        points[points.len() - 1].0,
+        points[points.len() - 1].1,
+        false,
+    )
+    .await;
 }
 
 /// Reads `moving` events until one at (`x`, `y`) from `id` arrives.
@@ -98,7 +100,10 @@ async fn relays_peers_and_strokes_cross_nodes() {
 
     b1.emit("hello", vec![json!({"name": "bee"})]).await;
     let entry: Peer = serde_json::from_value(a1.expect("peer").await).unwrap();
-    assert_eq!((entry.id.as_str(), entry.name.as_str()), (b1.id.as_str(), "bee"));
+    assert_eq!(
+        (entry.id.as_str(), entry.name.as_str()),
+        (b1.id.as_str(), "bee")
+    );
 
     stroke(&mut a1, &[(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)]).await;
     stroke(&mut b1, &[(50.0, 50.0), (60.0, 60.0)]).await;
@@ -221,9 +226,15 @@ async fn a_cut_database_refuses_drawing_and_it_comes_back() {
             }
         }
     }
-    assert!(accepted, "drawing was still refused after the database came back");
+    assert!(
+        accepted,
+        "drawing was still refused after the database came back"
+    );
     let want = canvas_of(&a).await;
-    assert!(want.iter().any(|s| s.2.contains(&Point { x: 501.0, y: 501.0 })));
+    assert!(
+        want.iter()
+            .any(|s| s.2.contains(&Point { x: 501.0, y: 501.0 }))
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let b = node(&db.url, None, "b").await;
     assert_eq!(canvas_of(&b).await, canvas_of(&a).await, "stored canvas");

@@ -111,7 +111,7 @@ pub enum Ids {
     Local,
     /// Blocks reserved in PostgreSQL, unique across nodes.
     Blocks {
-        pg: crate::cluster::Pg,
+        pg: Box<crate::cluster::Pg>,
         current: Range<u64>,
         spare: Option<Range<u64>>,
         pending: Option<oneshot::Receiver<Range<u64>>>,
@@ -122,7 +122,7 @@ impl Ids {
     /// Ids from `first`, refilled from `pg`.
     pub fn blocks(pg: crate::cluster::Pg, first: Range<u64>) -> Ids {
         Ids::Blocks {
-            pg,
+            pg: Box::new(pg),
             current: first,
             spare: None,
             pending: None,
@@ -159,7 +159,7 @@ impl Ids {
         let half = super::pg::ID_BLOCK / 2;
         if spare.is_none() && pending.is_none() && (current.end - current.start) < half {
             let (tx, rx) = oneshot::channel();
-            let pg = pg.clone();
+            let pg = (**pg).clone();
             tokio::spawn(async move {
                 match super::pg::reserve_ids(&pg).await {
                     Ok(block) => {
@@ -315,7 +315,7 @@ impl Canvas {
                 ev = next_bus_event(&mut bus), if bus.is_some() => {
                     match ev {
                         Some(crate::cluster::BusEvent::Message { from, from_self: false, payload }) => {
-                            self.from_node(from, &payload);
+                            self.apply_from_node(from, &payload);
                         }
                         Some(crate::cluster::BusEvent::Message { .. }) => {}
                         Some(crate::cluster::BusEvent::Resync) => self.schedule_reload(RESYNC_DELAY),
@@ -813,7 +813,7 @@ impl Canvas {
     }
 
     /// Applies another node's message.
-    fn from_node(&mut self, node: Arc<str>, payload: &[u8]) {
+    fn apply_from_node(&mut self, node: Arc<str>, payload: &[u8]) {
         let wire: Wire = match serde_json::from_slice(payload) {
             Ok(w) => w,
             Err(e) => {

@@ -160,7 +160,8 @@ mod tests {
 
     #[test]
     fn messages_round_trip_with_their_relay_verbatim() {
-        let relay = serde_json::value::to_raw_value(&serde_json::json!({"x": 1, "id": "s"})).unwrap();
+        let relay =
+            serde_json::value::to_raw_value(&serde_json::json!({"x": 1, "id": "s"})).unwrap();
         let wire = Wire::Moved {
             pen: "s".into(),
             x: 1.0,

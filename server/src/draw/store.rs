@@ -48,7 +48,7 @@ pub enum Backend {
     /// The embedded SQLite store.
     Sqlite(Store),
     /// PostgreSQL (`--database`), shared by the nodes of a cluster.
-    Pg(crate::cluster::Pg),
+    Pg(Box<crate::cluster::Pg>),
 }
 
 impl Backend {
@@ -183,11 +183,7 @@ impl Persister {
     }
 
     /// [`Persister::start`] on any backend.
-    pub fn start_on(
-        store: Backend,
-        tasks: &TaskTracker,
-        shutdown: CancellationToken,
-    ) -> Persister {
+    pub fn start_on(store: Backend, tasks: &TaskTracker, shutdown: CancellationToken) -> Persister {
         let (tx, mut rx) = mpsc::channel::<Change>(PERSIST_QUEUE);
         let healthy = Arc::new(AtomicBool::new(true));
         let health = healthy.clone();

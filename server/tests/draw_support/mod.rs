@@ -198,4 +198,3 @@ pub async fn joined(url: &str) -> Client {
     c.expect("peers").await;
     c
 }
-
