@@ -1061,4 +1061,37 @@ mod tests {
         assert_eq!(parts[0].parts, 1);
         assert!(parts[0].strokes.is_empty());
     }
+
+    #[test]
+    fn effects_from_another_node_converge_in_any_order() {
+        let p = |x: f64| Point { x, y: x };
+        // Node A draws stroke 1024 of three points; node B undoes it after
+        // the second point, before the third reaches it.
+        let mut origin = Board::new();
+        origin.set_next_id(1024);
+        origin.apply_move("s", p(1.0), false, "#000000");
+        let start = origin.apply_move("s", p(2.0), true, "#000000");
+        assert!(matches!(start, MoveEffect::Started { stroke: 1024, .. }));
+        let extend = origin.apply_move("s", p(3.0), true, "#000000");
+
+        let mut other = Board::new();
+        assert!(other.apply_effect("s", "s", "#000000", p(2.0), true, start, 1));
+        assert_eq!(other.segments(), 1);
+        // The same message twice changes nothing.
+        assert!(other.apply_effect("s", "s", "#000000", p(2.0), true, start, 1));
+        assert_eq!(other.segments(), 1);
+        assert_eq!(other.remove(1024).map(|s| s.id), Some(1024));
+        // A late point of a removed stroke does not bring it back.
+        assert!(other.apply_effect("s", "", "", p(3.0), true, extend, 2));
+        assert_eq!(other.segments(), 0);
+        origin.remove(1024);
+        assert_eq!(origin.segments(), 0);
+        assert!(!origin.has_strokes("s") && !other.has_strokes("s"));
+
+        // A point beyond the next one is a gap.
+        let mut gap = Board::new();
+        assert!(gap.apply_effect("s", "s", "#000000", p(2.0), true, start, 1));
+        assert!(!gap.apply_effect("s", "", "", p(9.0), true, extend, 5));
+        assert_eq!(gap.segments(), 1);
+    }
 }
