@@ -327,3 +327,38 @@ async fn one_node_on_postgres_keeps_the_drawing_across_restarts() {
     assert_ne!(now[0].0, now[1].0);
     a.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_participants_of_a_stopped_node_leave_the_others_boards() {
+    let db = TestDb::create().await;
+    let redis = redis_url();
+    let a = node(&db.url, Some(&redis), "a").await;
+    let b = node(&db.url, Some(&redis), "b").await;
+    let a1 = joined(&a.url()).await;
+    let mut b1 = Client::connect(&b.url()).await;
+    b1.canvas().await;
+    let mut listed: Vec<Peer> = serde_json::from_value(b1.expect("peers").await).unwrap();
+    for _ in 0..50 {
+        if listed.iter().any(|p| p.id == a1.id) {
+            break;
+        }
+        if let Ok(p) = serde_json::from_value::<Peer>(b1.expect("peer").await) {
+            listed.push(p);
+        }
+    }
+    assert!(listed.iter().any(|p| p.id == a1.id), "{listed:?}");
+    // A stops without its sockets' disconnect handlers running (as
+    // socketioxide closes): B notices A is silent.
+    let a1_id = a1.id.clone();
+    a.shutdown().await.unwrap();
+    drop(a1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut gone = false;
+    while !gone && tokio::time::Instant::now() < deadline {
+        if let Some((name, args)) = b1.read_event(Duration::from_millis(500)).await {
+            gone = name == "clientdisconnect" && args[0] == json!(a1_id);
+        }
+    }
+    assert!(gone, "A's participant is still on B's board");
+    b.shutdown().await.unwrap();
+}

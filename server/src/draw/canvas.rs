@@ -241,6 +241,8 @@ pub struct Canvas {
     remote: Vec<(Arc<str>, Peer)>,
     /// When the canvas is to be reloaded from the database.
     reload_due: Option<Instant>,
+    /// When each other node was last heard from.
+    heard: HashMap<Arc<str>, Instant>,
 }
 
 /// A `canvas` part on the wire ([`CanvasPart`]'s shape), strokes
@@ -269,6 +271,7 @@ impl Canvas {
             link: None,
             backend: None,
             remote: Vec::new(),
+            heard: HashMap::new(),
             reload_due: None,
             sends: RateLimiter::new(config.join_rate),
             entries: HashMap::new(),
@@ -306,6 +309,8 @@ impl Canvas {
                 ask: true,
             });
         }
+        let mut alive = tokio::time::interval(super::cluster::ALIVE_EVERY);
+        alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let due = self.due;
             let canvas_due = self.canvas_due;
@@ -323,6 +328,12 @@ impl Canvas {
                     }
                     self.retry_cuts();
                     crate::metrics::canvas_segments(self.board.segments());
+                    continue;
+                }
+                _ = alive.tick(), if bus.is_some() => {
+                    self.publish(&Wire::Alive);
+                    self.forget_silent_nodes();
+                    self.retry_cuts();
                     continue;
                 }
                 () = sleep_until(reload_due), if reload_due.is_some() => {
@@ -813,7 +824,36 @@ impl Canvas {
     }
 
     /// Applies another node's message.
+    /// Participants of nodes not heard from for `NODE_TIMEOUT` leave
+    /// (the node stopped, or Redis is unreachable: a resync brings them
+    /// back then).
+    fn forget_silent_nodes(&mut self) {
+        let now = Instant::now();
+        let silent: Vec<Arc<str>> = self
+            .heard
+            .iter()
+            .filter(|(_, at)| now.saturating_duration_since(**at) > super::cluster::NODE_TIMEOUT)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for node in silent {
+            self.heard.remove(&node);
+            let gone: Vec<String> = self
+                .remote
+                .iter()
+                .filter(|(n, _)| *n == node)
+                .map(|(_, p)| p.id.clone())
+                .collect();
+            if !gone.is_empty() {
+                tracing::info!(%node, participants = gone.len(), "node silent; its participants leave the board");
+            }
+            for id in gone {
+                self.remote_left(&id);
+            }
+        }
+    }
+
     fn apply_from_node(&mut self, node: Arc<str>, payload: &[u8]) {
+        self.heard.insert(node.clone(), Instant::now());
         let wire: Wire = match serde_json::from_slice(payload) {
             Ok(w) => w,
             Err(e) => {
@@ -821,7 +861,7 @@ impl Canvas {
                 return;
             }
         };
-        if !matches!(wire, Wire::Moved { .. }) {
+        if !matches!(wire, Wire::Moved { .. } | Wire::Alive) {
             self.send_gathered();
         }
         match wire {
@@ -873,6 +913,7 @@ impl Canvas {
                 }
                 self.broadcast(event::CLEARED, &Cleared { by }, None);
             }
+            Wire::Alive => {}
             Wire::Peer { peer } => self.remote_peer(node, peer),
             Wire::Left { id } => self.remote_left(&id),
             Wire::Roster { peers, ask } => {

@@ -55,7 +55,15 @@ pub enum Wire {
     /// Everyone on the sending node; `ask`: the others answer with theirs
     /// (sent at start and after a resync).
     Roster { peers: Vec<Peer>, ask: bool },
+    /// The sending node is up (every [`ALIVE_EVERY`]): a node not heard
+    /// from for [`NODE_TIMEOUT`] has stopped, and its participants leave.
+    Alive,
 }
+
+/// How often a node says it is up.
+pub const ALIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// A node not heard from for this long is taken for gone.
+pub const NODE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7);
 
 /// A move's effect on the canvas.
 #[derive(Debug, Serialize, Deserialize)]
