@@ -24,7 +24,7 @@
 //! # Several nodes (`--database` and `--redis`)
 //! One board across nodes. Each node's canvas task applies what its own
 //! clients do at once, persists it, and publishes it on the Bus topic
-//! `draw` ([`cluster`]); every other node applies it in the order Redis
+//! `draw` (`draw/cluster.rs`); every other node applies it in the order Redis
 //! delivers that topic and emits it to its own clients. A relay and the
 //! canvas change it carries are one message, so they stay in order; a
 //! node's own events and those it hears from others go to its clients in
@@ -39,7 +39,9 @@
 //! removed wherever a late point of it arrives. `peer` and
 //! `clientdisconnect` cross as well; `peers` lists everyone, on every node,
 //! that this node has heard of (a participant who joined elsewhere within
-//! Redis' delay comes as a `peer` instead).
+//! Redis' delay comes as a `peer` instead). Each node says it is alive
+//! every two seconds; the participants of a node not heard from for seven
+//! leave the other boards (a stopped node runs no disconnect handlers).
 //!
 //! Redis is not durable. When messages may have been lost (`Resync`: Redis
 //! restarted and the node reconnected by itself, or a queue overflowed)

@@ -1,7 +1,7 @@
 //! The drawing in PostgreSQL (`--database`): the same two tables as the
 //! embedded store, plus what several nodes need.
 //!
-//! - Stroke ids come in blocks of [`ID_BLOCK`] from one sequence, so nodes
+//! - Stroke ids come in blocks of `ID_BLOCK` from one sequence, so nodes
 //!   never hand out the same id.
 //! - Removal is a tombstone (`removed`) on the stroke's row, written with
 //!   an upsert: an undo or clear may reach the database before the stroke
