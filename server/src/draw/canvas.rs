@@ -95,6 +95,8 @@ pub enum Command {
 /// a Redis restart at about the same time, and each stores its last
 /// changes meanwhile.
 const RESYNC_DELAY: Duration = Duration::from_millis(500);
+/// How long a reload waits for this node's changes to be stored at most.
+const SETTLE_LIMIT: Duration = Duration::from_secs(2);
 /// How long before a failed reload is tried again.
 const RELOAD_RETRY: Duration = Duration::from_secs(1);
 
@@ -973,6 +975,11 @@ impl Canvas {
         let Some(backend) = self.backend.clone() else {
             return;
         };
+        // This node's own changes are in the database before it reads it
+        // (others store theirs within the resync delay).
+        if !self.persist.settled(SETTLE_LIMIT).await {
+            tracing::warn!("reloading the drawing with changes of this node not yet stored");
+        }
         match backend.load().await {
             Ok(board) => {
                 tracing::info!(

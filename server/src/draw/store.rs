@@ -7,7 +7,7 @@
 
 use rt_protocol::draw::{Board, Point, Stroke};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, params};
@@ -168,6 +168,9 @@ fn apply(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
 pub struct Persister {
     tx: mpsc::Sender<Change>,
     healthy: Arc<AtomicBool>,
+    /// Changes handed over, and changes committed (for [`Persister::settled`]).
+    queued: Arc<AtomicU64>,
+    stored: Arc<AtomicU64>,
 }
 
 /// First pause before a failed batch is retried; it doubles up to
@@ -187,6 +190,8 @@ impl Persister {
         let (tx, mut rx) = mpsc::channel::<Change>(PERSIST_QUEUE);
         let healthy = Arc::new(AtomicBool::new(true));
         let health = healthy.clone();
+        let stored = Arc::new(AtomicU64::new(0));
+        let done = stored.clone();
         tasks.spawn(async move {
             let mut batch = Vec::with_capacity(PERSIST_BATCH);
             while rx.recv_many(&mut batch, PERSIST_BATCH).await > 0 {
@@ -197,6 +202,7 @@ impl Persister {
                     let result = store.commit(changes.clone()).await;
                     match result {
                         Ok(()) => {
+                            done.fetch_add(changes.len() as u64, Ordering::Relaxed);
                             if !health.swap(true, Ordering::Relaxed) {
                                 tracing::info!("drawing changes are being stored again");
                             }
@@ -226,7 +232,12 @@ impl Persister {
                 }
             }
         });
-        Persister { tx, healthy }
+        Persister {
+            tx,
+            healthy,
+            queued: Arc::new(AtomicU64::new(0)),
+            stored,
+        }
     }
 
     /// Is the store taking changes? False from a failed commit until a retry
@@ -235,8 +246,23 @@ impl Persister {
         self.healthy.load(Ordering::Relaxed)
     }
 
+    /// Waits until every change handed over so far is committed, or
+    /// `limit` has passed; true when they are.
+    pub async fn settled(&self, limit: Duration) -> bool {
+        let target = self.queued.load(Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.stored.load(Ordering::Relaxed) < target {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     /// Queues a change (waits while the queue is full).
     pub async fn send(&self, change: Change) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(change).await.is_err() {
             tracing::error!("drawing store writer has stopped");
         }
