@@ -914,6 +914,12 @@ impl Canvas {
                     self.entries.remove(&id);
                 }
                 self.broadcast(event::CLEARED, &Cleared { by }, None);
+                if self.board.segments() > 0 {
+                    // Strokes started here before the clear reached us
+                    // survive it on every node, but clients wiped them on
+                    // `cleared`: show them the canvas as it is.
+                    self.refresh_everyone();
+                }
             }
             Wire::Alive => {}
             Wire::Peer { peer } => self.remote_peer(node, peer),
@@ -961,6 +967,20 @@ impl Canvas {
         }
     }
 
+    /// Queues a fresh canvas for every local participant (paced like
+    /// joins).
+    fn refresh_everyone(&mut self) {
+        for sid in self.order.clone() {
+            if let Some(person) = self.people.get_mut(&sid)
+                && !person.awaiting_canvas
+            {
+                person.awaiting_canvas = true;
+                self.canvas_queue.push_back(sid);
+            }
+        }
+        self.send_queued_canvases();
+    }
+
     fn schedule_reload(&mut self, after: Duration) {
         if self.reload_due.is_none() {
             self.reload_due = Some(Instant::now() + after);
@@ -989,15 +1009,7 @@ impl Canvas {
                 self.send_gathered();
                 self.board = board;
                 self.entries.clear();
-                for sid in self.order.clone() {
-                    if let Some(person) = self.people.get_mut(&sid)
-                        && !person.awaiting_canvas
-                    {
-                        person.awaiting_canvas = true;
-                        self.canvas_queue.push_back(sid);
-                    }
-                }
-                self.send_queued_canvases();
+                self.refresh_everyone();
                 self.publish(&Wire::Roster {
                     peers: self.local_peers(),
                     ask: true,

@@ -35,7 +35,8 @@
 //! order: a stroke is named by its id (unique across nodes), a point by its
 //! index in the stroke, an undo by the stroke it removes, and a clear by
 //! the strokes it removes (a stroke started on another node within Redis'
-//! delay survives the clear on every node alike). A removed stroke stays
+//! delay survives the clear on every node alike, and the nodes holding
+//! one send their clients a fresh canvas). A removed stroke stays
 //! removed wherever a late point of it arrives. `peer` and
 //! `clientdisconnect` cross as well; `peers` lists everyone, on every node,
 //! that this node has heard of (a participant who joined elsewhere within
