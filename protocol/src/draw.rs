@@ -611,6 +611,85 @@ impl Board {
         }
     }
 
+    /// Sets the id the next new stroke takes. A node of a cluster draws
+    /// with ids from a block of its own, so ids never collide across nodes.
+    pub fn set_next_id(&mut self, id: u64) {
+        self.next_id = id;
+    }
+
+    /// Replays a move another node applied, whose effect it reports: pen
+    /// `pen` moves to `to` (down when `drawing`) and the stroke of `effect`
+    /// is started or extended here with the same id. A stroke removed
+    /// meanwhile stays removed, and a point that does not continue the
+    /// stroke (`seq`, the point's index, is not the next one) is skipped.
+    /// Returns false when the stroke here does not match (a gap).
+    #[allow(clippy::too_many_arguments)] // one move's fields, as sent
+    pub fn apply_effect(
+        &mut self,
+        pen: &str,
+        author: &str,
+        colour: &str,
+        to: Point,
+        drawing: bool,
+        effect: MoveEffect,
+        seq: usize,
+    ) -> bool {
+        let p = self.pens.entry(pen.to_string()).or_default();
+        p.last = Some(to);
+        match effect {
+            MoveEffect::None => {
+                if !drawing {
+                    p.open = None;
+                }
+                true
+            }
+            MoveEffect::Started { stroke, from, to } => {
+                p.open = Some(stroke);
+                if !self.strokes.contains_key(&stroke) {
+                    self.insert(Stroke {
+                        id: stroke,
+                        by: author.to_string(),
+                        colour: colour.to_string(),
+                        points: vec![from, to],
+                    });
+                }
+                true
+            }
+            MoveEffect::Extended { stroke, to, .. } => {
+                p.open = Some(stroke);
+                let Some(s) = self.strokes.get_mut(&stroke) else {
+                    return true;
+                };
+                if s.points.len() == seq {
+                    s.points.push(to);
+                    self.segments += 1;
+                    true
+                } else {
+                    s.points.len() > seq
+                }
+            }
+        }
+    }
+
+    /// Removes stroke `id` wherever it came from (undone or cleared on
+    /// another node); pens that drew it are lifted.
+    pub fn remove(&mut self, id: u64) -> Option<Stroke> {
+        let stroke = self.strokes.remove(&id)?;
+        self.segments -= stroke.segments();
+        if let Some(ids) = self.by_author.get_mut(&stroke.by) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                self.by_author.remove(&stroke.by);
+            }
+        }
+        for pen in self.pens.values_mut() {
+            if pen.open == Some(id) {
+                pen.open = None;
+            }
+        }
+        Some(stroke)
+    }
+
     /// Removes `author`'s most recent stroke (and lifts their pen).
     pub fn undo(&mut self, author: &str) -> Option<Stroke> {
         self.undo_as(author, author)
@@ -981,5 +1060,38 @@ mod tests {
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].parts, 1);
         assert!(parts[0].strokes.is_empty());
+    }
+
+    #[test]
+    fn effects_from_another_node_converge_in_any_order() {
+        let p = |x: f64| Point { x, y: x };
+        // Node A draws stroke 1024 of three points; node B undoes it after
+        // the second point, before the third reaches it.
+        let mut origin = Board::new();
+        origin.set_next_id(1024);
+        origin.apply_move("s", p(1.0), false, "#000000");
+        let start = origin.apply_move("s", p(2.0), true, "#000000");
+        assert!(matches!(start, MoveEffect::Started { stroke: 1024, .. }));
+        let extend = origin.apply_move("s", p(3.0), true, "#000000");
+
+        let mut other = Board::new();
+        assert!(other.apply_effect("s", "s", "#000000", p(2.0), true, start, 1));
+        assert_eq!(other.segments(), 1);
+        // The same message twice changes nothing.
+        assert!(other.apply_effect("s", "s", "#000000", p(2.0), true, start, 1));
+        assert_eq!(other.segments(), 1);
+        assert_eq!(other.remove(1024).map(|s| s.id), Some(1024));
+        // A late point of a removed stroke does not bring it back.
+        assert!(other.apply_effect("s", "", "", p(3.0), true, extend, 2));
+        assert_eq!(other.segments(), 0);
+        origin.remove(1024);
+        assert_eq!(origin.segments(), 0);
+        assert!(!origin.has_strokes("s") && !other.has_strokes("s"));
+
+        // A point beyond the next one is a gap.
+        let mut gap = Board::new();
+        assert!(gap.apply_effect("s", "s", "#000000", p(2.0), true, start, 1));
+        assert!(!gap.apply_effect("s", "", "", p(9.0), true, extend, 5));
+        assert_eq!(gap.segments(), 1);
     }
 }

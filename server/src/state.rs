@@ -46,6 +46,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Draw(#[from] crate::draw::DrawStartError),
 }
 
 impl AppState {
@@ -97,6 +99,7 @@ impl AppState {
         let draw = Draw::start(
             &config.draw,
             store.clone(),
+            &cluster,
             stats.clone(),
             shutdown.clone(),
             &tasks,

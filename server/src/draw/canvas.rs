@@ -38,12 +38,14 @@ use serde_json::value::RawValue;
 use socketioxide::SendError;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
+use std::ops::Range;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::cluster::{Link, StrokeChange, Wire, xy};
 use super::handlers::{RateLimiter, Verdict};
-use super::store::{Change, Persister};
+use super::store::{Backend, Change, Persister};
 use super::{CANVAS_PART_BYTES, DrawConfig};
 use crate::stats::{App, ConnGuard, Stats};
 #[cfg(test)]
@@ -89,10 +91,108 @@ pub enum Command {
     },
 }
 
-/// `moving` relays waiting for the tick: the sender, and the event's JSON.
+/// How long after a `Resync` the canvas is reloaded: every node hears of
+/// a Redis restart at about the same time, and each stores its last
+/// changes meanwhile.
+const RESYNC_DELAY: Duration = Duration::from_millis(500);
+/// How long a reload waits for this node's changes to be stored at most.
+const SETTLE_LIMIT: Duration = Duration::from_secs(2);
+/// How long before a failed reload is tried again.
+const RELOAD_RETRY: Duration = Duration::from_secs(1);
+
+/// `moving` relays waiting for the tick: the sender (`None`: on another
+/// node), and the event's JSON.
 struct Gathered {
-    from: Sid,
+    from: Option<Sid>,
     json: Box<RawValue>,
+}
+
+/// Where new stroke ids come from.
+pub enum Ids {
+    /// The board's own counter (one node, embedded store).
+    Local,
+    /// Blocks reserved in PostgreSQL, unique across nodes.
+    Blocks {
+        pg: Box<crate::cluster::Pg>,
+        current: Range<u64>,
+        spare: Option<Range<u64>>,
+        pending: Option<oneshot::Receiver<Range<u64>>>,
+    },
+}
+
+impl Ids {
+    /// Ids from `first`, refilled from `pg`.
+    pub fn blocks(pg: crate::cluster::Pg, first: Range<u64>) -> Ids {
+        Ids::Blocks {
+            pg: Box::new(pg),
+            current: first,
+            spare: None,
+            pending: None,
+        }
+    }
+
+    /// Points the board's counter at a free id; false when none is left
+    /// (the database has not answered for a new block yet).
+    fn prepare(&mut self, board: &mut Board) -> bool {
+        let Ids::Blocks {
+            pg,
+            current,
+            spare,
+            pending,
+        } = self
+        else {
+            return true;
+        };
+        if let Some(rx) = pending {
+            match rx.try_recv() {
+                Ok(block) => {
+                    *spare = Some(block);
+                    *pending = None;
+                }
+                Err(oneshot::error::TryRecvError::Closed) => *pending = None,
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+        }
+        if current.is_empty()
+            && let Some(next) = spare.take()
+        {
+            *current = next;
+        }
+        let half = super::pg::ID_BLOCK / 2;
+        if spare.is_none() && pending.is_none() && (current.end - current.start) < half {
+            let (tx, rx) = oneshot::channel();
+            let pg = (**pg).clone();
+            tokio::spawn(async move {
+                match super::pg::reserve_ids(&pg).await {
+                    Ok(block) => {
+                        let _ = tx.send(block);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot reserve stroke ids"),
+                }
+            });
+            *pending = Some(rx);
+        }
+        if current.is_empty() {
+            return false;
+        }
+        board.set_next_id(current.start);
+        true
+    }
+
+    /// Stroke `id` was started.
+    fn used(&mut self, id: u64) {
+        if let Ids::Blocks { current, .. } = self {
+            current.start = current.start.max(id + 1);
+        }
+    }
+}
+
+/// A node's place among others: how it talks to them and where it reloads
+/// the canvas from.
+pub struct Nodes {
+    pub link: Link,
+    pub bus: crate::cluster::Subscription,
+    pub backend: Backend,
 }
 
 struct Participant {
@@ -135,6 +235,16 @@ pub struct Canvas {
     canvas_queue: VecDeque<Sid>,
     /// When the budget has room for the next queued canvas.
     canvas_due: Option<Instant>,
+    ids: Ids,
+    /// The other nodes (`None`: this node is alone).
+    link: Option<Link>,
+    backend: Option<Backend>,
+    /// Participants on other nodes, by node, in join order.
+    remote: Vec<(Arc<str>, Peer)>,
+    /// When the canvas is to be reloaded from the database.
+    reload_due: Option<Instant>,
+    /// When each other node was last heard from.
+    heard: HashMap<Arc<str>, Instant>,
 }
 
 /// A `canvas` part on the wire ([`CanvasPart`]'s shape), strokes
@@ -151,8 +261,20 @@ struct PartOut<'a> {
 
 impl Canvas {
     /// The owner of `board`; `persist` stores its changes.
-    pub fn new(config: DrawConfig, board: Board, stats: Arc<Stats>, persist: Persister) -> Canvas {
+    pub fn new(
+        config: DrawConfig,
+        board: Board,
+        stats: Arc<Stats>,
+        persist: Persister,
+        ids: Ids,
+    ) -> Canvas {
         Canvas {
+            ids,
+            link: None,
+            backend: None,
+            remote: Vec::new(),
+            heard: HashMap::new(),
+            reload_due: None,
             sends: RateLimiter::new(config.join_rate),
             entries: HashMap::new(),
             config,
@@ -170,14 +292,57 @@ impl Canvas {
         }
     }
 
-    /// Serves commands until shutdown.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+    /// Serves commands (and, with `nodes`, the other nodes' messages)
+    /// until shutdown.
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        nodes: Option<Nodes>,
+        shutdown: CancellationToken,
+    ) {
         crate::metrics::canvas_segments(self.board.segments());
+        let mut bus = None;
+        if let Some(nodes) = nodes {
+            self.link = Some(nodes.link);
+            self.backend = Some(nodes.backend);
+            bus = Some(nodes.bus);
+            self.publish(&Wire::Roster {
+                peers: Vec::new(),
+                ask: true,
+            });
+        }
+        let mut alive = tokio::time::interval(super::cluster::ALIVE_EVERY);
+        alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let due = self.due;
             let canvas_due = self.canvas_due;
+            let reload_due = self.reload_due;
             let cmd = tokio::select! {
                 cmd = rx.recv() => cmd,
+                ev = next_bus_event(&mut bus), if bus.is_some() => {
+                    match ev {
+                        Some(crate::cluster::BusEvent::Message { from, from_self: false, payload }) => {
+                            self.apply_from_node(from, &payload);
+                        }
+                        Some(crate::cluster::BusEvent::Message { .. }) => {}
+                        Some(crate::cluster::BusEvent::Resync) => self.schedule_reload(RESYNC_DELAY),
+                        None => bus = None,
+                    }
+                    self.retry_cuts();
+                    crate::metrics::canvas_segments(self.board.segments());
+                    continue;
+                }
+                _ = alive.tick(), if bus.is_some() => {
+                    self.publish(&Wire::Alive);
+                    self.forget_silent_nodes();
+                    self.retry_cuts();
+                    continue;
+                }
+                () = sleep_until(reload_due), if reload_due.is_some() => {
+                    self.reload().await;
+                    self.retry_cuts();
+                    continue;
+                }
                 () = sleep_until(due), if due.is_some() => {
                     self.send_gathered();
                     self.retry_cuts();
@@ -247,7 +412,12 @@ impl Canvas {
         self.order.push(sid);
         // The joiner gets the whole list, the others its entry alone: a
         // join costs O(participants), not O(participants²).
-        let peers: Vec<Peer> = self.order.iter().filter_map(|s| self.peer(*s)).collect();
+        let peers: Vec<Peer> = self
+            .remote
+            .iter()
+            .map(|(_, p)| p.clone())
+            .chain(self.order.iter().filter_map(|s| self.peer(*s)))
+            .collect();
         if let Some(person) = self.people.get(&sid)
             && let Err(SendError::Socket(socketioxide::SocketError::InternalChannelFull)) =
                 emit_one(&person.socket, event::PEERS, &peers)
@@ -257,6 +427,7 @@ impl Canvas {
         }
         if let Some(entry) = self.peer(sid) {
             self.broadcast(event::PEER, &entry, Some(sid));
+            self.publish(&Wire::Peer { peer: entry });
         }
         if self.canvas_queue.len() >= self.config.canvas_queue {
             self.refuse_canvas(sid);
@@ -433,7 +604,9 @@ impl Canvas {
         };
         let pen = sid.to_string();
         let author = person.author.clone();
-        if self.board.adds_segment(&pen, mv.drawing) && !self.persist.healthy() {
+        if self.board.adds_segment(&pen, mv.drawing)
+            && (!self.persist.healthy() || !self.ids.prepare(&mut self.board))
+        {
             let _ = person
                 .socket
                 .emit(event::ERROR, &DrawError::Unsaved.to_event(event::MOUSEMOVE));
@@ -456,8 +629,48 @@ impl Canvas {
             .board
             .apply_move_as(&pen, &author, mv.point, mv.drawing, &colour);
         let mut fields = mv.fields;
-        fields.insert("id".into(), Value::String(pen));
-        self.gather(sid, &fields);
+        fields.insert("id".into(), Value::String(pen.clone()));
+        let json = match serde_json::value::to_raw_value(&fields) {
+            Ok(json) => json,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialize a move");
+                return;
+            }
+        };
+        if let MoveEffect::Started { stroke, .. } = effect {
+            self.ids.used(stroke);
+        }
+        if self.link.is_some() {
+            let at = mv.point.quantized();
+            let stroke = match effect {
+                MoveEffect::None => None,
+                MoveEffect::Started { stroke, from, to } => Some(StrokeChange::Start {
+                    id: stroke,
+                    author: author.clone(),
+                    colour: colour.clone(),
+                    from: xy(from),
+                    to: xy(to),
+                }),
+                MoveEffect::Extended { stroke, to, .. } => Some(StrokeChange::Extend {
+                    id: stroke,
+                    seq: self
+                        .board
+                        .stroke(stroke)
+                        .map(|s| s.points.len() - 1)
+                        .unwrap_or(0),
+                    to: xy(to),
+                }),
+            };
+            self.publish(&Wire::Moved {
+                pen,
+                x: at.x,
+                y: at.y,
+                drawing: mv.drawing,
+                relay: json.clone(),
+                stroke,
+            });
+        }
+        self.gather(Some(sid), json);
         let change = match effect {
             MoveEffect::None => None,
             MoveEffect::Started { stroke, from, to } => Some(Change::Start {
@@ -510,6 +723,7 @@ impl Canvas {
             self.send_welcome_if_due(sid);
         }
         self.broadcast(event::PEER, &entry, None);
+        self.publish(&Wire::Peer { peer: entry });
     }
 
     async fn clear(&mut self, sid: Sid) {
@@ -522,16 +736,16 @@ impl Canvas {
                 .emit(event::ERROR, &DrawError::Unsaved.to_event(event::CLEAR));
             return;
         }
+        let ids: Vec<u64> = self.board.strokes().map(|s| s.id).collect();
         self.board.clear();
         self.entries.clear();
-        self.broadcast(
-            event::CLEARED,
-            &Cleared {
-                by: sid.to_string(),
-            },
-            None,
-        );
-        self.persist.send(Change::Clear).await;
+        let by = sid.to_string();
+        self.broadcast(event::CLEARED, &Cleared { by: by.clone() }, None);
+        self.publish(&Wire::Cleared {
+            by,
+            ids: ids.clone(),
+        });
+        self.persist.send(Change::Clear { ids }).await;
     }
 
     async fn undo(&mut self, sid: Sid) {
@@ -557,15 +771,17 @@ impl Canvas {
             return;
         };
         self.entries.remove(&stroke.id);
-        self.broadcast(
-            event::UNDONE,
-            &Undone {
-                by,
-                author,
-                stroke: stroke.id,
-            },
-            None,
-        );
+        let undone = Undone {
+            by,
+            author,
+            stroke: stroke.id,
+        };
+        self.broadcast(event::UNDONE, &undone, None);
+        self.publish(&Wire::Undone {
+            by: undone.by,
+            author: undone.author,
+            stroke: undone.stroke,
+        });
         self.persist.send(Change::Remove { id: stroke.id }).await;
     }
 
@@ -592,6 +808,218 @@ impl Canvas {
 
     fn announce_departure(&mut self, sid: Sid) {
         self.broadcast(event::CLIENT_DISCONNECT, &sid.to_string(), None);
+        self.publish(&Wire::Left {
+            id: sid.to_string(),
+        });
+    }
+
+    /// Tells the other nodes, if any.
+    fn publish(&self, wire: &Wire) {
+        if let Some(link) = &self.link {
+            link.send(wire);
+        }
+    }
+
+    /// Everyone on this node, as `peers` lists them.
+    fn local_peers(&self) -> Vec<Peer> {
+        self.order.iter().filter_map(|s| self.peer(*s)).collect()
+    }
+
+    /// Applies another node's message.
+    /// Participants of nodes not heard from for `NODE_TIMEOUT` leave
+    /// (the node stopped, or Redis is unreachable: a resync brings them
+    /// back then).
+    fn forget_silent_nodes(&mut self) {
+        let now = Instant::now();
+        let silent: Vec<Arc<str>> = self
+            .heard
+            .iter()
+            .filter(|(_, at)| now.saturating_duration_since(**at) > super::cluster::NODE_TIMEOUT)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for node in silent {
+            self.heard.remove(&node);
+            let gone: Vec<String> = self
+                .remote
+                .iter()
+                .filter(|(n, _)| *n == node)
+                .map(|(_, p)| p.id.clone())
+                .collect();
+            if !gone.is_empty() {
+                tracing::info!(%node, participants = gone.len(), "node silent; its participants leave the board");
+            }
+            for id in gone {
+                self.remote_left(&id);
+            }
+        }
+    }
+
+    fn apply_from_node(&mut self, node: Arc<str>, payload: &[u8]) {
+        self.heard.insert(node.clone(), Instant::now());
+        let wire: Wire = match serde_json::from_slice(payload) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(%node, error = %e, "unreadable drawing message from another node");
+                return;
+            }
+        };
+        if !matches!(wire, Wire::Moved { .. } | Wire::Alive) {
+            self.send_gathered();
+        }
+        match wire {
+            Wire::Moved {
+                pen,
+                x,
+                y,
+                drawing,
+                relay,
+                stroke,
+            } => {
+                let to = rt_protocol::draw::Point { x, y };
+                let (effect, seq, author, colour) = match &stroke {
+                    None => (MoveEffect::None, 0, "", ""),
+                    Some(change) => {
+                        let (effect, seq) = change.effect();
+                        match change {
+                            StrokeChange::Start { author, colour, .. } => {
+                                (effect, seq, author.as_str(), colour.as_str())
+                            }
+                            StrokeChange::Extend { .. } => (effect, seq, "", ""),
+                        }
+                    }
+                };
+                if let MoveEffect::Started { stroke, .. } | MoveEffect::Extended { stroke, .. } =
+                    effect
+                {
+                    self.entries.remove(&stroke);
+                }
+                if !self
+                    .board
+                    .apply_effect(&pen, author, colour, to, drawing, effect, seq)
+                {
+                    // A point is missing: some message was lost.
+                    tracing::debug!(%node, "a stroke from another node has a gap; reloading");
+                    self.schedule_reload(RESYNC_DELAY);
+                }
+                self.gather(None, relay);
+            }
+            Wire::Undone { by, author, stroke } => {
+                self.board.remove(stroke);
+                self.entries.remove(&stroke);
+                self.broadcast(event::UNDONE, &Undone { by, author, stroke }, None);
+            }
+            Wire::Cleared { by, ids } => {
+                for id in ids {
+                    self.board.remove(id);
+                    self.entries.remove(&id);
+                }
+                self.broadcast(event::CLEARED, &Cleared { by }, None);
+                if self.board.segments() > 0 {
+                    // Strokes started here before the clear reached us
+                    // survive it on every node, but clients wiped them on
+                    // `cleared`: show them the canvas as it is.
+                    self.refresh_everyone();
+                }
+            }
+            Wire::Alive => {}
+            Wire::Peer { peer } => self.remote_peer(node, peer),
+            Wire::Left { id } => self.remote_left(&id),
+            Wire::Roster { peers, ask } => {
+                let gone: Vec<String> = self
+                    .remote
+                    .iter()
+                    .filter(|(n, p)| *n == node && !peers.iter().any(|q| q.id == p.id))
+                    .map(|(_, p)| p.id.clone())
+                    .collect();
+                for id in gone {
+                    self.remote_left(&id);
+                }
+                for peer in peers {
+                    let known = self.remote.iter().any(|(n, p)| *n == node && *p == peer);
+                    if !known {
+                        self.remote_peer(node.clone(), peer);
+                    }
+                }
+                if ask {
+                    self.publish(&Wire::Roster {
+                        peers: self.local_peers(),
+                        ask: false,
+                    });
+                }
+            }
+        }
+    }
+
+    fn remote_peer(&mut self, node: Arc<str>, peer: Peer) {
+        match self.remote.iter_mut().find(|(_, p)| p.id == peer.id) {
+            Some(entry) => *entry = (node, peer.clone()),
+            None => self.remote.push((node, peer.clone())),
+        }
+        self.broadcast(event::PEER, &peer, None);
+    }
+
+    fn remote_left(&mut self, id: &str) {
+        let before = self.remote.len();
+        self.remote.retain(|(_, p)| p.id != id);
+        if self.remote.len() != before {
+            self.board.leave(id);
+            self.broadcast(event::CLIENT_DISCONNECT, &id, None);
+        }
+    }
+
+    /// Queues a fresh canvas for every local participant (paced like
+    /// joins).
+    fn refresh_everyone(&mut self) {
+        for sid in self.order.clone() {
+            if let Some(person) = self.people.get_mut(&sid)
+                && !person.awaiting_canvas
+            {
+                person.awaiting_canvas = true;
+                self.canvas_queue.push_back(sid);
+            }
+        }
+        self.send_queued_canvases();
+    }
+
+    fn schedule_reload(&mut self, after: Duration) {
+        if self.reload_due.is_none() {
+            self.reload_due = Some(Instant::now() + after);
+        }
+    }
+
+    /// Messages may have been lost: reads the canvas from the database,
+    /// gives every local participant a fresh canvas, and asks the other
+    /// nodes who is on them.
+    async fn reload(&mut self) {
+        self.reload_due = None;
+        let Some(backend) = self.backend.clone() else {
+            return;
+        };
+        // This node's own changes are in the database before it reads it
+        // (others store theirs within the resync delay).
+        if !self.persist.settled(SETTLE_LIMIT).await {
+            tracing::warn!("reloading the drawing with changes of this node not yet stored");
+        }
+        match backend.load().await {
+            Ok(board) => {
+                tracing::info!(
+                    segments = board.segments(),
+                    "drawing reloaded from the database"
+                );
+                self.send_gathered();
+                self.board = board;
+                self.entries.clear();
+                self.refresh_everyone();
+                self.publish(&Wire::Roster {
+                    peers: self.local_peers(),
+                    ask: true,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reload the drawing; trying again");
+                self.schedule_reload(RELOAD_RETRY);
+            }
+        }
     }
 
     /// A participant whose queue is full has missed events: take it off the
@@ -624,14 +1052,7 @@ impl Canvas {
 
     /// Keeps a `moving` relay for the next tick (sends it at once when the
     /// tick is 0).
-    fn gather(&mut self, from: Sid, fields: &serde_json::Map<String, Value>) {
-        let json = match serde_json::value::to_raw_value(fields) {
-            Ok(json) => json,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialize a move");
-                return;
-            }
-        };
+    fn gather(&mut self, from: Option<Sid>, json: Box<RawValue>) {
         self.gathered.push(Gathered { from, json });
         let tick = self.config.relay_tick();
         if tick.is_zero() {
@@ -653,7 +1074,7 @@ impl Canvas {
         let mut slow = Vec::new();
         let mut sent = 0u64;
         for (sid, person) in &self.people {
-            for relay in gathered.iter().filter(|g| g.from != *sid) {
+            for relay in gathered.iter().filter(|g| g.from != Some(*sid)) {
                 match emit_one(&person.socket, event::MOVING, &*relay.json) {
                     Ok(()) => sent += 1,
                     Err(SendError::Socket(socketioxide::SocketError::InternalChannelFull)) => {
@@ -712,6 +1133,17 @@ fn author_of_key(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     format!("a-{hex}")
+}
+
+/// The next event of the subscription (`None`: never; the caller's
+/// `select!` guard keeps that branch off).
+async fn next_bus_event(
+    bus: &mut Option<crate::cluster::Subscription>,
+) -> Option<crate::cluster::BusEvent> {
+    match bus {
+        Some(sub) => sub.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Waits until `at` (`None`: never; the caller's `select!` guard keeps that

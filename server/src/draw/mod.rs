@@ -4,12 +4,72 @@
 //! WebSocket, and the upgrade between them). [`Canvas`] is the one task that
 //! owns the drawing: every event that changes it, and every join, is a
 //! command to that task, so a joiner's snapshot and its live stream meet
-//! without a gap. Strokes are kept in the store ([`store`]).
+//! without a gap.
 //!
 //! Event handlers run their checks (shape, bounds, rate) synchronously in the
 //! socket's receive path and queue the command there with `try_send`:
 //! socketioxide spawns one task per message, so queueing from those tasks
 //! could reorder a client's moves.
+//!
+//! # Storage
+//! Without `--database` strokes are kept in the embedded SQLite store
+//! ([`store`]), as always. With `--database` they are kept in PostgreSQL
+//! ([`pg`]): stroke ids come in blocks from a sequence, and undo and clear
+//! leave a tombstone on the stroke's row, so writes are idempotent and may
+//! reach the database in any order. A write PostgreSQL refuses (or does
+//! not answer within `--database-timeout-ms`) is kept and retried; until it
+//! is stored, drawing, undo and clear are refused with `error` code
+//! `unsaved`, and they are taken again once the retry succeeds.
+//!
+//! # Several nodes (`--database` and `--redis`)
+//! One board across nodes. Each node's canvas task applies what its own
+//! clients do at once, persists it, and publishes it on the Bus topic
+//! `draw` (`draw/cluster.rs`); every other node applies it in the order Redis
+//! delivers that topic and emits it to its own clients. A relay and the
+//! canvas change it carries are one message, so they stay in order; a
+//! node's own events and those it hears from others go to its clients in
+//! the order its canvas task applied them.
+//!
+//! Nodes apply their own changes without waiting for Redis (no added
+//! latency for local clients), so the changes are made to converge in any
+//! order: a stroke is named by its id (unique across nodes), a point by its
+//! index in the stroke, an undo by the stroke it removes, and a clear by
+//! the strokes it removes (a stroke started on another node within Redis'
+//! delay survives the clear on every node alike, and the nodes holding
+//! one send their clients a fresh canvas). A removed stroke stays
+//! removed wherever a late point of it arrives. `peer` and
+//! `clientdisconnect` cross as well; `peers` lists everyone, on every node,
+//! that this node has heard of (a participant who joined elsewhere within
+//! Redis' delay comes as a `peer` instead). Each node says it is alive
+//! every two seconds; the participants of a node not heard from for seven
+//! leave the other boards (a stopped node runs no disconnect handlers).
+//!
+//! Redis is not durable. When messages may have been lost (`Resync`: Redis
+//! restarted and the node reconnected by itself, or a queue overflowed)
+//! or a stroke shows a gap, the node reloads the canvas from PostgreSQL
+//! half a second later (each node stores its last changes meanwhile), sends every local client a fresh canvas, and asks the other
+//! nodes who is on them.
+//!
+//! ## Why not socketioxide's Redis adapter
+//! The scale-out issue asks for `socketioxide-redis` unless it cannot carry
+//! rt's events. It cannot carry them as they must be carried:
+//! - the adapter fans out socket.io *broadcasts* (`io.emit`,
+//!   `socket.broadcast()`) to sockets on other nodes; it does not give an
+//!   application the messages themselves. The board's state (strokes,
+//!   undo, clear) lives in each node's canvas task and must be applied
+//!   there, in one order, and a relay must stay ordered with the change it
+//!   belongs to. rt's canvas task emits per socket (per-socket pacing of
+//!   canvases, cutting slow consumers, holding back `welcome`), which the
+//!   adapter never sees.
+//! - it has no notice of lost messages: a Redis restart silently drops
+//!   what was published meanwhile, while rt must reload the canvas then
+//!   (the Bus reports `Resync`).
+//! - it would add its own Redis connections and protocol (RESP3, Redis 7
+//!   or later) and make every handler generic over the adapter, only to
+//!   carry events rt must publish again anyway for the canvas tasks.
+//!
+//! So the board uses rt's own Bus topic, which carries both the relays and
+//! the canvas changes, in one order per topic, with `Resync`.
 //!
 //! # Sizes
 //! A full canvas (the default 200,000 segments) can be several megabytes of
@@ -19,6 +79,7 @@
 //! fits every part of a full canvas plus live traffic.
 
 mod canvas;
+mod cluster;
 mod handlers;
 /// The tables in PostgreSQL (`--database`).
 pub mod pg;
@@ -38,6 +99,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::{BusError, Cluster, PgError};
 use crate::state::AppState;
 use crate::stats::Stats;
 use crate::store::{Store, StoreError};
@@ -155,6 +217,17 @@ impl DrawConfig {
     }
 }
 
+/// Why the board could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DrawStartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("drawing board: {0}")]
+    Pg(#[from] PgError),
+    #[error("drawing board: {0}")]
+    Bus(#[from] BusError),
+}
+
 /// Handle to the drawing board: the Socket.IO layer and server, and the
 /// canvas task's queue.
 #[derive(Clone)]
@@ -165,16 +238,43 @@ pub struct Draw {
 }
 
 impl Draw {
-    /// Loads the canvas from the store, starts its task and builds the
-    /// Socket.IO server.
+    /// Loads the canvas from the store (PostgreSQL with `--database`),
+    /// starts its task and builds the Socket.IO server; with `--redis` the
+    /// task also talks to the other nodes.
     pub async fn start(
         config: &DrawConfig,
         store: Store,
+        cluster: &Cluster,
         stats: Arc<Stats>,
         shutdown: CancellationToken,
         tasks: &TaskTracker,
-    ) -> Result<Draw, StoreError> {
-        let board = store::load(&store).await?;
+    ) -> Result<Draw, DrawStartError> {
+        let (board, backend, ids) = match &cluster.pg {
+            None => (
+                store::load(&store).await?,
+                store::Backend::Sqlite(store),
+                canvas::Ids::Local,
+            ),
+            Some(pg) => {
+                let board = pg::load(pg).await?;
+                let first = pg::reserve_ids(pg).await?;
+                (
+                    board,
+                    store::Backend::Pg(Box::new(pg.clone())),
+                    canvas::Ids::blocks(pg.clone(), first),
+                )
+            }
+        };
+        // Subscribed before anything is drawn here, so no message of
+        // another node is missed between the load and the first event.
+        let nodes = match &cluster.bus {
+            Some(bus) => Some(canvas::Nodes {
+                bus: bus.subscribe(cluster::TOPIC).await?,
+                link: cluster::Link::start(bus.clone(), tasks, shutdown.clone()),
+                backend: backend.clone(),
+            }),
+            None => None,
+        };
         let (layer, io) = SocketIo::builder()
             .max_payload(MAX_PAYLOAD)
             .max_buffer_size(SOCKET_BUFFER)
@@ -183,9 +283,9 @@ impl Draw {
             .connect_timeout(Duration::from_secs(45))
             .build_layer();
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
-        let persist = store::Persister::start(store, tasks, shutdown.clone());
-        let canvas = canvas::Canvas::new(config.clone(), board, stats, persist);
-        tasks.spawn(canvas.run(rx, shutdown));
+        let persist = store::Persister::start_on(backend, tasks, shutdown.clone());
+        let canvas = canvas::Canvas::new(config.clone(), board, stats, persist, ids);
+        tasks.spawn(canvas.run(rx, nodes, shutdown));
         handlers::register(&io, config, commands.clone());
         Ok(Draw {
             io,

@@ -7,7 +7,7 @@
 
 use rt_protocol::draw::{Board, Point, Stroke};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, params};
@@ -37,8 +37,49 @@ pub enum Change {
     Extend { id: u64, seq: usize, to: Point },
     /// Stroke `id` was undone.
     Remove { id: u64 },
-    /// Everything was cleared.
-    Clear,
+    /// Everything was cleared: the strokes `ids` (all there were, as the
+    /// clearing node saw them).
+    Clear { ids: Vec<u64> },
+}
+
+/// Where the drawing is kept.
+#[derive(Clone)]
+pub enum Backend {
+    /// The embedded SQLite store.
+    Sqlite(Store),
+    /// PostgreSQL (`--database`), shared by the nodes of a cluster.
+    Pg(Box<crate::cluster::Pg>),
+}
+
+impl Backend {
+    /// Reads the whole drawing.
+    pub async fn load(&self) -> Result<Board, String> {
+        match self {
+            Backend::Sqlite(store) => load(store).await.map_err(|e| e.to_string()),
+            Backend::Pg(pg) => super::pg::load(pg).await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Commits `changes`, in order; `Err(None)`: the store has shut down.
+    async fn commit(&self, changes: Arc<[Change]>) -> Result<(), Option<String>> {
+        match self {
+            Backend::Sqlite(store) => store
+                .call(move |conn| {
+                    for c in changes.iter() {
+                        apply(conn, c)?;
+                    }
+                    Ok(())
+                })
+                .await
+                .map_err(|e| match e {
+                    StoreError::Closed => None,
+                    e => Some(e.to_string()),
+                }),
+            Backend::Pg(pg) => super::pg::apply(pg, &changes)
+                .await
+                .map_err(|e| Some(e.to_string())),
+        }
+    }
 }
 
 /// Reads the whole drawing.
@@ -110,7 +151,7 @@ fn apply(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
             conn.execute("DELETE FROM draw_points WHERE stroke = ?1", [*id as i64])?;
             conn.execute("DELETE FROM draw_strokes WHERE id = ?1", [*id as i64])?;
         }
-        Change::Clear => {
+        Change::Clear { .. } => {
             conn.execute_batch("DELETE FROM draw_points; DELETE FROM draw_strokes;")?;
         }
     }
@@ -127,6 +168,9 @@ fn apply(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
 pub struct Persister {
     tx: mpsc::Sender<Change>,
     healthy: Arc<AtomicBool>,
+    /// Changes handed over, and changes committed (for [`Persister::settled`]).
+    queued: Arc<AtomicU64>,
+    stored: Arc<AtomicU64>,
 }
 
 /// First pause before a failed batch is retried; it doubles up to
@@ -138,9 +182,16 @@ impl Persister {
     /// Starts the writer task; it ends once every handle is dropped and the
     /// queue is drained (or, while the store keeps failing, at `shutdown`).
     pub fn start(store: Store, tasks: &TaskTracker, shutdown: CancellationToken) -> Persister {
+        Persister::start_on(Backend::Sqlite(store), tasks, shutdown)
+    }
+
+    /// [`Persister::start`] on any backend.
+    pub fn start_on(store: Backend, tasks: &TaskTracker, shutdown: CancellationToken) -> Persister {
         let (tx, mut rx) = mpsc::channel::<Change>(PERSIST_QUEUE);
         let healthy = Arc::new(AtomicBool::new(true));
         let health = healthy.clone();
+        let stored = Arc::new(AtomicU64::new(0));
+        let done = stored.clone();
         tasks.spawn(async move {
             let mut batch = Vec::with_capacity(PERSIST_BATCH);
             while rx.recv_many(&mut batch, PERSIST_BATCH).await > 0 {
@@ -148,27 +199,20 @@ impl Persister {
                 let mut pause = RETRY_FIRST;
                 let mut last_try = false;
                 loop {
-                    let job = changes.clone();
-                    let result = store
-                        .call(move |conn| {
-                            for c in job.iter() {
-                                apply(conn, c)?;
-                            }
-                            Ok(())
-                        })
-                        .await;
+                    let result = store.commit(changes.clone()).await;
                     match result {
                         Ok(()) => {
+                            done.fetch_add(changes.len() as u64, Ordering::Relaxed);
                             if !health.swap(true, Ordering::Relaxed) {
                                 tracing::info!("drawing changes are being stored again");
                             }
                             break;
                         }
-                        Err(StoreError::Closed) => {
+                        Err(None) => {
                             tracing::error!(changes = changes.len(), "the store has shut down; drawing changes lost");
                             return;
                         }
-                        Err(e) => {
+                        Err(Some(e)) => {
                             if health.swap(false, Ordering::Relaxed) {
                                 tracing::error!(error = %e, changes = changes.len(), "cannot store drawing changes; drawing is refused until they are stored");
                             }
@@ -188,7 +232,12 @@ impl Persister {
                 }
             }
         });
-        Persister { tx, healthy }
+        Persister {
+            tx,
+            healthy,
+            queued: Arc::new(AtomicU64::new(0)),
+            stored,
+        }
     }
 
     /// Is the store taking changes? False from a failed commit until a retry
@@ -197,8 +246,23 @@ impl Persister {
         self.healthy.load(Ordering::Relaxed)
     }
 
+    /// Waits until every change handed over so far is committed, or
+    /// `limit` has passed; true when they are.
+    pub async fn settled(&self, limit: Duration) -> bool {
+        let target = self.queued.load(Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.stored.load(Ordering::Relaxed) < target {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     /// Queues a change (waits while the queue is full).
     pub async fn send(&self, change: Change) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(change).await.is_err() {
             tracing::error!("drawing store writer has stopped");
         }
@@ -247,7 +311,7 @@ mod tests {
 
         let tasks = TaskTracker::new();
         let persister = Persister::start(store.clone(), &tasks, CancellationToken::new());
-        persister.send(Change::Clear).await;
+        persister.send(Change::Clear { ids: vec![1, 3] }).await;
         drop(persister);
         tasks.close();
         tasks.wait().await;
