@@ -73,7 +73,7 @@ impl AppState {
         let ticker = Ticker::start(&config.ticker, shutdown.clone());
         let stats = Arc::new(Stats::default());
         let qa = Board::start(&config.qa, store.clone(), stats.clone(), shutdown.clone()).await?;
-        let docs = Docs::start(&config.docs, store.clone(), shutdown.clone()).await?;
+        let docs = Docs::start(&config.docs, store.clone(), &cluster, shutdown.clone()).await?;
         let tasks = TaskTracker::new();
         let draw = Draw::start(
             &config.draw,
