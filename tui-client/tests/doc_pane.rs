@@ -30,9 +30,7 @@ impl Editor {
     fn new(url: &str, name: &str) -> Editor {
         let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
         let client = DocClient::spawn(
-            DocClientConfig {
-                base_url: url.to_string().into(),
-            },
+            DocClientConfig::single(url.to_string().into()),
             tx,
         );
         Editor {
