@@ -83,7 +83,11 @@ impl Client {
     /// is a gap, which the server must never leave.
     fn take_op(&mut self, msg: &Value) {
         let v = msg["v"].as_u64().expect("op v");
-        assert!(v <= self.version, "gap: got v{v} at v{}: {msg}", self.version);
+        assert!(
+            v <= self.version,
+            "gap: got v{v} at v{}: {msg}",
+            self.version
+        );
         if v == self.version {
             if let Some(doc) = self.doc.as_mut() {
                 let op = Delta::from_value(&msg["op"]).expect("an edit");
@@ -97,8 +101,10 @@ impl Client {
     /// or the error, taking the ops before it.
     async fn submit(&mut self, d: &str, seq: u64, op: Value) -> Value {
         let v = self.version;
-        self.send(json!({"a": "op", "c": "examples", "d": d, "v": v, "seq": seq, "x": {}, "op": op}))
-            .await;
+        self.send(
+            json!({"a": "op", "c": "examples", "d": d, "v": v, "seq": seq, "x": {}, "op": op}),
+        )
+        .await;
         self.until_ack(seq).await
     }
 
@@ -154,9 +160,11 @@ async fn node(db_url: &str, redis: Option<&str>, id: &str) -> Server {
 
 async fn create(server: &Server, d: &str, text: &str) {
     let mut c = Client::connect(server, None).await;
-    c.send(json!({"a": "op", "c": "examples", "d": d, "v": null, "seq": 1, "x": {},
-        "create": {"type": "rich-text", "data": [{"insert": text}]}}))
-        .await;
+    c.send(
+        json!({"a": "op", "c": "examples", "d": d, "v": null, "seq": 1, "x": {},
+        "create": {"type": "rich-text", "data": [{"insert": text}]}}),
+    )
+    .await;
     let ack = c.recv().await;
     assert!(is_ack(&ack), "{ack}");
 }
@@ -180,7 +188,10 @@ async fn ten_editors_on_two_nodes_converge_and_equal_a_fresh_fetch() {
         observers.push(o);
     }
     let mut editors = Vec::new();
-    for (n, server) in [&a, &b, &a, &b, &a, &b, &a, &b, &a, &b].into_iter().enumerate() {
+    for (n, server) in [&a, &b, &a, &b, &a, &b, &a, &b, &a, &b]
+        .into_iter()
+        .enumerate()
+    {
         assert!(n < 2 * EDITORS_PER_NODE);
         let mut c = Client::connect(server, None).await;
         c.subscribe("race", false).await;
@@ -207,7 +218,11 @@ async fn ten_editors_on_two_nodes_converge_and_equal_a_fresh_fetch() {
         let fresh = Client::connect(server, None).await.fetch("race").await;
         assert_eq!(fresh["v"], total);
         let text = o.doc.as_ref().expect("kept").text();
-        assert_eq!(text, text_of(&fresh), "what was delivered equals a fresh fetch");
+        assert_eq!(
+            text,
+            text_of(&fresh),
+            "what was delivered equals a fresh fetch"
+        );
         texts.push(text);
     }
     assert_eq!(texts[0], texts[1]);
@@ -237,7 +252,11 @@ async fn a_lost_commit_race_is_transformed_and_retried_and_resends_are_deduped()
         .await;
     assert!(is_ack(&ack), "{ack}");
     assert_eq!(ack["v"], 2);
-    assert_eq!(cb.doc.as_ref().unwrap().text(), "Xab\n", "v1 came before the ack");
+    assert_eq!(
+        cb.doc.as_ref().unwrap().text(),
+        "Xab\n",
+        "v1 came before the ack"
+    );
     let fresh_b = Client::connect(&b, None).await.fetch("rc").await;
     assert_eq!(fresh_b["v"], 3);
     assert_eq!(text_of(&fresh_b), "XabY\n");
@@ -279,7 +298,10 @@ async fn postgres_cut_gives_sharedb_errors_and_service_comes_back() {
     assert!(is_ack(&ack), "{ack}");
     cut.cut();
     let reply = c.submit("cut", 2, json!([{"insert": "2"}])).await;
-    assert!(reply.get("error").is_some(), "no ack without a commit: {reply}");
+    assert!(
+        reply.get("error").is_some(),
+        "no ack without a commit: {reply}"
+    );
     cut.restore();
     // A ShareDB client refetches after an error; a fresh one submits again.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -291,7 +313,10 @@ async fn postgres_cut_gives_sharedb_errors_and_service_comes_back() {
         if is_ack(&reply) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "service came back: {reply}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "service came back: {reply}"
+        );
         seq += 1;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -315,17 +340,24 @@ async fn editors_catch_up_after_a_redis_restart() {
     let mut seq = 0;
     for _ in 0..5 {
         seq += 1;
-        assert!(is_ack(&writer.submit("rr", seq, json!([{"insert": "a"}])).await));
+        assert!(is_ack(
+            &writer.submit("rr", seq, json!([{"insert": "a"}])).await
+        ));
     }
     reader.until_version(writer.version).await;
     redis.restart();
     for _ in 0..20 {
         seq += 1;
-        assert!(is_ack(&writer.submit("rr", seq, json!([{"insert": "b"}])).await));
+        assert!(is_ack(
+            &writer.submit("rr", seq, json!([{"insert": "b"}])).await
+        ));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     reader.until_version(writer.version).await;
-    assert_eq!(reader.doc.as_ref().unwrap().text(), format!("{}aaaaa\n", "b".repeat(20)));
+    assert_eq!(
+        reader.doc.as_ref().unwrap().text(),
+        format!("{}aaaaa\n", "b".repeat(20))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,7 +369,9 @@ async fn one_node_on_postgres_without_redis_keeps_the_document() {
     assert_eq!(text_of(&seed), "Hi!\n", "seeded in PostgreSQL");
     c.subscribe("richtext", false).await;
     for seq in 1..=120 {
-        assert!(is_ack(&c.submit("richtext", seq, json!([{"insert": "."}])).await));
+        assert!(is_ack(
+            &c.submit("richtext", seq, json!([{"insert": "."}])).await
+        ));
     }
     a.shutdown().await.expect("shutdown");
     let a = node(&db.url, None, "a2").await;

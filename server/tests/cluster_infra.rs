@@ -186,12 +186,11 @@ async fn a_cut_database_refuses_and_recovers_and_a_restarted_redis_resyncs() {
     let mut resynced = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while tokio::time::Instant::now() < deadline {
-        match tokio::time::timeout(Duration::from_millis(200), sub.recv()).await {
-            Ok(Some(BusEvent::Resync)) => {
-                resynced = true;
-                break;
-            }
-            _ => {}
+        if let Ok(Some(BusEvent::Resync)) =
+            tokio::time::timeout(Duration::from_millis(200), sub.recv()).await
+        {
+            resynced = true;
+            break;
         }
     }
     assert!(resynced, "no Resync after Redis restarted");

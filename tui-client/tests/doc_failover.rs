@@ -25,9 +25,8 @@ use tokio_tungstenite::tungstenite::Message;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn server_bin() -> String {
-    std::env::var("RT_SERVER_BIN").unwrap_or_else(|_| {
-        format!("{}/../target/debug/rt-server", env!("CARGO_MANIFEST_DIR"))
-    })
+    std::env::var("RT_SERVER_BIN")
+        .unwrap_or_else(|_| format!("{}/../target/debug/rt-server", env!("CARGO_MANIFEST_DIR")))
 }
 
 /// `rt-server` on PostgreSQL and Redis; its base URL.
@@ -109,7 +108,9 @@ async fn fetch_text(base: &str) -> (u64, String) {
         json!({"a": "hs", "id": null, "protocol": 1, "protocolMinor": 2}),
         json!({"a": "f", "c": "examples", "d": "richtext"}),
     ] {
-        ws.send(Message::Text(msg.to_string().into())).await.unwrap();
+        ws.send(Message::Text(msg.to_string().into()))
+            .await
+            .unwrap();
     }
     loop {
         let Some(Ok(Message::Text(t))) = ws.next().await else {
@@ -117,7 +118,10 @@ async fn fetch_text(base: &str) -> (u64, String) {
         };
         let v: Value = serde_json::from_str(t.as_str()).unwrap();
         if v["a"] == "f" {
-            let ops = v["data"]["data"]["ops"].as_array().cloned().unwrap_or_default();
+            let ops = v["data"]["data"]["ops"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let text = ops.iter().filter_map(|o| o["insert"].as_str()).collect();
             return (v["data"]["v"].as_u64().unwrap(), text);
         }
@@ -159,6 +163,10 @@ async fn kill_9_of_the_node_in_use_fails_over_without_losing_edits() {
         editor.type_at_start("y");
     }
     editor.drain();
+    assert!(
+        editor.session.has_pending(),
+        "edits are unacknowledged at the kill"
+    );
     a.start_kill().expect("SIGKILL");
     a.wait().await.expect("killed");
     for _ in 0..5 {
@@ -173,7 +181,19 @@ async fn kill_9_of_the_node_in_use_fails_over_without_losing_edits() {
     assert!(v > acked_before);
     let count = |c: char| text.chars().filter(|&x| x == c).count();
     assert_eq!(count('x'), 20, "no acknowledged edit lost: {text:?}");
-    assert_eq!(count('y'), 10, "edits in flight at the kill arrive once: {text:?}");
-    assert_eq!(count('z'), 5, "edits typed while failing over arrive: {text:?}");
-    assert_eq!(text, editor.session.text(), "the client agrees with the server");
+    assert_eq!(
+        count('y'),
+        10,
+        "edits in flight at the kill arrive once: {text:?}"
+    );
+    assert_eq!(
+        count('z'),
+        5,
+        "edits typed while failing over arrive: {text:?}"
+    );
+    assert_eq!(
+        text,
+        editor.session.text(),
+        "the client agrees with the server"
+    );
 }

@@ -68,7 +68,7 @@ impl Pg {
             .connect_timeout(timeout)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30))
-            .application_name(&format!("rt-server {node_id}"));
+            .application_name(format!("rt-server {node_id}"));
         let manager = Manager::from_config(
             config.clone(),
             NoTls,

@@ -303,6 +303,7 @@ struct DocState {
     broken: bool,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     key: DocKey,
     generation: u64,
@@ -919,12 +920,12 @@ impl DocState {
         loop {
             let before = self.doc.clone();
             self.apply(&body)?;
-            let snapshot = ((v + 1) % self.config.snapshot_every.max(1) == 0).then(|| {
-                StoredSnapshot {
+            let snapshot = (v + 1)
+                .is_multiple_of(self.config.snapshot_every.max(1))
+                .then(|| StoredSnapshot {
                     v: v + 1,
                     data: self.doc.as_ref().map(Document::to_delta),
-                }
-            });
+                });
             let op = StoredOp {
                 v,
                 src: src.clone(),
