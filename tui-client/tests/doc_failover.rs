@@ -196,4 +196,20 @@ async fn kill_9_of_the_node_in_use_fails_over_without_losing_edits() {
         editor.session.text(),
         "the client agrees with the server"
     );
+
+    // The script subcommands take several URLs too: the dead node first.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rt-tui"))
+        .args(["doc", "insert", "examples/richtext", "--at", "0", "Q"])
+        .args(["--url", &format!("{a_url},{b_url}")])
+        .output()
+        .expect("rt-tui runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let (v_after, text_after) = fetch_text(&b_url).await;
+    assert_eq!(printed["v"], v_after);
+    assert_eq!(text_after, format!("Q{text}"));
 }
