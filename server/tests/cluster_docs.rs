@@ -379,3 +379,46 @@ async fn one_node_on_postgres_without_redis_keeps_the_document() {
     assert_eq!(fresh["v"], 121);
     assert_eq!(text_of(&fresh), format!("{}Hi!\n", ".".repeat(120)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_crosses_nodes() {
+    let db = TestDb::create().await;
+    let redis = redis_url();
+    let a = node(&db.url, Some(&redis), "a").await;
+    let b = node(&db.url, Some(&redis), "b").await;
+    create(&a, "pres", "hello\n").await;
+    let ch = "examples.pres";
+    let mut ca = Client::connect(&a, None).await;
+    let mut cb = Client::connect(&b, None).await;
+    for c in [&mut ca, &mut cb] {
+        c.send(json!({"a": "ps", "ch": ch, "seq": 1})).await;
+        loop {
+            if c.recv().await["a"] == "ps" {
+                break;
+            }
+        }
+    }
+    cb.send(
+        json!({"a": "p", "ch": ch, "id": "cursor-b", "p": {"index": 2, "length": 1},
+        "pv": 0, "c": "examples", "d": "pres", "v": 1,
+        "t": "http://sharejs.org/types/rich-text/v1"}),
+    )
+    .await;
+    loop {
+        let msg = ca.recv().await;
+        if msg["a"] == "p" && msg["id"] == "cursor-b" {
+            assert_eq!(msg["p"]["index"], 2);
+            assert_eq!(msg["src"], cb.src.as_str());
+            break;
+        }
+    }
+    // Leaving announces null on the other node too.
+    drop(cb);
+    loop {
+        let msg = ca.recv().await;
+        if msg["a"] == "p" && msg["id"] == "cursor-b" {
+            assert!(msg["p"].is_null(), "{msg}");
+            break;
+        }
+    }
+}

@@ -111,7 +111,7 @@ impl Docs {
             None => store::seed(&store, SEED_DOC.0, SEED_DOC.1, SEED_TEXT).await?,
         }
         let registry = Registry::start(config.clone(), store, cluster.clone(), shutdown.clone());
-        let presence = Presence::start(shutdown);
+        let presence = Presence::start(cluster, shutdown).await;
         Ok(Docs { registry, presence })
     }
 }
