@@ -1,7 +1,17 @@
 //! One task owns each open document: its current snapshot, a window of
-//! recent ops, and its subscribers. It is the only writer of the document's
-//! op log, so submits need no retry loop: each is transformed against the ops
-//! since the client's version and applied in memory at once.
+//! recent ops, and its subscribers. With the embedded store it is the only
+//! writer of the document's op log, so submits need no retry loop: each is
+//! transformed against the ops since the client's version and applied in
+//! memory at once.
+//!
+//! With `--database` (PostgreSQL) other nodes write the same log. Each submit
+//! then commits on its own before it is answered (`submit_pg`): an insert at
+//! the next version that loses the race on the log's unique version reads the
+//! ops it missed, applies and delivers them, transforms the op over them and
+//! tries again. Ops committed here go out on the bus (`docs::cluster`); ops
+//! from other nodes arrive there and are applied in version order, a gap or a
+//! `Resync` being filled from PostgreSQL (`catch_up`). The pipelined batches
+//! below are the embedded store's path.
 //!
 //! Commits are pipelined. Applied ops gather into one batch for the store
 //! while the previous batch commits, so the ops of many editors share one

@@ -10,7 +10,9 @@
 //!   latest presence each connection published);
 //! - [`conn`]: each WebSocket connection is a reader and a writer joined by
 //!   `select!`; the reader serves requests in order;
-//! - [`store`]: the op log and periodic snapshots in the embedded store.
+//! - [`store`]: the op log and periodic snapshots in the embedded store;
+//! - [`pg`]: the same tables in PostgreSQL (`--database`), and the op as it
+//!   travels between nodes; [`cluster`]: a document's feed on the bus.
 
 /// The document's place in a cluster: its feed on the bus.
 pub mod cluster;

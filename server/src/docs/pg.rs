@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
               ts BIGINT NOT NULL,
               PRIMARY KEY (collection, doc_id, v)
           );
+          -- Resends are matched by (src, seq) across nodes.
           CREATE INDEX doc_ops_src_seq ON doc_ops (collection, doc_id, src, seq);
           CREATE TABLE doc_snapshots (
               collection TEXT NOT NULL,
@@ -150,20 +151,6 @@ pub async fn load(pg: &Pg, c: &str, d: &str) -> Result<Loaded, PgError> {
         ops,
         create,
     })
-}
-
-/// The version at which an op with this src and seq was committed, if any:
-/// a resend to another node after the first one died.
-pub async fn find(pg: &Pg, c: &str, d: &str, src: &str, seq: u64) -> Result<Option<u64>, PgError> {
-    let client = pg.get().await?;
-    let row = pg
-        .with_timeout(client.query_opt(
-            "SELECT v FROM doc_ops WHERE collection = $1 AND doc_id = $2 AND src = $3 AND seq = $4
-             ORDER BY v LIMIT 1",
-            &[&c, &d, &src, &clamp(seq)],
-        ))
-        .await??;
-    Ok(row.map(|r| r.get::<_, i64>(0) as u64))
 }
 
 /// Commits `op` at `op.v` (and the snapshot after it, when given) in one
