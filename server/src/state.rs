@@ -94,7 +94,7 @@ impl AppState {
             shutdown.clone(),
         )
         .await?;
-        let docs = Docs::start(&config.docs, store.clone(), shutdown.clone()).await?;
+        let docs = Docs::start(&config.docs, store.clone(), &cluster, shutdown.clone()).await?;
         let tasks = TaskTracker::new();
         let draw = Draw::start(
             &config.draw,

@@ -29,12 +29,7 @@ struct Editor {
 impl Editor {
     fn new(url: &str, name: &str) -> Editor {
         let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
-        let client = DocClient::spawn(
-            DocClientConfig {
-                base_url: url.to_string().into(),
-            },
-            tx,
-        );
+        let client = DocClient::spawn(DocClientConfig::single(url.to_string().into()), tx);
         Editor {
             pane: TextPane::new("examples", "richtext").with_name(name),
             client,

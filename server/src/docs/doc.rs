@@ -1,7 +1,17 @@
 //! One task owns each open document: its current snapshot, a window of
-//! recent ops, and its subscribers. It is the only writer of the document's
-//! op log, so submits need no retry loop: each is transformed against the ops
-//! since the client's version and applied in memory at once.
+//! recent ops, and its subscribers. With the embedded store it is the only
+//! writer of the document's op log, so submits need no retry loop: each is
+//! transformed against the ops since the client's version and applied in
+//! memory at once.
+//!
+//! With `--database` (PostgreSQL) other nodes write the same log. Each submit
+//! then commits on its own before it is answered (`submit_pg`): an insert at
+//! the next version that loses the race on the log's unique version reads the
+//! ops it missed, applies and delivers them, transforms the op over them and
+//! tries again. Ops committed here go out on the bus (`docs::cluster`); ops
+//! from other nodes arrive there and are applied in version order, a gap or a
+//! `Resync` being filled from PostgreSQL (`catch_up`). The pipelined batches
+//! below are the embedded store's path.
 //!
 //! Commits are pipelined. Applied ops gather into one batch for the store
 //! while the previous batch commits, so the ops of many editors share one
@@ -27,6 +37,7 @@ use super::DocsConfig;
 use super::outbox::{Outbound, Outbox};
 use super::registry::Registry;
 use super::store::{self as docstore, Batch, StoredOp, StoredSnapshot};
+use crate::cluster::{BusEvent, Cluster, Subscription};
 use crate::store::{Commit, Store, StoreError};
 
 /// Commands queued for one document at most. The owner takes at most this
@@ -117,11 +128,14 @@ pub fn spawn(
     generation: u64,
     config: DocsConfig,
     store: Store,
+    cluster: Cluster,
     registry: Registry,
     shutdown: CancellationToken,
 ) -> DocHandle {
     let (tx, rx) = mpsc::channel(DOC_QUEUE);
-    tokio::spawn(run(key, generation, config, store, registry, rx, shutdown));
+    tokio::spawn(run(
+        key, generation, config, store, cluster, registry, rx, shutdown,
+    ));
     DocHandle { tx, generation }
 }
 
@@ -269,6 +283,15 @@ struct DocState {
     key: DocKey,
     config: DocsConfig,
     store: Store,
+    /// With `--database`: the op log is in PostgreSQL and each submit
+    /// commits there before it is answered (see `cluster.rs`).
+    cluster: Cluster,
+    /// Ops this node committed, for the bus (in order, by a task of their
+    /// own so a slow Redis never stalls the document).
+    publish: Option<mpsc::Sender<Vec<u8>>>,
+    /// A PostgreSQL write failed in a way that may have committed: read
+    /// the log before the next request.
+    stale: bool,
     /// Current version in memory: the number of ops applied.
     v: u64,
     /// The version the store has committed (`committed ≤ v`).
@@ -290,18 +313,26 @@ struct DocState {
     broken: bool,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     key: DocKey,
     generation: u64,
     config: DocsConfig,
     store: Store,
+    cluster: Cluster,
     registry: Registry,
     mut rx: mpsc::Receiver<DocCmd>,
     shutdown: CancellationToken,
 ) {
     let idle = config.idle_unload();
-    let mut state = match DocState::load(key.clone(), config, store).await {
-        Ok(s) => Some(s),
+    // Subscribed before loading, so no op committed after the load is missed.
+    let mut feed = super::cluster::subscribe(&cluster, &key).await;
+    let publish = super::cluster::publisher(&cluster, &key);
+    let mut state = match DocState::load(key.clone(), config, store, cluster).await {
+        Ok(mut s) => {
+            s.publish = publish;
+            Some(s)
+        }
         Err(e) => {
             tracing::error!(c = %key.0, d = %key.1, error = %e, "cannot load document");
             None
@@ -312,6 +343,12 @@ async fn run(
             committed = committing(&mut state) => {
                 if let Some(s) = state.as_mut() {
                     s.batch_done(committed).await;
+                }
+                None
+            }
+            event = feed_event(&mut feed) => {
+                if let Some(s) = state.as_mut() {
+                    s.remote(event).await;
                 }
                 None
             }
@@ -336,6 +373,11 @@ async fn run(
         };
         match (state.as_mut(), cmd) {
             (Some(s), Some(cmd)) => {
+                if s.stale {
+                    // Still unreachable: a submit then fails as well, and
+                    // reads answer from memory.
+                    let _ = s.catch_up(None).await;
+                }
                 s.handle(cmd).await;
                 // Whatever else is queued shares the next commit.
                 take_queued(s, &mut rx).await;
@@ -386,6 +428,21 @@ async fn committing(state: &mut Option<DocState>) -> Result<(), StoreError> {
     }
 }
 
+/// The next event from the bus (never when there is no feed). A feed that
+/// ended (the bus shut down) is dropped.
+async fn feed_event(feed: &mut Option<Subscription>) -> BusEvent {
+    match feed.as_mut() {
+        Some(sub) => match sub.recv().await {
+            Some(event) => event,
+            None => {
+                *feed = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// Answers a command when the document could not be loaded.
 fn refuse(cmd: DocCmd) {
     let err = || {
@@ -419,16 +476,27 @@ fn store_error(e: impl std::fmt::Display) -> ShareDbError {
 }
 
 impl DocState {
-    async fn load(key: DocKey, config: DocsConfig, store: Store) -> Result<DocState, ShareDbError> {
+    async fn load(
+        key: DocKey,
+        config: DocsConfig,
+        store: Store,
+        cluster: Cluster,
+    ) -> Result<DocState, ShareDbError> {
         let (c, d) = key.clone();
-        let loaded = store
-            .call(move |conn| docstore::load(conn, &c, &d))
-            .await
-            .map_err(store_error)?;
+        let loaded = match &cluster.pg {
+            Some(pg) => super::pg::load(pg, &c, &d).await.map_err(store_error)?,
+            None => store
+                .call(move |conn| docstore::load(conn, &c, &d))
+                .await
+                .map_err(store_error)?,
+        };
         let mut state = DocState {
             key,
             config,
             store,
+            cluster,
+            publish: None,
+            stale: false,
             v: 0,
             committed: 0,
             doc: None,
@@ -516,11 +584,16 @@ impl DocState {
         // Everything before `oldest` is committed (see `trim_recent`).
         let (c, d) = self.key.clone();
         let to = oldest;
-        let older = self
-            .store
-            .call(move |conn| docstore::ops_range(conn, &c, &d, from, to))
-            .await
-            .map_err(store_error)?;
+        let older = match &self.cluster.pg {
+            Some(pg) => super::pg::ops_range(pg, &c, &d, from, to)
+                .await
+                .map_err(store_error)?,
+            None => self
+                .store
+                .call(move |conn| docstore::ops_range(conn, &c, &d, from, to))
+                .await
+                .map_err(store_error)?,
+        };
         if older.len() as u64 != to - from {
             return Err(ShareDbError::new(
                 ErrorCode::SubmitTransformOpsNotFound,
@@ -564,7 +637,7 @@ impl DocState {
                 out,
                 done,
             } => {
-                let result = self.submit(*submit, src).await;
+                let result = self.submit(*submit, src, out.id).await;
                 self.hold(Held::Submit { out, result, done });
             }
             DocCmd::SnapshotAt { v, done } => {
@@ -733,7 +806,12 @@ impl DocState {
         }
     }
 
-    async fn submit(&mut self, submit: Submit, src: String) -> Result<Accepted, ShareDbError> {
+    async fn submit(
+        &mut self,
+        submit: Submit,
+        src: String,
+        out_id: u64,
+    ) -> Result<Accepted, ShareDbError> {
         let Submit {
             c,
             d,
@@ -802,6 +880,11 @@ impl DocState {
             body = transform(&cop.body, body)?;
             v += 1;
         }
+        if self.cluster.pg.is_some() {
+            return self
+                .submit_pg(c, d, v, src, seq, body, missed, out_id)
+                .await;
+        }
         self.apply(&body)?;
         let op = StoredOp { v, src, seq, body };
         self.unsent.push_op(&op);
@@ -823,6 +906,190 @@ impl DocState {
             frames,
             broadcast: Some(committed),
         })
+    }
+
+    /// The PostgreSQL commit of a submit already transformed up to this
+    /// node's version: optimistic, as ShareDB's. When another node has
+    /// committed at `v` first, the ops it missed are read, applied and
+    /// delivered here, the op is transformed over them and tried again.
+    /// Answered only after the commit.
+    #[allow(clippy::too_many_arguments)]
+    async fn submit_pg(
+        &mut self,
+        c: String,
+        d: String,
+        mut v: u64,
+        src: String,
+        seq: u64,
+        mut body: OpBody,
+        missed: Vec<Arc<Committed>>,
+        out_id: u64,
+    ) -> Result<Accepted, ShareDbError> {
+        let pg = self.cluster.pg.clone().expect("PostgreSQL configured");
+        let mut frames: Vec<Utf8Bytes> = missed.iter().map(|m| m.wire.clone()).collect();
+        loop {
+            let before = self.doc.clone();
+            self.apply(&body)?;
+            let snapshot = (v + 1)
+                .is_multiple_of(self.config.snapshot_every.max(1))
+                .then(|| StoredSnapshot {
+                    v: v + 1,
+                    data: self.doc.as_ref().map(Document::to_delta),
+                });
+            let op = StoredOp {
+                v,
+                src: src.clone(),
+                seq,
+                body,
+            };
+            match super::pg::commit(&pg, &c, &d, &op, snapshot.as_ref()).await {
+                Ok(()) => {
+                    if let OpBody::Create(_) = &op.body {
+                        self.create = Some((op.src.clone(), op.seq, op.v));
+                    }
+                    self.v = v + 1;
+                    self.committed = self.v;
+                    frames.push(sharedb::ack(&c, &d, &op.src, op.seq, op.v).into());
+                    if let Some(tx) = &self.publish {
+                        // A full queue loses the message; the other nodes
+                        // see the gap at the next one and read the log.
+                        let _ = tx.try_send(super::pg::encode(&op));
+                    }
+                    let committed = self.remember(op);
+                    return Ok(Accepted {
+                        frames,
+                        broadcast: Some(committed),
+                    });
+                }
+                Err(super::pg::CommitError::Conflict(_)) => {
+                    self.doc = before;
+                    body = op.body;
+                    let newer = self.catch_up(Some(out_id)).await?;
+                    if newer.is_empty() {
+                        return Err(ShareDbError::new(
+                            ErrorCode::UnknownError,
+                            "the op log changed under this node; try again",
+                        ));
+                    }
+                    for committed in &newer {
+                        let cop = &committed.op;
+                        if cop.src == src && cop.seq == seq {
+                            frames.push(sharedb::ack(&c, &d, &src, seq, cop.v).into());
+                            return Ok(Accepted {
+                                frames,
+                                broadcast: None,
+                            });
+                        }
+                        body = transform(&cop.body, body)?;
+                        v += 1;
+                        frames.push(committed.wire.clone());
+                    }
+                }
+                Err(super::pg::CommitError::Pg(e)) => {
+                    // It may have committed nonetheless (the answer was
+                    // lost): read the log before the next request.
+                    self.doc = before;
+                    self.stale = true;
+                    return Err(store_error(e));
+                }
+            }
+        }
+    }
+
+    /// Reads the ops other nodes committed after this node's version from
+    /// PostgreSQL, applies them and sends them to the subscribers (but
+    /// `except`, which gets them with its ack). Returns them.
+    async fn catch_up(&mut self, except: Option<u64>) -> Result<Vec<Arc<Committed>>, ShareDbError> {
+        let Some(pg) = self.cluster.pg.clone() else {
+            return Ok(Vec::new());
+        };
+        let (c, d) = self.key.clone();
+        let ops = match super::pg::ops_range(&pg, &c, &d, self.v, u64::MAX).await {
+            Ok(ops) => ops,
+            Err(e) => {
+                self.stale = true;
+                return Err(store_error(e));
+            }
+        };
+        self.stale = false;
+        let mut applied = Vec::new();
+        for op in ops {
+            if op.v != self.v {
+                break;
+            }
+            applied.push(self.absorb(op)?);
+        }
+        self.deliver(&applied, except);
+        Ok(applied)
+    }
+
+    /// Applies an op another node committed at this node's version.
+    fn absorb(&mut self, op: StoredOp) -> Result<Arc<Committed>, ShareDbError> {
+        match apply_stored(self.doc.take(), &op.body) {
+            Ok(doc) => self.doc = doc,
+            Err(e) => {
+                self.broken = true;
+                return Err(store_error(e));
+            }
+        }
+        if let OpBody::Create(_) = &op.body {
+            self.create = Some((op.src.clone(), op.seq, op.v));
+        }
+        self.v += 1;
+        self.committed = self.v;
+        Ok(self.remember(op))
+    }
+
+    /// Sends other nodes' ops to this node's subscribers, after every reply
+    /// held so far (a subscriber's snapshot goes before the ops after it).
+    fn deliver(&mut self, ops: &[Arc<Committed>], except: Option<u64>) {
+        if ops.is_empty() {
+            return;
+        }
+        self.release();
+        let mut sends = Sends::default();
+        for op in ops {
+            for (id, sub) in &self.subscribers {
+                if Some(*id) != except && sub.from <= op.op.v {
+                    sends.add(&sub.out, [op.wire.clone()]);
+                }
+            }
+        }
+        for id in sends.flush() {
+            self.subscribers.remove(&id);
+        }
+    }
+
+    /// An event from the bus: the next op is applied at once; a gap, or
+    /// messages lost, is filled from PostgreSQL.
+    async fn remote(&mut self, event: BusEvent) {
+        let op = match event {
+            BusEvent::Resync => None,
+            // Committed by this node: already applied.
+            BusEvent::Message {
+                from_self: true, ..
+            } => return,
+            BusEvent::Message { payload, .. } => match super::pg::decode(&payload) {
+                Some(op) if op.v < self.v => return,
+                Some(op) => Some(op),
+                None => {
+                    tracing::warn!("unreadable op on the bus");
+                    None
+                }
+            },
+        };
+        match op {
+            Some(op) if op.v == self.v => {
+                if let Ok(committed) = self.absorb(op) {
+                    self.deliver(&[committed], None);
+                }
+            }
+            _ => {
+                if let Err(e) = self.catch_up(None).await {
+                    tracing::warn!(error = %e.message, "cannot catch up from PostgreSQL");
+                }
+            }
+        }
     }
 
     /// Applies `body` to the document in memory. An edit that fails leaves
@@ -885,7 +1152,14 @@ impl DocState {
     /// Replaces the in-memory document with what the store holds. When the
     /// store cannot be read the owner is marked broken and stops.
     async fn reload(&mut self) {
-        match DocState::load(self.key.clone(), self.config.clone(), self.store.clone()).await {
+        match DocState::load(
+            self.key.clone(),
+            self.config.clone(),
+            self.store.clone(),
+            self.cluster.clone(),
+        )
+        .await
+        {
             Ok(fresh) => {
                 self.v = fresh.v;
                 self.committed = fresh.committed;
@@ -918,16 +1192,28 @@ impl DocState {
             _ => return Ok((self.v, self.doc.as_ref().map(Document::to_delta))),
         };
         let (c, d) = self.key.clone();
-        let (snapshot, ops) = self
-            .store
-            .call(move |conn| {
-                let snap = docstore::latest_snapshot_at_or_before(conn, &c, &d, target)?;
+        let (snapshot, ops) = match &self.cluster.pg {
+            Some(pg) => {
+                let snap = super::pg::latest_snapshot_at_or_before(pg, &c, &d, target)
+                    .await
+                    .map_err(store_error)?;
                 let from = snap.as_ref().map(|s| s.v).unwrap_or(0);
-                let ops = docstore::ops_range(conn, &c, &d, from, target)?;
-                Ok((snap, ops))
-            })
-            .await
-            .map_err(store_error)?;
+                let ops = super::pg::ops_range(pg, &c, &d, from, target)
+                    .await
+                    .map_err(store_error)?;
+                (snap, ops)
+            }
+            None => self
+                .store
+                .call(move |conn| {
+                    let snap = docstore::latest_snapshot_at_or_before(conn, &c, &d, target)?;
+                    let from = snap.as_ref().map(|s| s.v).unwrap_or(0);
+                    let ops = docstore::ops_range(conn, &c, &d, from, target)?;
+                    Ok((snap, ops))
+                })
+                .await
+                .map_err(store_error)?,
+        };
         let (mut at, mut doc) = match snapshot {
             Some(s) => (
                 s.v,

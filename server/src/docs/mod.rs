@@ -10,8 +10,12 @@
 //!   latest presence each connection published);
 //! - [`conn`]: each WebSocket connection is a reader and a writer joined by
 //!   `select!`; the reader serves requests in order;
-//! - [`store`]: the op log and periodic snapshots in the embedded store.
+//! - [`store`]: the op log and periodic snapshots in the embedded store;
+//! - [`pg`]: the same tables in PostgreSQL (`--database`), and the op as it
+//!   travels between nodes; [`cluster`]: a document's feed on the bus.
 
+/// The document's place in a cluster: its feed on the bus.
+pub mod cluster;
 pub mod conn;
 pub mod doc;
 pub mod outbox;
@@ -25,6 +29,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Cluster;
 use crate::store::{Store, StoreError};
 
 pub use conn::serve_socket;
@@ -98,11 +103,17 @@ impl Docs {
     pub async fn start(
         config: &DocsConfig,
         store: Store,
+        cluster: &Cluster,
         shutdown: CancellationToken,
     ) -> Result<Docs, StoreError> {
-        store::seed(&store, SEED_DOC.0, SEED_DOC.1, SEED_TEXT).await?;
-        let registry = Registry::start(config.clone(), store, shutdown.clone());
-        let presence = Presence::start(shutdown);
+        match &cluster.pg {
+            Some(pg) => pg::seed(pg, SEED_DOC.0, SEED_DOC.1, SEED_TEXT)
+                .await
+                .map_err(|e| StoreError::Commit(e.to_string()))?,
+            None => store::seed(&store, SEED_DOC.0, SEED_DOC.1, SEED_TEXT).await?,
+        }
+        let registry = Registry::start(config.clone(), store, cluster.clone(), shutdown.clone());
+        let presence = Presence::start(cluster, shutdown).await;
         Ok(Docs { registry, presence })
     }
 }

@@ -14,6 +14,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::outbox::Outbox;
+use crate::cluster::{BusEvent, Cluster, Subscription};
+
+/// The bus topic of every presence channel (one per node, not one per
+/// channel: presence is small and short-lived).
+const PRESENCE_TOPIC: &str = "docs-presence";
 
 /// Presence requests queued at most.
 const PRESENCE_QUEUE: usize = 4096;
@@ -54,6 +59,9 @@ pub struct Presence {
 
 #[derive(Default)]
 struct Channel {
+    /// The channel's name and this node's queue to the bus (`--redis`):
+    /// what is broadcast here goes to the other nodes' subscribers too.
+    fan: Option<(String, mpsc::Sender<Vec<u8>>)>,
     subscribers: HashMap<u64, Outbox>,
     /// The latest presence per connection and presence id, with its sender.
     published: HashMap<u64, (String, HashMap<String, PresenceUpdate>)>,
@@ -66,6 +74,17 @@ impl Channel {
 
     /// Sends `frame` to every subscriber but `except`.
     fn broadcast(&mut self, except: u64, frame: &str) {
+        if let Some((ch, fan)) = &self.fan {
+            // Not durable: a lost message is a cursor that moves late.
+            let _ = fan.try_send(
+                serde_json::to_vec(&serde_json::json!({"ch": ch, "frame": frame})).expect("JSON"),
+            );
+        }
+        self.local(except, frame);
+    }
+
+    /// Sends `frame` to this node's subscribers.
+    fn local(&mut self, except: u64, frame: &str) {
         let frame: axum::extract::ws::Utf8Bytes = frame.to_string().into();
         self.subscribers.retain(|id, sub| {
             if *id == except {
@@ -88,9 +107,29 @@ impl Channel {
 
 impl Presence {
     /// Starts the presence task.
-    pub fn start(shutdown: CancellationToken) -> Presence {
+    pub async fn start(cluster: &Cluster, shutdown: CancellationToken) -> Presence {
         let (tx, rx) = mpsc::channel(PRESENCE_QUEUE);
-        tokio::spawn(run(rx, shutdown));
+        let (feed, fan) = match &cluster.bus {
+            Some(bus) => {
+                let feed = match bus.subscribe(PRESENCE_TOPIC).await {
+                    Ok(sub) => Some(sub),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "presence stays on this node");
+                        None
+                    }
+                };
+                let (fan, mut queue) = mpsc::channel::<Vec<u8>>(PRESENCE_QUEUE);
+                let bus = bus.clone();
+                tokio::spawn(async move {
+                    while let Some(payload) = queue.recv().await {
+                        let _ = bus.publish(PRESENCE_TOPIC, &payload).await;
+                    }
+                });
+                (feed, Some(fan))
+            }
+            None => (None, None),
+        };
+        tokio::spawn(run(rx, feed, fan, shutdown));
         Presence { tx }
     }
 
@@ -132,12 +171,29 @@ impl Presence {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<PresenceCmd>, shutdown: CancellationToken) {
+async fn run(
+    mut rx: mpsc::Receiver<PresenceCmd>,
+    mut feed: Option<Subscription>,
+    fan: Option<mpsc::Sender<Vec<u8>>>,
+    shutdown: CancellationToken,
+) {
     let mut channels: HashMap<String, Channel> = HashMap::new();
+    let new_channel = |ch: &str| Channel {
+        fan: fan.clone().map(|f| (ch.to_string(), f)),
+        ..Channel::default()
+    };
     // The latest subscription seq per (connection, channel).
     let mut seqs: HashMap<(u64, String), u64> = HashMap::new();
     loop {
         let cmd = tokio::select! {
+            event = remote(&mut feed) => {
+                if let Some((ch, frame)) = event
+                    && let Some(channel) = channels.get_mut(&ch)
+                {
+                    channel.local(u64::MAX, &frame);
+                }
+                continue;
+            }
             cmd = rx.recv() => cmd,
             _ = shutdown.cancelled() => break,
         };
@@ -153,7 +209,9 @@ async fn run(mut rx: mpsc::Receiver<PresenceCmd>, shutdown: CancellationToken) {
                     if let Some(s) = seq {
                         seqs.insert(key, s);
                     }
-                    let channel = channels.entry(ch.clone()).or_default();
+                    let channel = channels
+                        .entry(ch.clone())
+                        .or_insert_with(|| new_channel(&ch));
                     if let Entry::Vacant(e) = channel.subscribers.entry(out.id) {
                         e.insert(out.clone());
                         channel.broadcast(out.id, &sharedb::presence_request(&ch));
@@ -178,7 +236,9 @@ async fn run(mut rx: mpsc::Receiver<PresenceCmd>, shutdown: CancellationToken) {
             }
             PresenceCmd::Publish { update, out, done } => {
                 let frame = sharedb::presence_message(out.src(), &update);
-                let channel = channels.entry(update.ch.clone()).or_default();
+                let channel = channels
+                    .entry(update.ch.clone())
+                    .or_insert_with(|| new_channel(&update.ch));
                 let (src, ids) = channel
                     .published
                     .entry(out.id)
@@ -207,6 +267,31 @@ async fn run(mut rx: mpsc::Receiver<PresenceCmd>, shutdown: CancellationToken) {
                 });
                 seqs.retain(|(c, _), _| *c != conn);
             }
+        }
+    }
+}
+
+/// The next presence frame another node broadcast: (channel, frame).
+async fn remote(feed: &mut Option<Subscription>) -> Option<(String, String)> {
+    let Some(sub) = feed.as_mut() else {
+        return std::future::pending().await;
+    };
+    match sub.recv().await {
+        Some(BusEvent::Message {
+            from_self: false,
+            payload,
+            ..
+        }) => {
+            let v: Value = serde_json::from_slice(&payload).ok()?;
+            Some((
+                v.get("ch")?.as_str()?.to_string(),
+                v.get("frame")?.as_str()?.to_string(),
+            ))
+        }
+        Some(_) => None,
+        None => {
+            *feed = None;
+            None
         }
     }
 }

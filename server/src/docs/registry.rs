@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::DocsConfig;
 use super::doc::{self, DocCmd, DocHandle, DocKey};
+use crate::cluster::Cluster;
 use crate::store::Store;
 use rt_protocol::sharedb::{ErrorCode, ShareDbError};
 
@@ -43,10 +44,22 @@ pub struct Registry {
 
 impl Registry {
     /// Starts the registry task.
-    pub fn start(config: DocsConfig, store: Store, shutdown: CancellationToken) -> Registry {
+    pub fn start(
+        config: DocsConfig,
+        store: Store,
+        cluster: Cluster,
+        shutdown: CancellationToken,
+    ) -> Registry {
         let (tx, rx) = mpsc::channel(REGISTRY_QUEUE);
         let registry = Registry { tx };
-        tokio::spawn(run(rx, registry.clone(), config, store, shutdown.clone()));
+        tokio::spawn(run(
+            rx,
+            registry.clone(),
+            config,
+            store,
+            cluster,
+            shutdown.clone(),
+        ));
         registry
     }
 
@@ -149,6 +162,7 @@ async fn run(
     me: Registry,
     config: DocsConfig,
     store: Store,
+    cluster: Cluster,
     shutdown: CancellationToken,
 ) {
     let mut docs: HashMap<DocKey, DocHandle> = HashMap::new();
@@ -170,6 +184,7 @@ async fn run(
                             next_generation,
                             config.clone(),
                             store.clone(),
+                            cluster.clone(),
                             me.clone(),
                             shutdown.clone(),
                         );

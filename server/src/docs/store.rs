@@ -50,18 +50,18 @@ fn corrupt(detail: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, detail.into())
 }
 
-fn parse_delta(text: &str) -> rusqlite::Result<Delta> {
+pub(crate) fn parse_delta(text: &str) -> rusqlite::Result<Delta> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| corrupt(format!("stored delta: {e}")))?;
     Delta::from_value(&value).map_err(|e| corrupt(format!("stored delta: {e}")))
 }
 
 /// A Delta's stored text: `{"ops": [...]}`.
-fn delta_text(delta: &Delta) -> String {
+pub(crate) fn delta_text(delta: &Delta) -> String {
     serde_json::to_string(delta).expect("a Delta always serializes")
 }
 
-fn body_columns(body: &OpBody) -> (&'static str, Option<String>) {
+pub(crate) fn body_columns(body: &OpBody) -> (&'static str, Option<String>) {
     match body {
         OpBody::Edit(op) => ("op", Some(delta_text(op))),
         OpBody::Create(data) => ("create", Some(delta_text(data))),

@@ -302,7 +302,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         endpoint,
         embedded,
         notice: found,
-    } = discover(urls, rt_server::Config::default(), &args.server).await?;
+    } = discover(urls.clone(), rt_server::Config::default(), &args.server).await?;
+    // The editor fails over to the other URLs (nodes of one cluster) at
+    // runtime, in the order given after the one in use.
+    let chosen = urls.iter().position(|u| {
+        args.server
+            .endpoint(u)
+            .is_ok_and(|e| e.base() == endpoint.base())
+    });
+    let doc_fallbacks: Vec<Endpoint> = match chosen {
+        Some(i) => urls[i + 1..]
+            .iter()
+            .chain(&urls[..i])
+            .filter_map(|u| args.server.endpoint(u).ok())
+            .collect(),
+        None => Vec::new(),
+    };
     let browser_notice = embedded.as_ref().map(|_| {
         format!(
             "embedded server: open {} in a browser",
@@ -337,6 +352,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let doc = DocClient::spawn(
         DocClientConfig {
             base_url: endpoint.clone(),
+            fallbacks: doc_fallbacks,
         },
         tx,
     );

@@ -49,7 +49,10 @@ pub struct Args {
     #[command(subcommand)]
     pub action: Action,
 
-    /// Server URL (http:// or https://).
+    /// Server URL (http:// or https://). Several nodes of one cluster,
+    /// comma-separated: the first that answers is used, and an edit or a
+    /// watch goes on with the next one when its node goes away (edits not
+    /// yet acknowledged are resent under their original src and seq).
     #[arg(long, global = true, default_value = DEFAULT_URL)]
     pub url: String,
 
@@ -96,10 +99,23 @@ pub enum Action {
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// A connection with a subscribed session.
+/// A connection with a subscribed session, and the nodes to fail over to.
 struct Live {
     ws: Ws,
     session: DocSession,
+    endpoints: Vec<Endpoint>,
+    /// The endpoint `ws` is connected to.
+    at: usize,
+}
+
+/// Connects to the editor's socket at `endpoint`.
+async fn connect_ws(endpoint: &Endpoint) -> anyhow::Result<Ws> {
+    let base = endpoint.base();
+    let url = ws_url(base);
+    tokio::time::timeout(LOAD_TIMEOUT, endpoint.ws_connect(&url, None))
+        .await
+        .with_context(|| format!("cannot reach {base} in time"))?
+        .with_context(|| format!("cannot reach {base}"))
 }
 
 fn split_doc(doc: &str) -> anyhow::Result<(&str, &str)> {
@@ -110,18 +126,46 @@ fn split_doc(doc: &str) -> anyhow::Result<(&str, &str)> {
 }
 
 impl Live {
-    async fn open(endpoint: &Endpoint, doc: &str) -> anyhow::Result<Live> {
+    /// Opens `doc` on the first of `endpoints` that answers.
+    async fn open(endpoints: Vec<Endpoint>, doc: &str) -> anyhow::Result<Live> {
         let (c, d) = split_doc(doc)?;
-        let base = endpoint.base();
-        let url = ws_url(base);
-        let ws = tokio::time::timeout(LOAD_TIMEOUT, endpoint.ws_connect(&url, None))
-            .await
-            .with_context(|| format!("cannot reach {base} in time"))?
-            .with_context(|| format!("cannot reach {base}"))?;
-        let mut live = Live {
-            ws,
-            session: DocSession::new(c, d),
-        };
+        let mut last = None;
+        for at in 0..endpoints.len() {
+            match connect_ws(&endpoints[at]).await {
+                Ok(ws) => {
+                    let mut live = Live {
+                        ws,
+                        session: DocSession::new(c, d),
+                        endpoints,
+                        at,
+                    };
+                    live.load().await?;
+                    return Ok(live);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no server URL given")))
+    }
+
+    /// The connection broke: goes on with the next endpoints in turn (the
+    /// session resends what is not acknowledged). Fails when none answers.
+    async fn fail_over(&mut self, why: anyhow::Error) -> anyhow::Result<()> {
+        self.session.on_close();
+        for step in 1..self.endpoints.len() {
+            let at = (self.at + step) % self.endpoints.len();
+            if let Ok(ws) = connect_ws(&self.endpoints[at]).await {
+                self.ws = ws;
+                self.at = at;
+                return self.load().await;
+            }
+        }
+        Err(why)
+    }
+
+    /// Handshake and subscription on a fresh connection.
+    async fn load(&mut self) -> anyhow::Result<()> {
+        let live = self;
         let hello = live.session.on_open();
         live.send(hello).await?;
         tokio::time::timeout(LOAD_TIMEOUT, async {
@@ -134,7 +178,18 @@ impl Live {
         })
         .await
         .context("the document did not load in time")??;
-        Ok(live)
+        Ok(())
+    }
+
+    /// The next server message, failing over when the connection breaks.
+    async fn next_or_fail_over(&mut self) -> anyhow::Result<(Value, Option<DocChange>)> {
+        loop {
+            match self.next().await {
+                Ok(got) => return Ok(got),
+                Err(e) if self.endpoints.len() > 1 => self.fail_over(e).await?,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     async fn send(&mut self, msgs: Vec<Value>) -> anyhow::Result<()> {
@@ -184,10 +239,15 @@ impl Live {
             .session
             .submit(op)
             .map_err(|e| anyhow::anyhow!("invalid edit: {e}"))?;
-        self.send(out).await?;
+        if let Err(e) = self.send(out).await {
+            if self.endpoints.len() < 2 {
+                return Err(e);
+            }
+            self.fail_over(e).await?;
+        }
         tokio::time::timeout(ACK_TIMEOUT, async {
             while self.session.has_pending() {
-                if let Some(DocChange::Error(e)) = self.next().await?.1 {
+                if let Some(DocChange::Error(e)) = self.next_or_fail_over().await?.1 {
                     bail!("the server refused the edit: {e}");
                 }
             }
@@ -211,10 +271,16 @@ fn print(line: &Value) -> anyhow::Result<bool> {
 
 /// Runs one `doc` action.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let base = args.server.endpoint(&args.url)?;
+    let base: Vec<Endpoint> = args
+        .url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| args.server.endpoint(u))
+        .collect::<anyhow::Result<_>>()?;
     match args.action {
         Action::Get { doc } => {
-            let live = Live::open(&base, &doc).await?;
+            let live = Live::open(base, &doc).await?;
             live.require_doc()?;
             let document = live.session.document().expect("checked above");
             print(&json!({
@@ -224,7 +290,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }))?;
         }
         Action::Insert { doc, at, text } => {
-            let mut live = Live::open(&base, &doc).await?;
+            let mut live = Live::open(base, &doc).await?;
             let mut op = Delta::new();
             op.retain(at, None);
             op.insert(Insert::from(text), None);
@@ -232,7 +298,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             print(&json!({"v": v}))?;
         }
         Action::Delete { doc, at, len } => {
-            let mut live = Live::open(&base, &doc).await?;
+            let mut live = Live::open(base, &doc).await?;
             let mut op = Delta::new();
             op.retain(at, None);
             op.delete(len);
@@ -240,10 +306,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             print(&json!({"v": v}))?;
         }
         Action::Watch { doc, count } => {
-            let mut live = Live::open(&base, &doc).await?;
+            let mut live = Live::open(base, &doc).await?;
             let mut printed = 0;
             loop {
-                let (msg, change) = live.next().await?;
+                let (msg, change) = live.next_or_fail_over().await?;
                 if let Some(DocChange::Remote(op)) = change {
                     let line = json!({"v": msg["v"], "src": msg["src"], "op": op.to_value()});
                     if !print(&line)? {

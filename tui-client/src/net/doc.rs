@@ -508,6 +508,21 @@ fn describe(e: &Value) -> String {
 pub struct DocClientConfig {
     /// The server (`http://host:port`, with its token if it has one).
     pub base_url: Endpoint,
+    /// Other nodes of the same cluster, tried in turn when the current one
+    /// cannot be reached or its connection ends (empty: always `base_url`).
+    /// The session resends its unacknowledged edits to whichever answers,
+    /// under their original src and seq, so none is lost or doubled.
+    pub fallbacks: Vec<Endpoint>,
+}
+
+impl DocClientConfig {
+    /// One server, no failover.
+    pub fn single(base_url: Endpoint) -> DocClientConfig {
+        DocClientConfig {
+            base_url,
+            fallbacks: Vec::new(),
+        }
+    }
 }
 
 /// The WebSocket URL of the editor's endpoint for an `http://` (`ws://`)
@@ -558,13 +573,21 @@ async fn run(
     mut rx: mpsc::Receiver<Value>,
     events: mpsc::Sender<NetEvent>,
 ) {
-    let url = ws_url(config.base_url.base());
+    let endpoints: Vec<Endpoint> = std::iter::once(config.base_url)
+        .chain(config.fallbacks)
+        .collect();
+    let mut at = 0;
     let mut backoff = Backoff::default();
     loop {
+        let endpoint = &endpoints[at];
+        let url = ws_url(endpoint.base());
+        // Whatever happens to this connection, the next attempt goes to the
+        // next node.
+        at = (at + 1) % endpoints.len();
         let _ = events
             .send(NetEvent::State(Transport::Doc, ConnState::Connecting))
             .await;
-        match config.base_url.ws_connect(&url, None).await {
+        match endpoint.ws_connect(&url, None).await {
             Ok(ws) => {
                 backoff.reset();
                 // Anything queued for the previous socket is stale.
