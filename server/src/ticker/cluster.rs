@@ -118,8 +118,14 @@ async fn campaign(
     driving: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) {
+    // One session, kept while it waits: trying for the lock costs a
+    // statement a second, not a connection.
+    let mut session: Option<tokio_postgres::Client> = None;
     loop {
-        if let Ok(client) = pg.dedicated().await {
+        if session.as_ref().is_none_or(|c| c.is_closed()) {
+            session = pg.dedicated().await.ok();
+        }
+        if let Some(client) = &session {
             let won = pg
                 .with_timeout(client.query_one("SELECT pg_try_advisory_lock($1)", &[&DRIVER_LOCK]))
                 .await
@@ -129,11 +135,13 @@ async fn campaign(
             if won {
                 tracing::info!("this node now drives the ticker's market");
                 driving.store(true, Ordering::Relaxed);
-                drive(&bus, &pg, &client, &face, &driver_settings, &shutdown).await;
+                drive(&bus, &pg, client, &face, &driver_settings, &shutdown).await;
                 driving.store(false, Ordering::Relaxed);
                 tracing::info!("this node no longer drives the ticker's market");
+                // Closing the session releases the lock, whatever state the
+                // session is in.
+                session = None;
             }
-            // Dropping the client closes the session, releasing the lock.
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
