@@ -37,7 +37,7 @@ use super::DocsConfig;
 use super::outbox::{Outbound, Outbox};
 use super::registry::Registry;
 use super::store::{self as docstore, Batch, StoredOp, StoredSnapshot};
-use crate::cluster::{BusEvent, Cluster, Subscription};
+use crate::cluster::{BusEvent, Cluster, PgError, Subscription};
 use crate::store::{Commit, Store, StoreError};
 
 /// Commands queued for one document at most. The owner takes at most this
@@ -910,9 +910,12 @@ impl DocState {
 
     /// The PostgreSQL commit of a submit already transformed up to this
     /// node's version: optimistic, as ShareDB's. When another node has
-    /// committed at `v` first, the ops it missed are read, applied and
-    /// delivered here, the op is transformed over them and tried again.
-    /// Answered only after the commit.
+    /// committed at `v` first, the op is tried again inside a transaction
+    /// that holds the document's advisory lock ([`super::pg::Locked`]): the
+    /// ops it missed are read there, applied and delivered, the op is
+    /// transformed over them and committed, and no other retrying node can
+    /// commit in between, so a node on a busy document does not lose the
+    /// race over and over. Answered only after the commit.
     #[allow(clippy::too_many_arguments)]
     async fn submit_pg(
         &mut self,
@@ -927,9 +930,63 @@ impl DocState {
     ) -> Result<Accepted, ShareDbError> {
         let pg = self.cluster.pg.clone().expect("PostgreSQL configured");
         let mut frames: Vec<Utf8Bytes> = missed.iter().map(|m| m.wire.clone()).collect();
+        let mut lost = false;
         loop {
+            let mut locked = None;
+            if lost {
+                let l = super::pg::Locked::begin(&pg, &c, &d)
+                    .await
+                    .map_err(|e| self.pg_failed(e))?;
+                let newer = match l.ops_from(&pg, &c, &d, self.v).await {
+                    Ok(ops) => ops,
+                    Err(e) => {
+                        l.rollback(&pg).await;
+                        return Err(self.pg_failed(e));
+                    }
+                };
+                let mut applied = Vec::new();
+                for op in newer {
+                    if op.v != self.v {
+                        break;
+                    }
+                    match self.absorb(op) {
+                        Ok(committed) => applied.push(committed),
+                        Err(e) => {
+                            l.rollback(&pg).await;
+                            return Err(e);
+                        }
+                    }
+                }
+                self.deliver(&applied, Some(out_id));
+                for committed in &applied {
+                    let cop = &committed.op;
+                    if cop.src == src && cop.seq == seq {
+                        l.rollback(&pg).await;
+                        frames.push(sharedb::ack(&c, &d, &src, seq, cop.v).into());
+                        return Ok(Accepted {
+                            frames,
+                            broadcast: None,
+                        });
+                    }
+                    body = match transform(&cop.body, body) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            l.rollback(&pg).await;
+                            return Err(e);
+                        }
+                    };
+                    v += 1;
+                    frames.push(committed.wire.clone());
+                }
+                locked = Some(l);
+            }
             let before = self.doc.clone();
-            self.apply(&body)?;
+            if let Err(e) = self.apply(&body) {
+                if let Some(l) = locked {
+                    l.rollback(&pg).await;
+                }
+                return Err(e);
+            }
             let snapshot = (v + 1)
                 .is_multiple_of(self.config.snapshot_every.max(1))
                 .then(|| StoredSnapshot {
@@ -942,7 +999,11 @@ impl DocState {
                 seq,
                 body,
             };
-            match super::pg::commit(&pg, &c, &d, &op, snapshot.as_ref()).await {
+            let result = match locked {
+                Some(l) => l.commit(&pg, &c, &d, &op, snapshot.as_ref()).await,
+                None => super::pg::commit(&pg, &c, &d, &op, snapshot.as_ref()).await,
+            };
+            match result {
                 Ok(()) => {
                     if let OpBody::Create(_) = &op.body {
                         self.create = Some((op.src.clone(), op.seq, op.v));
@@ -964,36 +1025,23 @@ impl DocState {
                 Err(super::pg::CommitError::Conflict(_)) => {
                     self.doc = before;
                     body = op.body;
-                    let newer = self.catch_up(Some(out_id)).await?;
-                    if newer.is_empty() {
-                        return Err(ShareDbError::new(
-                            ErrorCode::UnknownError,
-                            "the op log changed under this node; try again",
-                        ));
-                    }
-                    for committed in &newer {
-                        let cop = &committed.op;
-                        if cop.src == src && cop.seq == seq {
-                            frames.push(sharedb::ack(&c, &d, &src, seq, cop.v).into());
-                            return Ok(Accepted {
-                                frames,
-                                broadcast: None,
-                            });
-                        }
-                        body = transform(&cop.body, body)?;
-                        v += 1;
-                        frames.push(committed.wire.clone());
-                    }
+                    lost = true;
                 }
                 Err(super::pg::CommitError::Pg(e)) => {
                     // It may have committed nonetheless (the answer was
                     // lost): read the log before the next request.
                     self.doc = before;
-                    self.stale = true;
-                    return Err(store_error(e));
+                    return Err(self.pg_failed(e));
                 }
             }
         }
+    }
+
+    /// A PostgreSQL failure during a submit: the log is read again before
+    /// the next request.
+    fn pg_failed(&mut self, e: PgError) -> ShareDbError {
+        self.stale = true;
+        store_error(e)
     }
 
     /// Reads the ops other nodes committed after this node's version from

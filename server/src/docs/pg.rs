@@ -190,6 +190,136 @@ pub async fn commit(
     }
 }
 
+/// Key of a document's advisory lock: a hash of (collection, id).
+fn doc_lock_key(c: &str, d: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"rt-doc\0");
+    h.update(c.as_bytes());
+    h.update(b"\0");
+    h.update(d.as_bytes());
+    let bytes = h.finalize();
+    i64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"))
+}
+
+/// A transaction holding a document's advisory lock, for the retry after a
+/// lost race: the node reads what it missed and commits inside it, so no
+/// other retrying node commits in between and it does not lose again (a
+/// first, optimistic attempt elsewhere still can, rarely). Ended by
+/// [`Locked::commit`] or [`Locked::rollback`]; dropped otherwise, its
+/// connection is closed rather than returned to the pool.
+pub struct Locked {
+    client: Option<deadpool_postgres::Object>,
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            // Mid-transaction: closing the connection rolls it back.
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+impl Locked {
+    pub async fn begin(pg: &Pg, c: &str, d: &str) -> Result<Locked, PgError> {
+        let locked = Locked {
+            client: Some(pg.get().await?),
+        };
+        let conn = locked.conn();
+        pg.with_timeout(conn.batch_execute("BEGIN")).await??;
+        pg.with_timeout(conn.execute("SELECT pg_advisory_xact_lock($1)", &[&doc_lock_key(c, d)]))
+            .await??;
+        Ok(locked)
+    }
+
+    fn conn(&self) -> &deadpool_postgres::Object {
+        self.client.as_ref().expect("open until commit or rollback")
+    }
+
+    /// Ops from version `from` on, in order.
+    pub async fn ops_from(
+        &self,
+        pg: &Pg,
+        c: &str,
+        d: &str,
+        from: u64,
+    ) -> Result<Vec<StoredOp>, PgError> {
+        let rows = pg
+            .with_timeout(self.conn().query(
+                "SELECT v, src, seq, kind, data FROM doc_ops
+                 WHERE collection = $1 AND doc_id = $2 AND v >= $3 ORDER BY v",
+                &[&c, &d, &clamp(from)],
+            ))
+            .await??;
+        rows.iter().map(row_to_op).collect()
+    }
+
+    /// Inserts `op` (and `snapshot`) and commits.
+    pub async fn commit(
+        mut self,
+        pg: &Pg,
+        c: &str,
+        d: &str,
+        op: &StoredOp,
+        snapshot: Option<&StoredSnapshot>,
+    ) -> Result<(), CommitError> {
+        let (kind, data) = body_columns(&op.body);
+        let snap = snapshot.map(|s| (clamp(s.v), s.data.as_ref().map(delta_text)));
+        let conn = self.conn();
+        let work = async {
+            conn.execute(
+                "INSERT INTO doc_ops (collection, doc_id, v, src, seq, kind, data, ts)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, (extract(epoch from now()) * 1000)::bigint)",
+                &[&c, &d, &clamp(op.v), &op.src, &clamp(op.seq), &kind, &data],
+            )
+            .await?;
+            if let Some((v, data)) = &snap {
+                conn.execute(
+                    "INSERT INTO doc_snapshots (collection, doc_id, v, data) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (collection, doc_id, v) DO UPDATE SET data = EXCLUDED.data",
+                    &[&c, &d, v, data],
+                )
+                .await?;
+            }
+            conn.batch_execute("COMMIT").await
+        };
+        match pg.with_timeout(work).await {
+            Ok(Ok(())) => {
+                // Committed: the connection goes back to the pool.
+                drop(self.client.take());
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                let conflict = e.code() == Some(&SqlState::UNIQUE_VIOLATION);
+                self.rollback(pg).await;
+                if conflict {
+                    Err(CommitError::Conflict(op.v))
+                } else {
+                    Err(CommitError::Pg(e.into()))
+                }
+            }
+            // Dropped: the connection closes, which rolls back.
+            Err(e) => Err(CommitError::Pg(e)),
+        }
+    }
+
+    /// Ends the transaction without writing, releasing the lock.
+    pub async fn rollback(mut self, pg: &Pg) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let ok = matches!(
+            pg.with_timeout(client.batch_execute("ROLLBACK")).await,
+            Ok(Ok(()))
+        );
+        if !ok {
+            // State unknown: close it rather than return it to the pool.
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
 /// Creates `c/d` with `text` unless the log has any op for it.
 pub async fn seed(pg: &Pg, c: &str, d: &str, text: &str) -> Result<(), PgError> {
     let data = serde_json::json!({"ops": [{"insert": text}]});
