@@ -153,6 +153,35 @@ pub async fn load(pg: &Pg, c: &str, d: &str) -> Result<Loaded, PgError> {
     })
 }
 
+/// Inserts `op` and, when given, the snapshot after it, on `client` (a
+/// transaction of the caller's).
+async fn insert_op(
+    client: &impl deadpool_postgres::GenericClient,
+    c: &str,
+    d: &str,
+    op: &StoredOp,
+    snapshot: Option<&StoredSnapshot>,
+) -> Result<(), tokio_postgres::Error> {
+    let (kind, data) = body_columns(&op.body);
+    client
+        .execute(
+            "INSERT INTO doc_ops (collection, doc_id, v, src, seq, kind, data, ts)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, (extract(epoch from now()) * 1000)::bigint)",
+            &[&c, &d, &clamp(op.v), &op.src, &clamp(op.seq), &kind, &data],
+        )
+        .await?;
+    if let Some(s) = snapshot {
+        client
+            .execute(
+                "INSERT INTO doc_snapshots (collection, doc_id, v, data) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (collection, doc_id, v) DO UPDATE SET data = EXCLUDED.data",
+                &[&c, &d, &clamp(s.v), &s.data.as_ref().map(delta_text)],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 /// Commits `op` at `op.v` (and the snapshot after it, when given) in one
 /// transaction. `Conflict` when another node holds that version.
 pub async fn commit(
@@ -162,25 +191,10 @@ pub async fn commit(
     op: &StoredOp,
     snapshot: Option<&StoredSnapshot>,
 ) -> Result<(), CommitError> {
-    let (kind, data) = body_columns(&op.body);
-    let snap = snapshot.map(|s| (clamp(s.v), s.data.as_ref().map(delta_text)));
     let mut client = pg.get().await?;
     let work = async {
         let tx = client.transaction().await?;
-        tx.execute(
-            "INSERT INTO doc_ops (collection, doc_id, v, src, seq, kind, data, ts)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, (extract(epoch from now()) * 1000)::bigint)",
-            &[&c, &d, &clamp(op.v), &op.src, &clamp(op.seq), &kind, &data],
-        )
-        .await?;
-        if let Some((v, data)) = &snap {
-            tx.execute(
-                "INSERT INTO doc_snapshots (collection, doc_id, v, data) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (collection, doc_id, v) DO UPDATE SET data = EXCLUDED.data",
-                &[&c, &d, v, data],
-            )
-            .await?;
-        }
+        insert_op(&tx, c, d, op, snapshot).await?;
         tx.commit().await
     };
     match pg.with_timeout(work).await? {
@@ -264,24 +278,9 @@ impl Locked {
         op: &StoredOp,
         snapshot: Option<&StoredSnapshot>,
     ) -> Result<(), CommitError> {
-        let (kind, data) = body_columns(&op.body);
-        let snap = snapshot.map(|s| (clamp(s.v), s.data.as_ref().map(delta_text)));
         let conn = self.conn();
         let work = async {
-            conn.execute(
-                "INSERT INTO doc_ops (collection, doc_id, v, src, seq, kind, data, ts)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, (extract(epoch from now()) * 1000)::bigint)",
-                &[&c, &d, &clamp(op.v), &op.src, &clamp(op.seq), &kind, &data],
-            )
-            .await?;
-            if let Some((v, data)) = &snap {
-                conn.execute(
-                    "INSERT INTO doc_snapshots (collection, doc_id, v, data) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (collection, doc_id, v) DO UPDATE SET data = EXCLUDED.data",
-                    &[&c, &d, v, data],
-                )
-                .await?;
-            }
+            insert_op(conn, c, d, op, snapshot).await?;
             conn.batch_execute("COMMIT").await
         };
         match pg.with_timeout(work).await {
