@@ -28,6 +28,12 @@ pub const PING_EVENT: &str = "ping";
 pub const RESET_EVENT: &str = "reset";
 /// Event name of a change to one question's metadata (votes, answer count).
 pub const META_EVENT: &str = "meta";
+/// Event name of the only event of a `/login` stream the server cannot
+/// serve for now (its database is unreachable, or it is shutting down): data
+/// is an [`ErrorBody`], and the stream then ends so that the client
+/// reconnects after `retry:`. An HTTP error status would instead make
+/// EventSource give up for good.
+pub const UNAVAILABLE_EVENT: &str = "unavailable";
 
 /// Notification text: an empty answer (classic wording).
 pub const ANSWER_TOO_SHORT: &str = "Your answer is too short";

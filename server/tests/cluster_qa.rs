@@ -320,7 +320,7 @@ async fn a_gap_longer_than_the_log_gets_reset_and_a_snapshot() {
 }
 
 #[tokio::test]
-async fn postgres_unreachable_is_refused_with_503_and_service_comes_back() {
+async fn postgres_unreachable_refuses_writes_and_logins_and_service_comes_back() {
     let db = TestDb::create().await;
     let redis = redis_url();
     let cut = TcpCut::start(postgres_addr()).await;
@@ -333,13 +333,32 @@ async fn postgres_unreachable_is_refused_with_503_and_service_comes_back() {
     let (status, body) = ask(&a, &ua, "while cut").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("database"), "{body}");
-    // A new login cannot be saved either: refused, not half made.
+    // A new login cannot be saved either: refused, not half made. The
+    // refusal is a stream that says why and ends, so that EventSource
+    // reconnects (an HTTP 503 would make it give up for good).
     let login = common::http()
         .get(format!("{}/login", a.url()))
         .send()
         .await
         .unwrap();
-    assert_eq!(login.status(), 503);
+    assert_eq!(login.status(), 200);
+    assert_eq!(login.headers()["content-type"], "text/event-stream");
+    assert!(
+        login.headers().get("set-cookie").is_none(),
+        "no identity made"
+    );
+    let body = tokio::time::timeout(Duration::from_secs(5), login.text())
+        .await
+        .expect("the refused stream ends")
+        .unwrap();
+    let mut parser = Parser::new();
+    let events = parser.feed(body.as_bytes());
+    assert_eq!(parser.retry(), Some(2000), "{body}");
+    assert_eq!(events.len(), 1, "{body}");
+    assert_eq!(events[0].event, qa::UNAVAILABLE_EVENT);
+    assert_eq!(events[0].id, None, "keeps the client's Last-Event-ID");
+    let why: qa::ErrorBody = serde_json::from_str(&events[0].data).unwrap();
+    assert!(why.error.contains("database"), "{why:?}");
     // No false success: nobody saw it.
     sa.quiet().await;
     sb.quiet().await;

@@ -28,6 +28,13 @@ function connect() {
     userId = JSON.parse(e.data);
     setStatus('live', 'Live');
   });
+  source.addEventListener('unavailable', (e) => {
+    // The server cannot serve the board right now; the stream ends and the
+    // browser reconnects by itself (keeping Last-Event-ID).
+    let why = '';
+    try { why = JSON.parse(e.data).error; } catch { /* keep the plain status */ }
+    setStatus('reconnecting', why ? `Unavailable (${why}) — retrying` : 'Unavailable — retrying');
+  });
   source.addEventListener('reset', () => board.reset());
   source.addEventListener('meta', (e) => {
     board.meta(JSON.parse(e.data));

@@ -44,7 +44,9 @@
 //! a client that resumes on another node gets exactly the logged events it
 //! had not seen. A node that missed changes the log no longer holds reloads
 //! the board and gives its streams `reset` and a snapshot. While PostgreSQL
-//! is unreachable, actions and new logins are refused with 503.
+//! is unreachable, actions are refused with 503, and a new login gets a
+//! stream holding one `unavailable` event that then ends: EventSource
+//! retries after `retry:` where a 503 would make it give up.
 
 pub mod board;
 mod db;

@@ -142,6 +142,9 @@ async fn login(
     }
     let mut joined = match state.qa.join(presented, last_event_id, sink.clone()).await {
         Ok(j) => j,
+        Err(refusal) if refusal.status == StatusCode::SERVICE_UNAVAILABLE => {
+            return unavailable(&state, &refusal.message);
+        }
         Err(refusal) => return refusal.into_response(),
     };
     let cookie = format!(
@@ -161,6 +164,27 @@ async fn login(
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
+    res
+}
+
+/// A stream that says why it cannot be served now and ends, so that
+/// EventSource reconnects after `retry:` (and keeps its Last-Event-ID),
+/// where an HTTP 503 would make it stop for good.
+fn unavailable(state: &AppState, message: &str) -> Response {
+    let retry_ms = state.config.qa.retry_ms;
+    let data = serde_json::to_string(&ErrorBody {
+        error: message.to_string(),
+    })
+    .expect("a string serializes");
+    let mut body = sse::preamble(retry_ms).to_vec();
+    // Repeated inside the event for clients that take `retry` only there.
+    body.extend_from_slice(format!("retry: {retry_ms}\n").as_bytes());
+    body.extend_from_slice(&sse::encode_event(Some(qa::UNAVAILABLE_EVENT), None, &data));
+    let mut res = sse_response(Body::from(body));
+    res.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(retry_ms.div_ceil(1000).max(1)),
+    );
     res
 }
 

@@ -4,8 +4,9 @@
 // Last-Event-ID misses and duplicates nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { EventSource } from 'eventsource';
-import { authHeaders, startCluster } from '../lib/server.mjs';
+import { authHeaders, createDatabase, redisUrl, startCluster, startServer, withToken } from '../lib/server.mjs';
 
 const WAIT_MS = 5000;
 
@@ -186,5 +187,79 @@ test('a client reconnecting to the other node resumes: same user, nothing missed
     c.close();
     other.close();
     await cluster.stop();
+  }
+});
+
+/**
+ * A TCP relay to `target` ("host:port") that can be cut (every connection
+ * dropped, new ones refused) and restored on the same port.
+ */
+async function relay(target) {
+  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+  const sockets = new Set();
+  const make = () =>
+    net.createServer((c) => {
+      const up = net.connect(port, host);
+      for (const s of [c, up]) {
+        sockets.add(s);
+        s.on('close', () => sockets.delete(s));
+        s.on('error', () => {});
+      }
+      c.pipe(up).pipe(c);
+    });
+  let server = make();
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const at = server.address().port;
+  return {
+    port: at,
+    cut: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+    restore: async () => {
+      server = make();
+      await new Promise((r) => server.listen(at, '127.0.0.1', r));
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+test('while PostgreSQL is unreachable the npm EventSource keeps retrying /login, and logs in once it is back', async () => {
+  const db = createDatabase();
+  const pg = new URL(db.url);
+  const cut = await relay(`${pg.hostname}:${pg.port || 5432}`);
+  pg.host = `127.0.0.1:${cut.port}`;
+  const node = await startServer(['--database', pg.toString(), '--redis', redisUrl, '--qa-retry-ms', '200']);
+  let es;
+  try {
+    await cut.cut();
+    // The plain client, as a browser page uses it: no custom fetch.
+    es = new EventSource(withToken(`${node.url}/login`));
+    const unavailable = [];
+    let loggedIn;
+    const login = new Promise((r) => (loggedIn = r));
+    es.addEventListener('unavailable', (e) => unavailable.push(JSON.parse(e.data)));
+    es.addEventListener('login', (e) => loggedIn(JSON.parse(e.data)));
+    const deadline = Date.now() + 10_000;
+    while (unavailable.length < 3) {
+      assert.ok(Date.now() < deadline, `retried ${unavailable.length} times`);
+      assert.notEqual(es.readyState, EventSource.CLOSED, 'the client gave up');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(unavailable[0].error, /database/);
+    await cut.restore();
+    const user = await Promise.race([
+      login,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('no login after PostgreSQL returned')), 15_000)),
+    ]);
+    assert.match(user, /\S/);
+  } finally {
+    es?.close();
+    await node.stop();
+    await cut.close();
+    db.drop();
   }
 });

@@ -275,6 +275,13 @@ pub async fn follow(
                     if let Some(ms) = ev.retry {
                         backoff.set_initial(Duration::from_millis(ms));
                     }
+                    if ev.event_type == qa::UNAVAILABLE_EVENT {
+                        // The server ends this stream; its reason is the error.
+                        let why = serde_json::from_str::<qa::ErrorBody>(&ev.data)
+                            .map(|b| b.error)
+                            .unwrap_or(ev.data);
+                        break format!("{base} is unavailable: {why}");
+                    }
                     let raw = RawEvent {
                         id: ev.id,
                         event: ev.event_type,
